@@ -1,0 +1,13 @@
+"""`stage1_5 run` (placeholder until its issue lands)."""
+
+from __future__ import annotations
+
+import click
+
+from stage1_5.errors import Stage15Error
+
+
+@click.command("run", context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+def command() -> None:
+    """Not built yet."""
+    raise Stage15Error("stage 'run' is not built yet")

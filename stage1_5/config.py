@@ -1,0 +1,205 @@
+"""Typed experiment configuration (`config/*.yaml`), validated once at the boundary.
+
+Every section forbids unknown keys; a bad file raises one `ConfigError` naming the file and the
+dotted key. Paths in the file are taken relative to the current working directory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal, Optional, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from stage1_5.errors import ConfigError
+
+DEMO_DATASET = "demo"
+"""`dataset.path: demo` names the dataset embedded in the package."""
+
+TINY_RANDOM = "tiny-random"
+"""Checkpoint name for a tiny randomly initialised model of the real architecture (offline, CPU)."""
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DatasetConfig(StrictModel):
+    path: str = Field(DEMO_DATASET, description="Folder or dataset.zip; 'demo' = the embedded demo set.")
+    audio_required: bool = Field(True, description="False: audio may be absent (precomputed features only).")
+    max_zip_uncompressed_bytes: int = Field(50 * 2**30, gt=0, description="Refuse zips that unpack to more.")
+    min_accents: int = Field(3, ge=2, description="Design minimum; fewer gives a warning, not an error.")
+    min_speakers_per_accent: int = Field(8, ge=2)
+    min_texts_per_speaker: int = Field(30, ge=1)
+    min_duration_s: float = Field(0.1, gt=0, description="Shorter audio is an error (empty).")
+    silence_dbfs: float = Field(-60.0, lt=0, description="RMS below this level is an error (silent).")
+    clipped_fraction: float = Field(0.01, gt=0, le=1, description="More samples than this at full scale is an error.")
+
+
+Pooling = Literal["mean", "mean_std"]
+
+
+class BackboneConfig(StrictModel):
+    enabled: bool = True
+    checkpoint: str = Field("Qwen/Qwen3-TTS-12Hz-1.7B-Base", description="Hub name, local folder, or 'tiny-random'.")
+    layers: list[str] = Field(
+        default_factory=lambda: [
+            "text_encoder_out",
+            "decoder_block_02",
+            "decoder_block_04",
+            "decoder_block_08",
+            "decoder_block_12",
+            "decoder_block_16",
+            "decoder_block_20",
+            "pre_vocoder",
+        ],
+        min_length=1,
+    )
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    attn_implementation: Literal["auto", "sdpa", "eager", "flash_attention_2"] = "auto"
+    device: str = "auto"
+    batch_size: int = Field(8, ge=1)
+    pooling: Pooling = "mean"
+    positions: Literal["audio", "text", "all"] = "audio"
+    speaker_slot: Literal["xvector", "zero"] = "xvector"
+    language: Optional[str] = Field(None, description="Language tag for the codec track (None = auto).")
+    seed: int = Field(0, description="Initialisation seed for 'tiny-random'.")
+
+
+class SSLConfig(StrictModel):
+    enabled: bool = True
+    model: str = Field("microsoft/wavlm-base-plus", description="Hub name, local folder, or 'tiny-random'.")
+    layers: Union[Literal["all"], list[str]] = "all"
+    pooling: Pooling = "mean"
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    device: str = "auto"
+    batch_size: int = Field(8, ge=1)
+    seed: int = 0
+
+
+class EcapaConfig(StrictModel):
+    enabled: bool = True
+    model: str = Field("speechbrain/spkrec-ecapa-voxceleb", description="Hub name, local folder, or 'tiny-random'.")
+    device: str = "auto"
+    batch_size: int = Field(16, ge=1)
+    seed: int = 0
+
+
+class AcousticConfig(StrictModel):
+    enabled: bool = True
+    features: list[Literal["mfcc_stats", "egemaps"]] = Field(default_factory=lambda: ["mfcc_stats"], min_length=1)
+    n_mfcc: int = Field(20, ge=1, le=128)
+
+
+class SourcesConfig(StrictModel):
+    backbone: BackboneConfig = Field(default_factory=BackboneConfig)
+    ssl: SSLConfig = Field(default_factory=SSLConfig)
+    ecapa: EcapaConfig = Field(default_factory=EcapaConfig)
+    acoustic: AcousticConfig = Field(default_factory=AcousticConfig)
+    external: list[str] = Field(default_factory=list, description="Your own features: .npz or .parquet keyed by utt_id.")
+
+
+class ProbeConfig(StrictModel):
+    seeds: int = Field(5, ge=1, description="Repetitions of the outer CV with different fold assignments.")
+    outer_folds: Union[Literal["speaker_per_accent"], int] = Field(
+        "speaker_per_accent", description="'speaker_per_accent' holds out one speaker per accent per fold; an int k gives k grouped folds."
+    )
+    inner_folds: int = Field(3, ge=2, description="Speaker-grouped inner CV choosing C.")
+    c_grid: list[float] = Field(default_factory=lambda: [0.01, 0.1, 1.0, 10.0], min_length=1)
+    text_folds: int = Field(2, ge=2, description="Texts are split into this many groups for the crossed text-drop folds.")
+    permutations: int = Field(100, ge=0, description="Speaker-level label permutations for p-values (0 = skip).")
+    bootstrap: int = Field(1000, ge=0, description="Cluster-bootstrap resamples for the F1 CI (0 = skip).")
+    device: str = "auto"
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _check(self) -> "ProbeConfig":
+        if isinstance(self.outer_folds, int) and self.outer_folds < 2:
+            raise ValueError("outer_folds must be 'speaker_per_accent' or an integer >= 2")
+        if any(c <= 0 for c in self.c_grid):
+            raise ValueError("c_grid values must be > 0")
+        return self
+
+
+class ExperimentConfig(StrictModel):
+    """Decision thresholds (DESIGN §5)."""
+
+    min_f1_go: float = Field(0.55, ge=0, le=1)
+    min_f1_conditional: float = Field(0.45, ge=0, le=1)
+    nogo_f1: float = Field(0.40, ge=0, le=1)
+    leakage_margin_pp: float = Field(7.0, ge=0, le=100)
+    leakage_margin_conditional_pp: float = Field(15.0, ge=0, le=100)
+    max_text_drop: float = Field(0.10, ge=0, le=1)
+    alpha: float = Field(0.05, gt=0, lt=1)
+    strict: bool = Field(False, description="Test the F1 CI's lower bound instead of the point estimate.")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "ExperimentConfig":
+        if not self.nogo_f1 <= self.min_f1_conditional <= self.min_f1_go:
+            raise ValueError("need nogo_f1 <= min_f1_conditional <= min_f1_go")
+        if self.leakage_margin_pp > self.leakage_margin_conditional_pp:
+            raise ValueError("need leakage_margin_pp <= leakage_margin_conditional_pp")
+        return self
+
+
+class OutputConfig(StrictModel):
+    dir: str = Field("runs/stage1_5", description="Run output folder (report/, artifacts/, config/, zip).")
+    cache_dir: str = Field(".stage1_5_cache", description="Content-addressed feature store shared by runs and gates.")
+
+
+class Stage15Config(StrictModel):
+    name: str = "stage1_5"
+    seed: int = 0
+    dataset: DatasetConfig = Field(default_factory=DatasetConfig)
+    sources: SourcesConfig = Field(default_factory=SourcesConfig)
+    probes: ProbeConfig = Field(default_factory=ProbeConfig)
+    experiment: ExperimentConfig = Field(default_factory=ExperimentConfig)
+    output: OutputConfig = Field(default_factory=OutputConfig)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
+
+    def config_hash(self) -> str:
+        """Hash of the resolved config (defaults filled in): changes whenever any setting does."""
+        blob = json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def _format_validation_error(err: ValidationError, source: str) -> str:
+    first = err.errors()[0]
+    key = ".".join(str(p) for p in first["loc"]) or "<top level>"
+    msg = first["msg"]
+    if first["type"] == "extra_forbidden":
+        msg = "unknown key"
+    more = f" (and {err.error_count() - 1} more)" if err.error_count() > 1 else ""
+    return f"{source}: {key}: {msg}{more}"
+
+
+def config_from_dict(data: Any, source: str = "<config>") -> Stage15Config:
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: the top level must be a mapping, got {type(data).__name__}")
+    try:
+        return Stage15Config.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(_format_validation_error(err, source)) from None
+
+
+def load_config(path: str | Path) -> Stage15Config:
+    """Read and validate a YAML config; every problem is a `ConfigError` naming `path`."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{path}: cannot read config: {err}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: invalid YAML: {str(err).splitlines()[0]}") from None
+    return config_from_dict(data, str(path))
