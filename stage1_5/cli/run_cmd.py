@@ -1,13 +1,42 @@
-"""`stage1_5 run` (placeholder until its issue lands)."""
+"""`stage1_5 run CONFIG [-o OUTDIR] [--force STAGE]`."""
 
 from __future__ import annotations
 
+import time
+
 import click
 
-from stage1_5.errors import Stage15Error
+from stage1_5.pipeline import STAGES
 
 
-@click.command("run", context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
-def command() -> None:
-    """Not built yet."""
-    raise Stage15Error("stage 'run' is not built yet")
+@click.command("run")
+@click.argument("config_file", type=click.Path(dir_okay=False))
+@click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False), default=None, help="Run folder (default: output.dir of the config).")
+@click.option("--force", type=click.Choice(STAGES), default=None, help="Redo this stage and every stage after it.")
+@click.option("--no-progress", is_flag=True, help="Hide progress bars (logs stay).")
+def command(config_file: str, out_dir: str | None, force: str | None, no_progress: bool) -> None:
+    """Run dataset → features → probes → decision → report → bundle, resuming finished stages."""
+    from stage1_5.config import load_config
+    from stage1_5.pipeline import run_experiment
+    from stage1_5.runtime import configure_torch_threads
+
+    cfg = load_config(config_file)
+    configure_torch_threads()
+    started = time.perf_counter()
+    result = run_experiment(cfg, out_dir=out_dir, force=force, progress=not no_progress, echo=lambda m: click.echo(m, err=True))
+    d = result.decision
+    click.echo("")
+    click.echo(f"Decision: {d.decision}")
+    click.echo(f"Best representation: {d.best_representation}")
+    click.echo(f"Rationale: {d.rationale}")
+    if d.diagnosis:
+        click.echo(f"Diagnosis: {d.diagnosis}")
+    if not d.scientific:
+        click.echo("NOTE: not a scientific result (random weights or dataset below the design minima).")
+    click.echo("")
+    click.echo(f"Report:   {result.paths.report_md}")
+    click.echo(f"Analysis: {result.paths.analysis_dir}")
+    click.echo(f"Bundle:   {result.paths.bundle}")
+    times = ", ".join(f"{stage} {secs:.1f}s" for stage, secs in result.stage_times.items())
+    skipped = f" (skipped, up to date: {', '.join(result.skipped)})" if result.skipped else ""
+    click.echo(f"Wall time: {time.perf_counter() - started:.1f}s [{times}]{skipped}")

@@ -1,0 +1,26 @@
+# Two commands do all the set-up: `make demo` and `make test` create .venv when missing and install
+# everything (scripts/bootstrap.sh), then run the main job on the embedded demo / the test suite.
+PY := .venv/bin/python
+export HF_HUB_OFFLINE ?= 1
+export TRANSFORMERS_OFFLINE ?= 1
+
+.PHONY: setup demo test gates bench clean
+
+setup:
+	@bash scripts/bootstrap.sh
+
+demo: setup
+	.venv/bin/stage1_5 run config/demo.yaml
+
+test: setup
+	$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+gates: setup
+	bash scripts/gates.sh
+
+bench: setup
+	$(PY) benchmarks/bench_probes.py
+	$(PY) benchmarks/bench_extract.py
+
+clean:
+	rm -rf runs reports/allure-results reports/allure-report reports/*.json .stage1_5_cache

@@ -1,0 +1,3 @@
+from stage1_5.cli import main
+
+main()

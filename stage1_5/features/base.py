@@ -1,0 +1,106 @@
+"""The small interface every feature source implements, and the torch helpers the model sources share.
+
+An extractor turns utterances into one vector per utterance per representation (`source:layer`).
+It is built with the representations it must produce, so it computes only those; the driver
+(`extract.py`) decides what to compute and stores it (`store.py`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Iterator, Protocol, Sequence, runtime_checkable
+
+import numpy as np
+
+from stage1_5.errors import FeatureError
+
+if TYPE_CHECKING:
+    import torch
+
+    from stage1_5.data.manifest import Utterance
+
+AUDIO_SOURCES = ("backbone", "ssl", "ecapa", "acoustic")
+"""Sources computed from audio by an extractor; `external` sources are read from files instead."""
+
+
+@dataclass(frozen=True)
+class FeatureBatch:
+    """Pooled vectors for a few utterances: `vectors[name]` is float32 `(len(utt_ids), dim)`."""
+
+    utt_ids: list[str]
+    vectors: dict[str, np.ndarray]
+    n_audio_seconds: float
+
+
+@runtime_checkable
+class FeatureExtractor(Protocol):
+    """What the driver needs from a source.
+
+    `config_key()` holds every setting that changes the vectors (it keys the store) and nothing
+    that doesn't (batch size, device, which layers: the layer set is keyed separately).
+    `version` is bumped whenever the extractor's code changes its output.
+    """
+
+    source: str
+    version: str
+
+    def representation_names(self) -> list[str]: ...
+
+    def config_key(self) -> dict[str, Any]: ...
+
+    def extract_batches(self, utterances: Sequence["Utterance"], batch_size: int) -> Iterator[FeatureBatch]: ...
+
+
+def select_names(available: Sequence[str], requested: Sequence[str] | None, option: str) -> list[str]:
+    """Keep `requested` (in `available` order); an unknown name is a `FeatureError` naming `option`."""
+    if requested is None:
+        return list(available)
+    unknown = [name for name in requested if name not in available]
+    if unknown:
+        raise FeatureError(f"{option}: unknown representation(s) {', '.join(unknown)}; available: {', '.join(available)}")
+    wanted = set(requested)
+    return [name for name in available if name in wanted]
+
+
+def resolve_device(device: str) -> "torch.device":
+    """'auto' → CUDA when present, else CPU; anything else is passed to torch (an unusable one fails here)."""
+    import torch
+
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except RuntimeError as err:
+        raise FeatureError(f"device {device!r}: {err}") from None
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise FeatureError(f"device {device!r}: CUDA is not available on this machine")
+    return resolved
+
+
+def resolve_dtype(dtype: str, device: "torch.device") -> "torch.dtype":
+    """Model compute dtype: 'auto' is float32 on CPU and bfloat16 on a CUDA GPU that supports it."""
+    import torch
+
+    if dtype == "auto":
+        if device.type == "cuda" and torch.cuda.is_bf16_supported():
+            return torch.bfloat16
+        return torch.float32
+    return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
+
+
+def pad_waveforms(wavs: Sequence[np.ndarray]) -> tuple["torch.Tensor", "torch.Tensor"]:
+    """Right-pad mono waveforms with zeros: `([batch, samples] float32, [batch] int64 lengths)`."""
+    import torch
+
+    lengths = torch.tensor([len(w) for w in wavs], dtype=torch.long)
+    out = torch.zeros(len(wavs), int(lengths.max()), dtype=torch.float32)
+    for i, w in enumerate(wavs):
+        out[i, : len(w)] = torch.from_numpy(np.asarray(w, dtype=np.float32))
+    return out, lengths
+
+
+def length_sorted_batches(utterances: Sequence["Utterance"], batch_size: int) -> Iterator[list["Utterance"]]:
+    """Batches of utterances of similar duration (longest first), so padded batches waste little."""
+    order = sorted(range(len(utterances)), key=lambda i: -(utterances[i].duration or 0.0))
+    for start in range(0, len(order), batch_size):
+        yield [utterances[i] for i in order[start : start + batch_size]]

@@ -1,0 +1,350 @@
+"""`stage1_5 run`: dataset → features → probes → decision → report → bundle, one resumable run.
+
+Each stage has a key made of everything its output depends on. The run folder remembers the key of
+every finished stage (`.stage1_5_state.json`); a rerun skips stages whose key is unchanged and whose
+outputs exist, and `force=STAGE` redoes that stage and every stage after it. Features and probe
+results also live in the shared content-addressed cache (`output.cache_dir`), which the pytest gates
+read too, so a gate run after `stage1_5 run` extracts nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Optional
+
+import numpy as np
+import pandas as pd
+
+from stage1_5 import __version__
+from stage1_5.config import TINY_RANDOM, Stage15Config
+from stage1_5.errors import ConfigError
+from stage1_5.io import atomic_open, atomic_write_json, atomic_write_text
+
+log = logging.getLogger("stage1_5")
+
+STAGES = ("dataset", "features", "probes", "decision", "report", "bundle")
+BACKBONE = "backbone"
+
+
+@dataclass(frozen=True)
+class RunPaths:
+    """Where one run writes (DESIGN §6)."""
+
+    root: Path
+
+    @property
+    def report_dir(self) -> Path:
+        return self.root / "report"
+
+    @property
+    def report_md(self) -> Path:
+        return self.report_dir / "stage1_5_report.md"
+
+    @property
+    def analysis_dir(self) -> Path:
+        return self.root / "artifacts" / "analysis"
+
+    @property
+    def config_dir(self) -> Path:
+        return self.root / "config"
+
+    @property
+    def bundle(self) -> Path:
+        return self.root / "stage1_5_results.zip"
+
+    @property
+    def state(self) -> Path:
+        return self.root / ".stage1_5_state.json"
+
+    @property
+    def decision_json(self) -> Path:
+        return self.analysis_dir / "decision.json"
+
+
+@dataclass
+class RunResult:
+    decision: "Decision"  # noqa: F821 (stage1_5.decision.Decision, imported lazily)
+    paths: RunPaths
+    stage_times: dict[str, float] = field(default_factory=dict)
+    skipped: list[str] = field(default_factory=list)
+
+
+def _digest(*parts: object) -> str:
+    blob = json.dumps(parts, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def _file_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()[:16]
+
+
+# ----------------------------------------------------------------------------- representations
+
+
+def external_representation_names(path: str | Path) -> list[str]:
+    """Representation names in a user feature file, read from its index (no arrays loaded)."""
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"sources.external: feature file {path} not found")
+    if path.suffix == ".npz":
+        with np.load(path, allow_pickle=False) as npz:
+            return [k for k in npz.files if k != "utt_id"]
+    if path.suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        return [c for c in pq.read_schema(path).names if c != "utt_id"]
+    raise ConfigError(f"sources.external: {path}: expected a .npz or .parquet file")
+
+
+def configured_backbone_representations(cfg: Stage15Config) -> list[str]:
+    """Backbone representations the config asks for, without loading any model.
+
+    Configured layers when the backbone source is enabled, then backbone-named columns of external
+    feature files (users may bring backbone features extracted elsewhere).
+    """
+    names: list[str] = []
+    if cfg.sources.backbone.enabled:
+        names += [f"{BACKBONE}:{layer}" for layer in cfg.sources.backbone.layers]
+    for path in cfg.sources.external:
+        names += [n for n in external_representation_names(path) if n.split(":", 1)[0] == BACKBONE]
+    return list(dict.fromkeys(names))
+
+
+def uses_random_weights(cfg: Stage15Config) -> bool:
+    return cfg.sources.backbone.enabled and cfg.sources.backbone.checkpoint == TINY_RANDOM
+
+
+# ----------------------------------------------------------------------------- stages
+
+
+def dataset_stage(cfg: Stage15Config, progress: bool = True):
+    from stage1_5.data.dataset import load_dataset
+
+    return load_dataset(
+        cfg.dataset.path, cfg.dataset, work_dir=Path(cfg.output.cache_dir) / "datasets", progress=progress
+    )
+
+
+def features_key(cfg: Stage15Config, dataset) -> str:
+    external = [(str(p), _file_digest(Path(p))) for p in cfg.sources.external]
+    sources = cfg.sources.model_dump(mode="json", exclude={"external"})
+    return _digest("features", __version__, dataset.content_hash, sources, external)
+
+
+def features_stage(cfg: Stage15Config, dataset, representations: Optional[set[str]] = None, progress: bool = True, force: bool = False):
+    from stage1_5.features.extract import extract_features
+
+    return extract_features(cfg, dataset, representations=representations, progress=progress, force=force)
+
+
+def probes_key(cfg: Stage15Config, dataset, representations: Optional[Iterable[str]] = None) -> str:
+    wanted = sorted(representations) if representations is not None else None
+    return _digest("probes", features_key(cfg, dataset), cfg.probes.model_dump(mode="json"), wanted)
+
+
+def _probe_cache_dir(cfg: Stage15Config, key: str) -> Path:
+    return Path(cfg.output.cache_dir) / "probes" / key
+
+
+def save_probe_results(results, folder: Path) -> None:
+    """Write metrics.csv, predictions.csv, confusion/*.csv and label_map.json, each atomically."""
+    with atomic_open(folder / "metrics.csv", "w", newline="") as fh:
+        results.metrics.to_csv(fh, index=False)
+    with atomic_open(folder / "predictions.csv", "w", newline="") as fh:
+        results.predictions.to_csv(fh, index=False)
+    for name, (labels, matrix) in results.confusion.items():
+        frame = pd.DataFrame(np.asarray(matrix), index=list(labels), columns=list(labels))
+        with atomic_open(folder / "confusion" / f"{name.replace(':', '__')}.csv", "w", newline="") as fh:
+            frame.to_csv(fh)
+    atomic_write_json(folder / "label_map.json", results.label_map)
+
+
+def load_probe_results(folder: Path):
+    from stage1_5.probes import ProbeResults
+
+    confusion = {}
+    for csv in sorted((folder / "confusion").glob("*.csv")):
+        frame = pd.read_csv(csv, index_col=0)
+        confusion[csv.stem.replace("__", ":", 1)] = ([str(x) for x in frame.index], frame.to_numpy())
+    return ProbeResults(
+        metrics=pd.read_csv(folder / "metrics.csv"),
+        predictions=pd.read_csv(folder / "predictions.csv", dtype={"utt_id": str, "y_true": str, "y_pred": str}),
+        confusion=confusion,
+        label_map=json.loads((folder / "label_map.json").read_text()),
+    )
+
+
+def probes_stage(
+    cfg: Stage15Config,
+    dataset,
+    features,
+    representations: Optional[set[str]] = None,
+    progress: bool = True,
+    force: bool = False,
+):
+    """Probe every representation (or the `representations` subset); cached by `probes_key`."""
+    from stage1_5.probes import evaluate_representations
+
+    vectors = features.vectors
+    if representations is not None:
+        vectors = {k: v for k, v in vectors.items() if k in representations}
+    folder = _probe_cache_dir(cfg, probes_key(cfg, dataset, vectors.keys()))
+    if not force and (folder / "complete").exists():
+        return load_probe_results(folder)
+    results = evaluate_representations(vectors, dataset.utterances.to_frame(), cfg.probes, progress=progress)
+    (folder / "complete").unlink(missing_ok=True)
+    save_probe_results(results, folder)
+    atomic_write_text(folder / "complete", folder.name)
+    return results
+
+
+def decision_stage(cfg: Stage15Config, dataset, probe_results):
+    from stage1_5.decision import decide
+
+    return decide(
+        probe_results.metrics,
+        cfg.experiment,
+        scientific=dataset.meets_minima and not uses_random_weights(cfg),
+        dataset_too_small=not dataset.meets_minima,
+    )
+
+
+# ----------------------------------------------------------------------------- the run
+
+
+def _read_state(paths: RunPaths) -> dict[str, str]:
+    try:
+        return json.loads(paths.state.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return {}
+
+
+def _stage_outputs(paths: RunPaths) -> dict[str, list[Path]]:
+    a = paths.analysis_dir
+    return {
+        "dataset": [a / "manifest.jsonl"],
+        "features": [],
+        "probes": [a / "metrics.csv", a / "predictions.csv"],
+        "decision": [paths.decision_json],
+        "report": [paths.report_md],
+        "bundle": [paths.bundle],
+    }
+
+
+def run_experiment(
+    cfg: Stage15Config,
+    out_dir: Optional[str | Path] = None,
+    force: Optional[str] = None,
+    progress: bool = True,
+    echo: Callable[[str], None] = print,
+) -> RunResult:
+    """Run (or resume) the whole experiment into `out_dir` (default `cfg.output.dir`)."""
+    from stage1_5.decision import Decision
+    from stage1_5.report import write_report_and_figures
+    from stage1_5.report.bundle import write_bundle
+
+    if force is not None and force not in STAGES:
+        raise ConfigError(f"--force: unknown stage {force!r}; choose one of {', '.join(STAGES)}")
+    paths = RunPaths(Path(out_dir or cfg.output.dir))
+    paths.analysis_dir.mkdir(parents=True, exist_ok=True)
+    state = _read_state(paths)
+    outputs = _stage_outputs(paths)
+    forced = set(STAGES[STAGES.index(force):]) if force else set()
+    times: dict[str, float] = {}
+    skipped: list[str] = []
+    stale = False  # once one stage reruns, every later stage reruns too
+
+    def should_run(stage: str, key: str) -> bool:
+        nonlocal stale
+        done = state.get(stage) == key and all(p.exists() for p in outputs[stage])
+        if stage in forced or not done or stale:
+            stale = True
+            return True
+        skipped.append(stage)
+        echo(f"[{stage}] up to date, skipped")
+        return False
+
+    def finish(stage: str, key: str, started: float) -> None:
+        state[stage] = key
+        atomic_write_json(paths.state, state)
+        times[stage] = time.perf_counter() - started
+        echo(f"[{stage}] done in {times[stage]:.1f} s")
+
+    # dataset: always validated (cheap: per-file hashes are cached), written to the run when changed
+    t0 = time.perf_counter()
+    dataset = dataset_stage(cfg, progress=progress)
+    for warning in dataset.warnings:
+        echo(f"[dataset] WARNING: {warning}")
+    key = _digest("dataset", dataset.content_hash)
+    if should_run("dataset", key):
+        dataset.utterances.to_file(paths.analysis_dir / "manifest.jsonl")
+        _write_config(cfg, paths)
+        finish("dataset", key, t0)
+
+    features = None
+    key = features_key(cfg, dataset)
+    if should_run("features", key):
+        t0 = time.perf_counter()
+        features = features_stage(cfg, dataset, progress=progress, force="features" in forced)
+        for source, stats in features.stats.items():
+            origin = "from cache" if stats.from_cache else f"{stats.audio_seconds_per_s:.1f} audio-s/s"
+            echo(f"[features] {source}: {stats.n_utterances} utterances, {origin}")
+        finish("features", key, t0)
+
+    key = probes_key(cfg, dataset)
+    if should_run("probes", key):
+        t0 = time.perf_counter()
+        if features is None:
+            features = features_stage(cfg, dataset, progress=progress)
+        results = probes_stage(cfg, dataset, features, progress=progress, force="probes" in forced)
+        save_probe_results(results, paths.analysis_dir)
+        finish("probes", key, t0)
+
+    key = _digest("decision", probes_key(cfg, dataset), cfg.experiment.model_dump(mode="json"), dataset.meets_minima)
+    if should_run("decision", key):
+        t0 = time.perf_counter()
+        decision = decision_stage(cfg, dataset, load_probe_results(paths.analysis_dir))
+        atomic_write_json(paths.decision_json, decision.to_json())
+        finish("decision", key, t0)
+    decision = Decision.from_json(json.loads(paths.decision_json.read_text()))
+
+    key = _digest("report", key, __version__)
+    if should_run("report", key):
+        t0 = time.perf_counter()
+        write_report_and_figures(
+            paths=paths,
+            cfg=cfg,
+            dataset=dataset,
+            probe_results=load_probe_results(paths.analysis_dir),
+            decision=decision,
+            device=_device_description(cfg),
+        )
+        finish("report", key, t0)
+
+    if should_run("bundle", key):
+        t0 = time.perf_counter()
+        write_bundle(paths.root)
+        finish("bundle", key, t0)
+
+    return RunResult(decision=decision, paths=paths, stage_times=times, skipped=skipped)
+
+
+def _write_config(cfg: Stage15Config, paths: RunPaths) -> None:
+    atomic_write_text(paths.config_dir / "stage1_5.resolved.yaml", cfg.to_yaml())
+
+
+def _device_description(cfg: Stage15Config) -> str:
+    import torch
+
+    if torch.cuda.is_available():
+        return f"cuda: {torch.cuda.get_device_name(0)}"
+    return f"cpu ({torch.get_num_threads()} threads)"
