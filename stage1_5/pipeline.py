@@ -11,21 +11,20 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Optional
+from typing import Any, Callable, Iterable, Optional
 
 import numpy as np
 import pandas as pd
 
 from stage1_5 import __version__
-from stage1_5.config import TINY_RANDOM, Stage15Config
+from stage1_5.config import Stage15Config
 from stage1_5.errors import ConfigError
 from stage1_5.io import atomic_open, atomic_write_json, atomic_write_text
 
-log = logging.getLogger("stage1_5")
 
 STAGES = ("dataset", "features", "probes", "decision", "report", "bundle")
 BACKBONE = "backbone"
@@ -68,7 +67,7 @@ class RunPaths:
 
 @dataclass
 class RunResult:
-    decision: "Decision"  # noqa: F821 (stage1_5.decision.Decision, imported lazily)
+    decision: Any  # stage1_5.decision.Decision (imported lazily: it pulls in torch)
     paths: RunPaths
     stage_times: dict[str, float] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)
@@ -117,10 +116,6 @@ def configured_backbone_representations(cfg: Stage15Config) -> list[str]:
     for path in cfg.sources.external:
         names += [n for n in external_representation_names(path) if n.split(":", 1)[0] == BACKBONE]
     return list(dict.fromkeys(names))
-
-
-def uses_random_weights(cfg: Stage15Config) -> bool:
-    return cfg.sources.backbone.enabled and cfg.sources.backbone.checkpoint == TINY_RANDOM
 
 
 # ----------------------------------------------------------------------------- stages
@@ -208,14 +203,41 @@ def probes_stage(
 
 
 def decision_stage(cfg: Stage15Config, dataset, probe_results):
-    from stage1_5.decision import decide
+    from stage1_5.decision import decide, scientific_caveats
 
+    caveats = scientific_caveats(cfg.sources, meets_minima=dataset.meets_minima)
     return decide(
         probe_results.metrics,
         cfg.experiment,
-        scientific=dataset.meets_minima and not uses_random_weights(cfg),
+        scientific=not caveats,
         dataset_too_small=not dataset.meets_minima,
+        caveats=caveats,
     )
+
+
+def write_report(paths: RunPaths, cfg: Stage15Config, dataset, probe_results, decision) -> None:
+    """Figures under artifacts/analysis/, then the Markdown report that links them."""
+    from stage1_5.report import render_report
+    from stage1_5.report.figures import render_figures
+
+    figures = render_figures(
+        probe_results.metrics,
+        probe_results.confusion,
+        decision,
+        paths.analysis_dir,
+        layer_order={BACKBONE: cfg.sources.backbone.layers},
+    )
+    links = {name: os.path.relpath(path, paths.report_dir) for name, path in figures.items()}
+    text = render_report(
+        probe_results.metrics,
+        decision,
+        dataset=dataset,
+        config=cfg,
+        label_map=probe_results.label_map,
+        device=_device_description(),
+        figures=links,
+    )
+    atomic_write_text(paths.report_md, text)
 
 
 # ----------------------------------------------------------------------------- the run
@@ -248,9 +270,7 @@ def run_experiment(
     echo: Callable[[str], None] = print,
 ) -> RunResult:
     """Run (or resume) the whole experiment into `out_dir` (default `cfg.output.dir`)."""
-    from stage1_5.decision import Decision
-    from stage1_5.report import write_report_and_figures
-    from stage1_5.report.bundle import write_bundle
+    from stage1_5.report import write_bundle
 
     if force is not None and force not in STAGES:
         raise ConfigError(f"--force: unknown stage {force!r}; choose one of {', '.join(STAGES)}")
@@ -308,26 +328,19 @@ def run_experiment(
         results = probes_stage(cfg, dataset, features, progress=progress, force="probes" in forced)
         save_probe_results(results, paths.analysis_dir)
         finish("probes", key, t0)
+    results = load_probe_results(paths.analysis_dir)
 
-    key = _digest("decision", probes_key(cfg, dataset), cfg.experiment.model_dump(mode="json"), dataset.meets_minima)
+    decision = decision_stage(cfg, dataset, results)  # pure and cheap: always recomputed
+    key = _digest("decision", key, cfg.experiment.model_dump(mode="json"), decision.scientific)
     if should_run("decision", key):
         t0 = time.perf_counter()
-        decision = decision_stage(cfg, dataset, load_probe_results(paths.analysis_dir))
         atomic_write_json(paths.decision_json, decision.to_json())
         finish("decision", key, t0)
-    decision = Decision.from_json(json.loads(paths.decision_json.read_text()))
 
     key = _digest("report", key, __version__)
     if should_run("report", key):
         t0 = time.perf_counter()
-        write_report_and_figures(
-            paths=paths,
-            cfg=cfg,
-            dataset=dataset,
-            probe_results=load_probe_results(paths.analysis_dir),
-            decision=decision,
-            device=_device_description(cfg),
-        )
+        write_report(paths, cfg, dataset, results, decision)
         finish("report", key, t0)
 
     if should_run("bundle", key):
@@ -342,7 +355,7 @@ def _write_config(cfg: Stage15Config, paths: RunPaths) -> None:
     atomic_write_text(paths.config_dir / "stage1_5.resolved.yaml", cfg.to_yaml())
 
 
-def _device_description(cfg: Stage15Config) -> str:
+def _device_description() -> str:
     import torch
 
     if torch.cuda.is_available():

@@ -1,0 +1,250 @@
+"""Backbone adapter for a Hugging Face-style TTS checkpoint (Qwen3-TTS): hooks + teacher forcing.
+
+    adapter = HuggingFaceBackboneAdapter(HFAttachConfig.from_backbone_config(cfg.sources.backbone))
+    for batch in adapter.extract_batches(utterances):
+        batch.utt_ids, batch.vectors["decoder_block_08"], batch.n_audio_seconds
+
+Every requested layer is captured by forward hooks during ONE teacher-forced pass per batch and
+pooled to one fp32 vector per utterance. Batches are length-bucketed (sorted by duration) and
+padded; audio is decoded and resampled by a background DataLoader while the model works; a CUDA
+out-of-memory error halves the batch and retries the same utterances.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import logging
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Iterator, Literal, Optional, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from stage1_5.backbone.base import ActivationCache, attached_hooks, build_capture_hooks, masked_pool, single_capture
+from stage1_5.backbone.qwen3_tts import (
+    SAMPLE_RATE,
+    LayerSite,
+    encode_utterances,
+    get_module,
+    hookable_module_paths,
+    layer_aliases,
+    load_qwen3_tts,
+    resolve_layers,
+    teacher_forced_pass,
+)
+from stage1_5.data.manifest import Utterance
+from stage1_5.errors import FeatureError
+from stage1_5.features.base import length_sorted_batches, resolve_device, resolve_dtype
+
+if TYPE_CHECKING:
+    from qwen_tts import Qwen3TTSModel
+
+    from stage1_5.config import BackboneConfig
+
+log = logging.getLogger(__name__)
+
+@dataclass(frozen=True)
+class HFAttachConfig:
+    """How to load the backbone and what to extract. "auto" values resolve at load time:
+    device -> cuda if available else cpu; dtype -> bfloat16 on CUDA, float32 on CPU; attention -> sdpa."""
+
+    checkpoint: str = "Qwen/Qwen3-TTS-12Hz-1.7B-Base"  # hub name, local folder, or "tiny-random"
+    layers: tuple[str, ...] = ("text_encoder_out", "decoder_block_08", "pre_vocoder")  # aliases or module paths
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    attn_implementation: Literal["auto", "sdpa", "eager", "flash_attention_2"] = "auto"
+    device: str = "auto"
+    batch_size: int = 8
+    pooling: Literal["mean", "mean_std"] = "mean"
+    positions: Literal["audio", "text", "all"] = "audio"  # talker positions pooled by decoder blocks
+    speaker_slot: Literal["xvector", "zero"] = "xvector"
+    language: Optional[str] = None  # codec language tag; None = auto (no tag)
+    seed: int = 0  # initialisation seed for "tiny-random"
+    num_workers: int = 2  # background audio decoding processes (0 = in the main process)
+
+    @classmethod
+    def from_backbone_config(cls, cfg: "BackboneConfig", **overrides) -> "HFAttachConfig":
+        """From the `sources.backbone` config section; `overrides` set fields it lacks (num_workers)."""
+        fields = cfg.model_dump(exclude={"enabled"})
+        fields["layers"] = tuple(fields["layers"])
+        fields.update(overrides)
+        return cls(**fields)
+
+    def resolved_device(self) -> torch.device:
+        return resolve_device(self.device)
+
+    def resolved_dtype(self, device: torch.device) -> torch.dtype:
+        return resolve_dtype(self.dtype, device)
+
+    def resolved_attn_implementation(self, device: torch.device) -> str:
+        if self.attn_implementation == "auto":
+            return "sdpa"
+        if self.attn_implementation == "flash_attention_2":
+            if importlib.util.find_spec("flash_attn") is None:
+                raise FeatureError(
+                    "sources.backbone.attn_implementation: flash_attention_2 needs the flash-attn package, "
+                    "which is not installed; use sdpa (the default) or `pip install flash-attn`"
+                )
+            if device.type != "cuda":
+                raise FeatureError("sources.backbone.attn_implementation: flash_attention_2 needs a CUDA device; use sdpa")
+        return self.attn_implementation
+
+
+@dataclass(frozen=True)
+class LayerInfo:
+    """One capturable layer: an alias or a raw module path, with the module it hooks and its time axis."""
+
+    name: str
+    module_path: str
+    kind: Literal["alias", "module"]
+    axis: str
+
+
+@dataclass
+class BatchResult:
+    """Pooled vectors of one batch: `vectors[layer]` is `(len(utt_ids), d)` float32, rows in `utt_ids` order."""
+
+    utt_ids: list[str]
+    vectors: dict[str, np.ndarray]
+    n_audio_seconds: float
+
+    @property
+    def n_utterances(self) -> int:
+        return len(self.utt_ids)
+
+
+@dataclass
+class _Loaded:
+    utterance: Utterance
+    wav: np.ndarray = field(repr=False)
+
+
+class _BatchAudioDataset(Dataset):
+    """Item i = batch i with its audio decoded and resampled to 24 kHz (runs in DataLoader workers)."""
+
+    def __init__(self, batches: list[list[Utterance]]):
+        self.batches = batches
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __getitem__(self, index: int) -> list[_Loaded]:
+        return [_Loaded(utt, _load_24k(utt)) for utt in self.batches[index]]
+
+
+def _load_24k(utt: Utterance) -> np.ndarray:
+    try:
+        return utt.load_audio(SAMPLE_RATE)
+    except (OSError, ValueError, RuntimeError) as err:
+        raise FeatureError(f"utterance {utt.id}: cannot read audio {utt.audio_path}: {err}") from None
+
+
+class HuggingFaceBackboneAdapter:
+    """Loads the backbone once; `extract_batches` yields pooled vectors for every requested layer."""
+
+    def __init__(self, config: HFAttachConfig, *, tts: Optional["Qwen3TTSModel"] = None):
+        """`tts`: an already built `Qwen3TTSModel` (benchmarks); otherwise `config.checkpoint` is loaded."""
+        self.config = config
+        self.device = config.resolved_device()
+        self.dtype = config.resolved_dtype(self.device)
+        attn = config.resolved_attn_implementation(self.device)
+        if tts is None:
+            tts = load_qwen3_tts(config.checkpoint, dtype=self.dtype, attn_implementation=attn, device=self.device, seed=config.seed)
+        self.tts = tts
+        self.model = tts.model
+        self.sites = resolve_layers(tts, config.layers)  # unknown names fail here, before any compute
+        self._batch_size = config.batch_size
+
+    def representation_names(self) -> list[str]:
+        """The configured layer names, in config order (the store prefixes them with 'backbone:')."""
+        return [s.name for s in self.sites]
+
+    def list_layers(self) -> list[LayerInfo]:
+        """Aliases first, then every raw module path that can be hooked in the teacher-forced pass."""
+        infos = [LayerInfo(s.name, s.module_path, "alias", s.axis) for s in layer_aliases(self.tts).values()]
+        sites = resolve_layers(self.tts, hookable_module_paths(self.tts))
+        return infos + [LayerInfo(s.name, s.module_path, "module", s.axis) for s in sites]
+
+    @contextlib.contextmanager
+    def capture(self, layers: Optional[Sequence[str]] = None) -> Iterator[ActivationCache]:
+        """Attach capture hooks for `layers` (default: the configured ones) for the block; the cache
+        maps layer name -> list of detached outputs. Every hook is removed on exit, even on error."""
+        sites = self.sites if layers is None else resolve_layers(self.tts, layers)
+        cache, hooks = build_capture_hooks({s.name: get_module(self.tts, s.module_path) for s in sites})
+        with attached_hooks(hooks):
+            yield cache
+
+    def extract_batches(
+        self,
+        utterances: Sequence[Utterance],
+        batch_size: Optional[int] = None,
+        *,
+        layers: Optional[Sequence[str]] = None,
+    ) -> Iterator[BatchResult]:
+        """Yield one `BatchResult` per processed batch, longest utterances first (not input order).
+
+        Each utterance needs audio; its text is `Utterance.text`, or `text_id` when there is none.
+        """
+        sites = self.sites if layers is None else resolve_layers(self.tts, layers)
+        self._batch_size = batch_size or self.config.batch_size
+        workers = self.config.num_workers
+        loader = DataLoader(
+            _BatchAudioDataset(list(length_sorted_batches(utterances, self._batch_size))),
+            batch_size=None,  # items are whole batches already
+            num_workers=workers,
+            prefetch_factor=2 if workers else None,
+        )
+        for loaded in loader:
+            yield from self._process(loaded, sites)
+
+    def _process(self, loaded: list[_Loaded], sites: list[LayerSite]) -> Iterator[BatchResult]:
+        """Run `loaded` in chunks of the current batch size; on CUDA OOM halve it and retry."""
+        pending = [loaded[i : i + self._batch_size] for i in range(0, len(loaded), self._batch_size)]
+        while pending:
+            chunk = pending.pop(0)
+            try:
+                result = self._forward(chunk, sites)
+            except torch.OutOfMemoryError:
+                if len(chunk) == 1:
+                    raise FeatureError(
+                        f"utterance {chunk[0].utterance.id}: CUDA out of memory even alone "
+                        f"({len(chunk[0].wav) / SAMPLE_RATE:.1f} s); use a smaller dtype or a bigger GPU"
+                    ) from None
+                torch.cuda.empty_cache()
+                half = len(chunk) // 2
+                self._batch_size = half
+                log.warning("CUDA out of memory with %d utterances; retrying as batches of %d", len(chunk), half)
+                pending[:0] = [chunk[:half], chunk[half:]]
+                continue
+            yield result
+
+    @torch.inference_mode()
+    def _forward(self, chunk: list[_Loaded], sites: list[LayerSite]) -> BatchResult:
+        cfg = self.config
+        wavs = [item.wav for item in chunk]
+        texts = [item.utterance.text or item.utterance.text_id for item in chunk]
+        encoded = encode_utterances(self.tts, wavs, texts, speaker_slot=cfg.speaker_slot, language=cfg.language)
+        with self.capture([s.name for s in sites]) as cache:
+            inputs = teacher_forced_pass(
+                self.tts,
+                encoded,
+                run_talker=any(s.axis == "talker" for s in sites),
+                run_codec=any(s.axis == "frames" for s in sites),
+            )
+        masks = {"talker": inputs.position_masks[cfg.positions], "text": inputs.text_mask, "frames": inputs.frame_mask}
+        vectors = {}
+        for site in sites:
+            hidden = single_capture(cache, site.name)
+            mask = masks[site.axis]
+            if hidden.dim() != 3 or hidden.shape[:2] != mask.shape:
+                raise FeatureError(
+                    f"layer {site.name!r}: output shape {tuple(hidden.shape)} is not [batch, time, features] on the "
+                    f"{site.axis} axis {tuple(mask.shape)}; choose an alias or another module"
+                )
+            vectors[site.name] = np.ascontiguousarray(masked_pool(hidden, mask, cfg.pooling).cpu().numpy(), dtype=np.float32)
+        return BatchResult(
+            utt_ids=[item.utterance.id for item in chunk],
+            vectors=vectors,
+            n_audio_seconds=float(sum(len(w) for w in wavs)) / SAMPLE_RATE,
+        )

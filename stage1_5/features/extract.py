@@ -1,0 +1,386 @@
+"""`extract_features`: every enabled source, through the store, into one `FeatureSet`.
+
+For each source the driver builds an extractor for just the requested representations, looks for a
+complete store entry that covers them (a full entry serves a subset request), and otherwise computes
+the missing chunks of the entry for exactly that set, so a killed run resumes at its last chunk.
+External feature files are read and aligned instead of extracted.
+"""
+
+from __future__ import annotations
+
+import resource
+import shutil
+import sys
+import time
+import warnings
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Protocol, Sequence
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from stage1_5 import __version__
+from stage1_5.errors import FeatureError
+from stage1_5.features.base import AUDIO_SOURCES, FeatureExtractor
+from stage1_5.features.store import DEFAULT_CHUNK_SIZE, FeatureStore, StoreEntry, StoreKey, ids_digest
+
+if TYPE_CHECKING:
+    from stage1_5.config import Stage15Config
+    from stage1_5.data.manifest import UtteranceSet
+
+EXTERNAL = "external"
+SOURCES = (*AUDIO_SOURCES, EXTERNAL)
+
+
+class DatasetLike(Protocol):
+    """What extraction reads from `stage1_5.data.dataset.Dataset`."""
+
+    utterances: "UtteranceSet"
+    content_hash: str
+    has_audio: bool
+
+
+@dataclass(frozen=True)
+class ExtractionStats:
+    """Throughput and memory of one source. `from_cache`: nothing was computed in this call, and the
+    numbers are those recorded when the store entry was computed."""
+
+    source: str
+    n_utterances: int
+    audio_seconds: float
+    wall_s: float
+    peak_memory_bytes: int
+    peak_memory_kind: str  # "cuda" (max allocated on the GPU) or "rss" (process peak resident set)
+    from_cache: bool = False
+
+    @property
+    def utterances_per_s(self) -> float:
+        return self.n_utterances / self.wall_s if self.wall_s > 0 else 0.0
+
+    @property
+    def audio_seconds_per_s(self) -> float:
+        return self.audio_seconds / self.wall_s if self.wall_s > 0 else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "utterances_per_s": self.utterances_per_s, "audio_seconds_per_s": self.audio_seconds_per_s}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], **changes: Any) -> "ExtractionStats":
+        fields = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
+        return cls(**{**fields, **changes})
+
+
+@dataclass
+class FeatureSet:
+    """One `(N, dim)` array per representation, rows in `utt_ids` order (memory-mapped from the store)."""
+
+    utt_ids: list[str]
+    vectors: dict[str, np.ndarray]
+    stats: dict[str, ExtractionStats]
+
+    @property
+    def representations(self) -> list[str]:
+        return list(self.vectors)
+
+
+# ----------------------------------------------------------------------------- extractors
+
+
+def build_extractor(source: str, cfg: "Stage15Config", representations: Sequence[str] | None = None) -> FeatureExtractor:
+    """The extractor of an audio `source` restricted to `representations` (None = all configured)."""
+    if source == "backbone":
+        from stage1_5.features.backbone import BackboneExtractor
+
+        return BackboneExtractor(cfg.sources.backbone, representations)
+    if source == "ssl":
+        from stage1_5.features.ssl import SSLExtractor
+
+        return SSLExtractor(cfg.sources.ssl, representations)
+    if source == "ecapa":
+        from stage1_5.features.ecapa import EcapaExtractor
+
+        return EcapaExtractor(cfg.sources.ecapa, representations, savedir=Path(cfg.output.cache_dir) / "models" / "ecapa")
+    if source == "acoustic":
+        from stage1_5.features.acoustic import AcousticExtractor
+
+        return AcousticExtractor(cfg.sources.acoustic, representations)
+    raise FeatureError(f"unknown feature source {source!r}; expected one of {', '.join(AUDIO_SOURCES)}")
+
+
+def enabled_sources(cfg: "Stage15Config") -> list[str]:
+    names = [s for s in AUDIO_SOURCES if getattr(cfg.sources, s).enabled]
+    return names + ([EXTERNAL] if cfg.sources.external else [])
+
+
+def _batch_size(cfg: "Stage15Config", source: str) -> int:
+    return int(getattr(getattr(cfg.sources, source), "batch_size", 16))
+
+
+# ----------------------------------------------------------------------------- memory / progress
+
+
+class _PeakMemory:
+    """CUDA peak allocation when the extractor runs on a GPU, else the process's peak RSS."""
+
+    def __init__(self, extractor: Any):
+        device = getattr(extractor, "device", None)
+        self.cuda = getattr(device, "type", None) == "cuda"
+        if self.cuda:
+            import torch
+
+            torch.cuda.synchronize(device)
+            torch.cuda.reset_peak_memory_stats(device)
+            self.device = device
+
+    @property
+    def kind(self) -> str:
+        return "cuda" if self.cuda else "rss"
+
+    def peak(self) -> int:
+        if self.cuda:
+            import torch
+
+            torch.cuda.synchronize(self.device)
+            return int(torch.cuda.max_memory_allocated(self.device))
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return int(rss if sys.platform == "darwin" else rss * 1024)  # bytes on macOS, KiB on Linux
+
+
+# ----------------------------------------------------------------------------- one source
+
+
+def _fill_chunk(
+    entry: StoreEntry,
+    index: int,
+    chunk_utts: "UtteranceSet",
+    extractor: FeatureExtractor,
+    batch_size: int,
+    on_batch: Any,
+) -> float:
+    """Extract one chunk, check it and write it; returns its audio seconds."""
+    names = entry.representations
+    ids = chunk_utts.ids
+    row = {uid: i for i, uid in enumerate(ids)}
+    blocks: dict[str, np.ndarray] = {}
+    filled = np.zeros(len(ids), dtype=bool)
+    audio_seconds = 0.0
+    for batch in extractor.extract_batches(chunk_utts, batch_size):
+        rows = []
+        for uid in batch.utt_ids:
+            if uid not in row or filled[row[uid]]:
+                raise FeatureError(f"{extractor.source}: extractor returned unexpected or repeated utterance {uid!r}")
+            rows.append(row[uid])
+        for name in names:
+            if name not in batch.vectors:
+                raise FeatureError(f"{extractor.source}: extractor returned no {name!r}")
+            arr = np.asarray(batch.vectors[name], dtype=np.float32)
+            if arr.ndim != 2 or arr.shape[0] != len(rows):
+                raise FeatureError(f"{name}: batch of shape {arr.shape}, expected ({len(rows)}, dim)")
+            bad = ~np.isfinite(arr).all(axis=1)
+            if bad.any():
+                raise FeatureError(f"{name}: non-finite values (NaN/inf) for utterance {batch.utt_ids[int(np.argmax(bad))]!r}")
+            if name not in blocks:
+                blocks[name] = np.zeros((len(ids), arr.shape[1]), dtype=np.float32)
+            if arr.shape[1] != blocks[name].shape[1]:
+                raise FeatureError(f"{name}: dimension changed from {blocks[name].shape[1]} to {arr.shape[1]}")
+            blocks[name][rows] = arr
+        filled[rows] = True
+        audio_seconds += float(batch.n_audio_seconds)
+        on_batch(len(rows), float(batch.n_audio_seconds))
+    if not filled.all():
+        raise FeatureError(f"{extractor.source}: no features for utterance {ids[int(np.argmin(filled))]!r}")
+    entry.write_chunk(index, blocks)
+    return audio_seconds
+
+
+def extract_source(
+    extractor: FeatureExtractor,
+    dataset: DatasetLike,
+    store: FeatureStore,
+    *,
+    batch_size: int,
+    store_dtype: str = "float32",
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    force: bool = False,
+    progress: bool = True,
+) -> tuple[dict[str, np.ndarray], ExtractionStats]:
+    """Vectors of one extractor's representations for the whole dataset, through the store."""
+    names = extractor.representation_names()
+    utts = dataset.utterances
+    ids = utts.ids
+    key = StoreKey(
+        source=extractor.source,
+        dataset_hash=dataset.content_hash,
+        utt_ids_hash=ids_digest(ids),
+        config=extractor.config_key(),
+        code_version=f"{__version__}/{extractor.version}",
+        dtype=store_dtype,
+    )
+    t0 = time.perf_counter()
+    if not force:
+        cached = store.find_complete(key, names)
+        if cached is not None:
+            recorded = cached.meta.get("stats") or {}
+            stats = ExtractionStats.from_dict(
+                {"n_utterances": len(ids), "audio_seconds": 0.0, "wall_s": 0.0, "peak_memory_bytes": 0, "peak_memory_kind": "rss", **recorded},
+                source=extractor.source,
+                from_cache=True,
+            )
+            return cached.load(names), stats
+    entry = store.open(key, names, ids, chunk_size)
+    if force and (entry.complete or entry.missing_chunks() != list(range(entry.n_chunks))):
+        shutil.rmtree(entry.path)
+        entry = store.open(key, names, ids, chunk_size)
+    missing = entry.missing_chunks()
+    todo = sum(entry.chunk_range(i)[1] - entry.chunk_range(i)[0] for i in missing)
+    memory = _PeakMemory(extractor)
+    done = {"utts": 0, "audio": 0.0}
+    with tqdm(total=len(ids), initial=len(ids) - todo, unit="utt", desc=extractor.source, disable=not progress, dynamic_ncols=True) as bar:
+
+        def on_batch(n: int, audio: float) -> None:
+            done["utts"] += n
+            done["audio"] += audio
+            elapsed = max(time.perf_counter() - t0, 1e-9)
+            bar.update(n)
+            bar.set_postfix({"utt/s": f"{done['utts'] / elapsed:.1f}", "audio-s/s": f"{done['audio'] / elapsed:.1f}"}, refresh=False)
+
+        for index in missing:
+            start, stop = entry.chunk_range(index)
+            _fill_chunk(entry, index, utts[start:stop], extractor, batch_size, on_batch)
+    wall = time.perf_counter() - t0
+    stats = ExtractionStats(
+        source=extractor.source,
+        n_utterances=done["utts"],
+        audio_seconds=done["audio"],
+        wall_s=wall,
+        peak_memory_bytes=memory.peak(),
+        peak_memory_kind=memory.kind,
+    )
+    entry.consolidate({"stats": stats.to_dict()})
+    return entry.load(names), stats
+
+
+# ----------------------------------------------------------------------------- external files
+
+
+def _load_external(paths: Iterable[str], ids: list[str]) -> dict[str, np.ndarray]:
+    from stage1_5.features.external import align_features, load_external_features
+
+    vectors: dict[str, np.ndarray] = {}
+    for path in paths:
+        file_ids, arrays = load_external_features(path)
+        for name, arr in align_features(file_ids, arrays, ids, source=str(path)).items():
+            if name in vectors:
+                raise FeatureError(f"sources.external: representation {name!r} appears in more than one file ({path})")
+            vectors[name] = arr
+    return vectors
+
+
+# ----------------------------------------------------------------------------- driver
+
+
+def _plan(
+    cfg: "Stage15Config",
+    sources: Sequence[str] | None,
+    representations: set[str] | None,
+    external_names: Sequence[str],
+) -> dict[str, list[str] | None]:
+    """source → representations to compute (None = all configured), checking every name."""
+    chosen = enabled_sources(cfg) if sources is None else list(dict.fromkeys(sources))
+    for source in chosen:
+        if source not in SOURCES:
+            raise FeatureError(f"unknown feature source {source!r}; expected one of {', '.join(SOURCES)}")
+    if representations is None:
+        return {source: None for source in chosen}
+    plan: dict[str, list[str]] = {}
+    for name in sorted(representations):
+        if name in external_names and EXTERNAL in chosen:
+            plan.setdefault(EXTERNAL, []).append(name)
+            continue
+        source = name.split(":", 1)[0]
+        if ":" not in name or source not in AUDIO_SOURCES:
+            raise FeatureError(f"representation {name!r}: expected 'source:name' with source one of {', '.join(AUDIO_SOURCES)}, or a column of sources.external")
+        if source not in chosen:
+            why = f"disabled in the config (sources.{source}.enabled)" if sources is None else "not among the requested sources"
+            raise FeatureError(f"representation {name!r}: source {source!r} is {why}")
+        plan.setdefault(source, []).append(name)
+    return {source: plan[source] for source in chosen if source in plan}
+
+
+def extract_features(
+    cfg: "Stage15Config",
+    dataset: DatasetLike,
+    *,
+    sources: Sequence[str] | None = None,
+    representations: set[str] | None = None,
+    progress: bool = True,
+    force: bool = False,
+    store_dtype: str = "float32",
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+) -> FeatureSet:
+    """Vectors for every enabled source (or `sources`), restricted to `representations` when given.
+
+    Results live in `<cfg.output.cache_dir>/features/`; `force=True` recomputes instead of reading
+    the store. An audio source on a dataset without audio is an error when asked for by name, and is
+    skipped with a warning when it is only enabled in the config.
+    """
+    ids = dataset.utterances.ids
+    external_paths = list(cfg.sources.external)
+    if sources is not None and EXTERNAL in sources and not external_paths:
+        raise FeatureError("source 'external' requested, but sources.external lists no feature files")
+    external: dict[str, np.ndarray] = {}
+    external_wall = 0.0
+    if external_paths and (sources is None or EXTERNAL in sources):
+        t0 = time.perf_counter()
+        external = _load_external(external_paths, ids)
+        external_wall = time.perf_counter() - t0
+    plan = _plan(cfg, sources, representations, list(external))
+    store = FeatureStore(cfg.output.cache_dir)
+    vectors: dict[str, np.ndarray] = {}
+    stats: dict[str, ExtractionStats] = {}
+
+    def add(got: Mapping[str, np.ndarray]) -> None:
+        clash = set(got) & set(vectors)
+        if clash:
+            raise FeatureError(f"representation {sorted(clash)[0]!r} comes from two sources; rename the external column")
+        vectors.update(got)
+
+    for source, names in plan.items():
+        if source == EXTERNAL:
+            add({name: external[name] for name in (list(external) if names is None else names)})
+            stats[EXTERNAL] = ExtractionStats(EXTERNAL, len(ids), 0.0, external_wall, 0, "rss", from_cache=True)
+            continue
+        if not dataset.has_audio:
+            if sources is not None or representations is not None:
+                raise FeatureError(f"source {source!r} needs audio, but the dataset has none (features-only dataset)")
+            warnings.warn(f"skipping feature source {source!r}: the dataset has no audio", stacklevel=2)
+            continue
+        extractor = build_extractor(source, cfg, names)
+        got, stats[source] = extract_source(
+            extractor,
+            dataset,
+            store,
+            batch_size=_batch_size(cfg, source),
+            store_dtype=store_dtype,
+            chunk_size=chunk_size,
+            force=force,
+            progress=progress,
+        )
+        add(got)
+    return FeatureSet(utt_ids=list(ids), vectors=vectors, stats=stats)
+
+
+def export_features(features: FeatureSet, path: str | Path) -> Path:
+    """Write an `.npz` (`utt_id` + one float32 `(N, dim)` array per representation) that
+    `sources.external` reads back; written atomically."""
+    from stage1_5.io import atomic_open
+
+    path = Path(path)
+    if path.suffix != ".npz":
+        raise FeatureError(f"{path}: export writes .npz files")
+    arrays = {"utt_id": np.array(features.utt_ids, dtype=str)}
+    arrays.update({name: np.asarray(arr, dtype=np.float32) for name, arr in features.vectors.items()})
+    with atomic_open(path, "wb") as fh:
+        np.savez(fh, **arrays)
+    return path

@@ -1,0 +1,556 @@
+"""Batched multinomial L2 logistic regression in torch: thousands of probes as one tensor program.
+
+Every probe of the protocol (representation × fold × seed × C × label permutation) solves
+scikit-learn's objective
+
+    C · Σ_i w_i · CE(softmax(x_i W + b), y_i) + ½‖W‖²        (intercept b unpenalised)
+
+The L2 solution lies in the span of the training rows, so each training set ("fit set") is first
+mapped to an orthogonal basis of that span (`fit_set_basis`): with d > n the Gram matrix is
+eigendecomposed and every row becomes its coordinates in the n-dimensional span; with d ≤ n the
+covariance is. The basis is exact (inner products are preserved), so the optimum and every
+prediction equal the primal ones. In that basis the data Hessian is nearly diagonal (the columns are
+orthogonal, with squared norms λ_j), which gives a cheap diagonal preconditioner, and all problems
+sharing a fit set reuse one basis. Problems are padded into [fit set, problem, ...] tensors (padding
+rows carry weight 0, padding columns are zero) and solved together by a batched L-BFGS with a
+per-problem Armijo line search.
+
+With exactly two classes present, scikit-learn fits one binomial coefficient vector; the engine
+matches that by freezing the second class's coefficients at zero (softmax over [z, 0] = sigmoid(z)).
+Classes absent from a training set are masked out (logit −inf), as scikit-learn only knows the
+classes it saw.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+import numpy as np
+import torch
+
+from stage1_5.errors import ProbeError
+
+NEG_INF = float("-inf")
+
+
+def resolve_device(device: str) -> torch.device:
+    """'auto' → cuda when available, else cpu; anything else is passed to torch (bad names raise ProbeError)."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except RuntimeError as err:
+        raise ProbeError(f"probes.device: unknown device {device!r} ({err})") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ProbeError(f"probes.device: {device!r} requested but CUDA is not available")
+    return dev
+
+
+# --------------------------------------------------------------------------- basis
+
+
+@dataclass(frozen=True)
+class Basis:
+    """Coordinates of one fit set's rows in an orthogonal basis of its span.
+
+    train: [n, r] with orthogonal columns of squared norm `lam`; evals: [m, r]; `to_primal` [d, r]
+    maps basis coefficients back to feature-space weights (W = to_primal @ V, after standardisation).
+    """
+
+    train: torch.Tensor
+    evals: torch.Tensor
+    lam: torch.Tensor
+    mean: torch.Tensor
+    scale: torch.Tensor
+    to_primal: torch.Tensor
+
+
+def fit_set_basis(
+    X: torch.Tensor,
+    train_idx: torch.Tensor,
+    eval_idx: torch.Tensor,
+    *,
+    standardize: bool = True,
+    rtol: float = 1e-10,
+) -> Basis:
+    """Standardise on the training rows (StandardScaler: ddof=0, constant columns kept unscaled) and
+    express training and evaluation rows in an orthogonal basis of the training rows' span."""
+    Xtr = X[train_idx].to(torch.float64)
+    if standardize:
+        mean = Xtr.mean(0)
+        scale = Xtr.std(0, correction=0)
+        scale = torch.where(scale > 1e-12 * mean.abs().clamp_min(1.0), scale, torch.ones_like(scale))
+    else:
+        mean = torch.zeros(X.shape[1], dtype=torch.float64, device=X.device)
+        scale = torch.ones_like(mean)
+    work = X.dtype if X.dtype in (torch.float32, torch.float64) else torch.float32
+    Ztr = ((Xtr - mean) / scale).to(work)
+    Zev = ((X[eval_idx].to(torch.float64) - mean) / scale).to(work)
+    n, d = Ztr.shape
+    if d <= n:
+        cov = (Ztr.T @ Ztr).to(torch.float64)
+        lam, vec = torch.linalg.eigh(cov)
+        keep = lam > rtol * lam.max().clamp_min(1e-300)
+        lam, vec = lam[keep], vec[:, keep]
+        rot = vec.to(work)
+        train, evals, to_primal = Ztr @ rot, Zev @ rot, vec
+    else:
+        gram = (Ztr @ Ztr.T).to(torch.float64)
+        lam, vec = torch.linalg.eigh(gram)
+        keep = lam > rtol * lam.max().clamp_min(1e-300)
+        lam, vec = lam[keep], vec[:, keep]
+        inv_sqrt = lam.rsqrt()
+        train = (vec * lam.sqrt()).to(work)
+        evals = ((Zev @ Ztr.T).to(torch.float64) @ (vec * inv_sqrt)).to(work)
+        to_primal = Ztr.T.to(torch.float64) @ (vec * inv_sqrt)
+    return Basis(train=train, evals=evals, lam=lam, mean=mean, scale=scale, to_primal=to_primal)
+
+
+# --------------------------------------------------------------------------- batched problems
+
+
+@dataclass(frozen=True)
+class ProblemBatch:
+    """F fit sets × P problems each, padded.
+
+    phi [F, n, r] training coordinates; lam [F, r] (0 on padding); y [F, P, n] labels (any value on
+    padding rows); weight [F, P, n] per-row loss weights (0 on padding and on unused problems);
+    C [F, P]; class_mask [F, P, K] classes present in training; free [F, P, K] classes whose
+    coefficients are optimised (present classes, minus the reference class of binary problems).
+    """
+
+    phi: torch.Tensor
+    lam: torch.Tensor
+    y: torch.Tensor
+    weight: torch.Tensor
+    C: torch.Tensor
+    class_mask: torch.Tensor
+    free: torch.Tensor
+
+
+def balanced_weights(y: torch.Tensor, rows: torch.Tensor, n_classes: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """scikit-learn's class_weight='balanced' per row: n / (K_present · count[y]); 0 on padding rows.
+
+    y [..., n] long, rows [..., n] bool. Returns (weights [..., n], present [..., K])."""
+    yc = torch.where(rows, y, torch.zeros_like(y))
+    counts = torch.zeros(*y.shape[:-1], n_classes, dtype=torch.float64, device=y.device)
+    counts.scatter_add_(-1, yc, rows.to(torch.float64))
+    present = counts > 0
+    n = rows.sum(-1, keepdim=True).to(torch.float64)
+    k = present.sum(-1, keepdim=True).to(torch.float64)
+    per_class = torch.where(present, n / (k * counts.clamp_min(1.0)), torch.zeros_like(counts))
+    return torch.gather(per_class, -1, yc) * rows, present
+
+
+def free_classes(present: torch.Tensor) -> torch.Tensor:
+    """Present classes, except the last present one when exactly two are present (binomial case)."""
+    free = present.clone()
+    binary = present.sum(-1) == 2
+    if binary.any():
+        last = present.shape[-1] - 1 - present.flip(-1).to(torch.int64).argmax(-1)
+        drop = torch.zeros_like(present)
+        drop.scatter_(-1, last.unsqueeze(-1), True)
+        free = torch.where(binary.unsqueeze(-1) & drop, torch.zeros_like(free), free)
+    return free
+
+
+class _Objective:
+    """Value and gradient of the preconditioned objective for a ProblemBatch (flat parameters)."""
+
+    def __init__(self, batch: ProblemBatch, dtype: torch.dtype):
+        self.b = batch
+        F, n, r = batch.phi.shape
+        P, K = batch.y.shape[1], batch.class_mask.shape[-1]
+        self.shape = (F, P, r, K)
+        self.phi = batch.phi.to(dtype)
+        self.weight = (batch.weight * batch.C.unsqueeze(-1)).to(dtype)  # C·w_i
+        # preconditioner: the data Hessian in the orthogonal basis is ≈ diag(¼·C·w̄·λ_j)
+        wbar = batch.weight.sum(-1) / batch.weight.gt(0).sum(-1).clamp_min(1)
+        self.pre = (1.0 + 0.25 * (batch.C * wbar).unsqueeze(-1) * batch.lam.unsqueeze(1)).rsqrt().to(dtype)  # [F,P,r]
+        self.onehot = torch.nn.functional.one_hot(batch.y, K).to(dtype)  # [F,P,n,K]
+        self.logit_mask = torch.where(batch.class_mask, 0.0, NEG_INF).to(dtype)  # [F,P,K]
+        self.free = batch.free.to(dtype)  # [F,P,K]
+        self.n_coef = r * K
+
+    def unpack(self, theta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        F, P, r, K = self.shape
+        v = theta[..., : self.n_coef].reshape(F, P, r, K) * self.pre.unsqueeze(-1) * self.free.unsqueeze(2)
+        b = theta[..., self.n_coef :].reshape(F, P, K) * self.free
+        return v, b
+
+    def __call__(self, theta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        F, P, r, K = self.shape
+        v, b = self.unpack(theta)
+        z = torch.einsum("fnr,fprk->fpnk", self.phi, v) + (b + self.logit_mask).unsqueeze(2)
+        logp = torch.log_softmax(z, -1)
+        nll = -(logp.nan_to_num(0.0, neginf=0.0) * self.onehot).sum(-1)  # [F,P,n]
+        f = (self.weight * nll).sum(-1) + 0.5 * (v * v).sum((-1, -2))
+        dz = (logp.exp() - self.onehot) * self.weight.unsqueeze(-1)  # [F,P,n,K]
+        gv = torch.einsum("fnr,fpnk->fprk", self.phi, dz) + v
+        gv = gv * self.pre.unsqueeze(-1) * self.free.unsqueeze(2)
+        gb = dz.sum(2) * self.free
+        return f, torch.cat([gv.reshape(F, P, -1), gb], -1)
+
+
+def _lbfgs(
+    fun, x: torch.Tensor, scale: torch.Tensor, *, max_iter: int, tol: float, history: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Batched L-BFGS (one history per problem) with per-problem backtracking Armijo steps.
+
+    x [..., p]; converged when max|grad| ≤ tol·scale (scale = C·Σw, i.e. scikit-learn's criterion on its
+    normalised objective). Returns (x, n_iter [...], converged [...])."""
+    f, g = fun(x)
+    batch = x.shape[:-1]
+    S = x.new_zeros(history, *x.shape)
+    Y = x.new_zeros(history, *x.shape)
+    rho = x.new_zeros(history, *batch)
+    n_iter = torch.zeros(batch, dtype=torch.int64, device=x.device)
+    done = g.abs().amax(-1) <= tol * scale
+    k = 0
+    for it in range(max_iter):
+        if bool(done.all()):
+            break
+        # two-loop recursion
+        q = g.clone()
+        alpha = []
+        order = [(k - 1 - j) % history for j in range(min(k, history))]
+        for j in order:
+            a = rho[j] * (S[j] * q).sum(-1)
+            q -= a.unsqueeze(-1) * Y[j]
+            alpha.append(a)
+        if k > 0:
+            j = order[0]
+            yy = (Y[j] * Y[j]).sum(-1)
+            gamma = torch.where(yy > 0, (S[j] * Y[j]).sum(-1) / yy.clamp_min(1e-300), torch.ones_like(yy))
+            q *= gamma.unsqueeze(-1)
+        else:
+            q *= (1.0 / g.abs().sum(-1).clamp_min(1e-12)).clamp(max=1.0).unsqueeze(-1)
+        for j, a in zip(reversed(order), reversed(alpha)):
+            bcoef = rho[j] * (Y[j] * q).sum(-1)
+            q += (a - bcoef).unsqueeze(-1) * S[j]
+        d = -q
+        gd = (g * d).sum(-1)
+        bad = gd >= 0  # not a descent direction: restart along −g
+        if bool(bad.any()):
+            d = torch.where(bad.unsqueeze(-1), -g, d)
+            gd = torch.where(bad, -(g * g).sum(-1), gd)
+        step = torch.ones_like(f)
+        accepted = done.clone()
+        x_new, f_new, g_new = x.clone(), f.clone(), g.clone()
+        for _ in range(30):
+            xt = x + step.unsqueeze(-1) * d
+            ft, gt = fun(xt)
+            ok = (~accepted) & (ft <= f + 1e-4 * step * gd)
+            x_new = torch.where(ok.unsqueeze(-1), xt, x_new)
+            f_new = torch.where(ok, ft, f_new)
+            g_new = torch.where(ok.unsqueeze(-1), gt, g_new)
+            accepted |= ok
+            if bool(accepted.all()):
+                break
+            step = torch.where(accepted, step, step * 0.5)
+        moved = accepted & ~done
+        s, yv = x_new - x, g_new - g
+        sy = (s * yv).sum(-1)
+        slot = k % history
+        upd = moved & (sy > 1e-10 * (yv * yv).sum(-1).sqrt() * (s * s).sum(-1).sqrt())
+        S[slot] = torch.where(upd.unsqueeze(-1), s, S[slot])
+        Y[slot] = torch.where(upd.unsqueeze(-1), yv, Y[slot])
+        rho[slot] = torch.where(upd, 1.0 / sy.where(upd, torch.ones_like(sy)), rho[slot])
+        k += 1
+        x, f, g = x_new, f_new, g_new
+        n_iter += moved.to(torch.int64)
+        stalled = ~accepted  # the line search could not decrease f: at numerical precision
+        done = done | stalled | (g.abs().amax(-1) <= tol * scale)
+    return x, n_iter, g.abs().amax(-1) <= tol * scale
+
+
+@dataclass(frozen=True)
+class BatchSolution:
+    coef: torch.Tensor  # [F, P, r, K] basis coefficients (zero for absent / reference classes)
+    intercept: torch.Tensor  # [F, P, K]
+    class_mask: torch.Tensor  # [F, P, K]
+    n_iter: torch.Tensor  # [F, P]
+    converged: torch.Tensor  # [F, P]
+
+
+def solve_batch(
+    batch: ProblemBatch, *, max_iter: int = 300, tol: float = 1e-6, history: int = 10, dtype=torch.float64
+) -> BatchSolution:
+    """Minimise every problem of the batch (see module docstring for the objective)."""
+    obj = _Objective(batch, dtype)
+    F, P, r, K = obj.shape
+    theta = batch.phi.new_zeros(F, P, r * K + K, dtype=dtype)
+    scale = (batch.C * batch.weight.sum(-1)).to(dtype).clamp_min(1e-12)
+    theta, n_iter, converged = _lbfgs(obj, theta, scale, max_iter=max_iter, tol=tol, history=history)
+    coef, intercept = obj.unpack(theta)
+    return BatchSolution(coef=coef, intercept=intercept, class_mask=batch.class_mask, n_iter=n_iter, converged=converged)
+
+
+def decision_values(phi_eval: torch.Tensor, sol: BatchSolution) -> torch.Tensor:
+    """Logits [F, P, m, K] for evaluation rows phi_eval [F, m, r]; absent classes are −inf."""
+    z = torch.einsum("fmr,fprk->fpmk", phi_eval.to(sol.coef.dtype), sol.coef) + sol.intercept.unsqueeze(2)
+    return z + torch.where(sol.class_mask, 0.0, NEG_INF).to(z.dtype).unsqueeze(2)
+
+
+# --------------------------------------------------------------------------- jobs (protocol-facing)
+
+
+@dataclass(frozen=True)
+class FitJob:
+    """One fit set and the problems solved on it.
+
+    X: [N, d] features (shared between jobs of one representation); fit_rows / eval_rows index X;
+    y: [P, len(fit_rows)] integer labels in [0, n_classes); C: [P].
+    """
+
+    X: np.ndarray
+    fit_rows: np.ndarray
+    eval_rows: np.ndarray
+    y: np.ndarray
+    C: np.ndarray
+    n_classes: int
+
+
+class TorchBackend:
+    """Solves FitJobs as padded batches on one device. `decision_function(jobs)` → list of
+    [P, len(eval_rows), n_classes] float arrays (−inf for classes absent from training)."""
+
+    name = "torch"
+
+    def __init__(
+        self,
+        device: str = "auto",
+        *,
+        max_iter: int = 300,
+        tol: float = 1e-6,
+        dtype: torch.dtype = torch.float64,
+        max_batch_bytes: int = 512 * 2**20,
+    ):
+        self.device = resolve_device(device)
+        self.max_iter = max_iter
+        self.tol = tol
+        self.dtype = dtype
+        self.max_batch_bytes = max_batch_bytes
+        self._X_cache: dict[int, tuple[np.ndarray, torch.Tensor]] = {}
+
+    def _tensor(self, X: np.ndarray) -> torch.Tensor:
+        key = id(X)
+        hit = self._X_cache.get(key)
+        if hit is None or hit[0] is not X:
+            dtype = torch.float64 if self.dtype == torch.float64 else torch.float32
+            hit = (X, torch.as_tensor(np.asarray(X), device=self.device).to(dtype))
+            self._X_cache = {key: hit}  # one representation at a time
+        return hit[1]
+
+    def decision_function(self, jobs: Sequence[FitJob], progress=None) -> list[np.ndarray]:
+        out: list[Optional[np.ndarray]] = [None] * len(jobs)
+        order = sorted(range(len(jobs)), key=lambda i: (jobs[i].n_classes, jobs[i].y.shape[0], len(jobs[i].fit_rows)))
+        chunk: list[int] = []
+        chunk_bytes = 0
+        for i in order:
+            job = jobs[i]
+            r = min(len(job.fit_rows), job.X.shape[1])
+            cost = 8 * job.y.shape[0] * (r + 1) * job.n_classes * 26 + 8 * (len(job.fit_rows) + len(job.eval_rows)) * r
+            if chunk and (
+                chunk_bytes + cost > self.max_batch_bytes
+                or jobs[chunk[0]].n_classes != job.n_classes
+                or jobs[chunk[0]].y.shape[0] != job.y.shape[0]
+            ):
+                self._run(jobs, chunk, out)
+                if progress is not None:
+                    progress.update(len(chunk))
+                chunk, chunk_bytes = [], 0
+            chunk.append(i)
+            chunk_bytes += cost
+        if chunk:
+            self._run(jobs, chunk, out)
+            if progress is not None:
+                progress.update(len(chunk))
+        return out  # type: ignore[return-value]
+
+    def _run(self, jobs: Sequence[FitJob], idx: list[int], out: list) -> None:
+        dev, dt = self.device, self.dtype
+        bases = []
+        for i in idx:
+            job = jobs[i]
+            X = self._tensor(job.X)
+            bases.append(
+                fit_set_basis(
+                    X,
+                    torch.as_tensor(job.fit_rows, device=dev),
+                    torch.as_tensor(job.eval_rows, device=dev),
+                )
+            )
+        F, P, K = len(idx), jobs[idx[0]].y.shape[0], jobs[idx[0]].n_classes
+        n = max(len(jobs[i].fit_rows) for i in idx)
+        m = max(len(jobs[i].eval_rows) for i in idx)
+        r = max(b.train.shape[1] for b in bases)
+        phi = torch.zeros(F, n, r, dtype=dt, device=dev)
+        phi_ev = torch.zeros(F, m, r, dtype=dt, device=dev)
+        lam = torch.zeros(F, r, dtype=dt, device=dev)
+        y = torch.zeros(F, P, n, dtype=torch.int64, device=dev)
+        rows = torch.zeros(F, P, n, dtype=torch.bool, device=dev)
+        C = torch.zeros(F, P, dtype=dt, device=dev)
+        for f, (i, b) in enumerate(zip(idx, bases)):
+            job = jobs[i]
+            nf, rf = b.train.shape
+            phi[f, :nf, :rf] = b.train.to(dt)
+            phi_ev[f, : b.evals.shape[0], :rf] = b.evals.to(dt)
+            lam[f, :rf] = b.lam.to(dt)
+            y[f, :, :nf] = torch.as_tensor(job.y, device=dev)
+            rows[f, :, :nf] = True
+            C[f] = torch.as_tensor(job.C, dtype=dt, device=dev)
+        weight, present = balanced_weights(y, rows, K)
+        batch = ProblemBatch(
+            phi=phi, lam=lam, y=y, weight=weight.to(dt), C=C, class_mask=present, free=free_classes(present)
+        )
+        sol = solve_batch(batch, max_iter=self.max_iter, tol=self.tol, dtype=dt)
+        z = decision_values(phi_ev, sol).cpu().numpy()
+        for f, i in enumerate(idx):
+            out[i] = z[f, :, : len(jobs[i].eval_rows)]
+
+
+class SklearnBackend:
+    """Reference: one scikit-learn LogisticRegression fit per problem (StandardScaler on the fit rows)."""
+
+    name = "sklearn"
+
+    def __init__(self, *, max_iter: int = 1000, tol: float = 1e-6):
+        self.max_iter = max_iter
+        self.tol = tol
+
+    def decision_function(self, jobs: Sequence[FitJob], progress=None) -> list[np.ndarray]:
+        import warnings
+
+        from sklearn.exceptions import ConvergenceWarning
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.preprocessing import StandardScaler
+
+        out = []
+        for job in jobs:
+            X = np.asarray(job.X, dtype=np.float64)
+            scaler = StandardScaler().fit(X[job.fit_rows])
+            Xf, Xe = scaler.transform(X[job.fit_rows]), scaler.transform(X[job.eval_rows])
+            z = np.full((job.y.shape[0], len(job.eval_rows), job.n_classes), -np.inf)
+            for p in range(job.y.shape[0]):
+                clf = LogisticRegression(
+                    C=float(job.C[p]), class_weight="balanced", max_iter=self.max_iter, tol=self.tol
+                )
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", ConvergenceWarning)
+                    clf.fit(Xf, job.y[p])
+                dec = clf.decision_function(Xe)
+                if dec.ndim == 1:  # binomial: logits [0, z] over (classes_[0], classes_[1])
+                    dec = np.stack([np.zeros_like(dec), dec], 1)
+                z[p][:, clf.classes_] = dec
+            out.append(z)
+            if progress is not None:
+                progress.update(1)
+        return out
+
+
+# --------------------------------------------------------------------------- estimator
+
+
+class BatchedLogisticRegression:
+    """Single-problem estimator over the batched engine, following scikit-learn's contract.
+
+    Same objective as `LogisticRegression(C=C, class_weight=class_weight)` with lbfgs (multinomial;
+    binomial for two classes); no standardisation (put a StandardScaler in front, as with sklearn).
+    """
+
+    def __init__(
+        self,
+        C: float = 1.0,
+        *,
+        class_weight: Optional[str] = None,
+        max_iter: int = 300,
+        tol: float = 1e-6,
+        device: str = "cpu",
+    ):
+        self.C = C
+        self.class_weight = class_weight
+        self.max_iter = max_iter
+        self.tol = tol
+        self.device = device
+
+    def get_params(self, deep: bool = True) -> dict:
+        return {k: getattr(self, k) for k in ("C", "class_weight", "max_iter", "tol", "device")}
+
+    def set_params(self, **params) -> "BatchedLogisticRegression":
+        for k, v in params.items():
+            if k not in self.get_params():
+                raise ValueError(f"invalid parameter {k!r} for BatchedLogisticRegression")
+            setattr(self, k, v)
+        return self
+
+    def fit(self, X, y) -> "BatchedLogisticRegression":
+        X = np.asarray(X, dtype=np.float64)
+        y = np.asarray(y)
+        if X.ndim != 2 or len(X) != len(y):
+            raise ValueError(f"X must be 2-D with len(y)={len(y)} rows, got shape {X.shape}")
+        if not np.isfinite(X).all():
+            raise ValueError("X contains NaN or infinity")
+        if not (isinstance(self.C, (int, float)) and self.C > 0):
+            raise ValueError(f"C must be a positive number, got {self.C!r}")
+        if self.class_weight not in (None, "balanced"):
+            raise ValueError(f"class_weight must be None or 'balanced', got {self.class_weight!r}")
+        self.classes_, codes = np.unique(y, return_inverse=True)
+        if len(self.classes_) < 2:
+            raise ValueError("need at least two classes")
+        dev = resolve_device(self.device)
+        Xt = torch.as_tensor(X, device=dev)
+        all_rows = torch.arange(len(X), device=dev)
+        basis = fit_set_basis(Xt, all_rows, all_rows[:0], standardize=False)
+        K = len(self.classes_)
+        yt = torch.as_tensor(codes, device=dev).view(1, 1, -1)
+        rows = torch.ones_like(yt, dtype=torch.bool)
+        if self.class_weight == "balanced":
+            weight, present = balanced_weights(yt, rows, K)
+        else:
+            weight, present = rows.to(torch.float64), torch.ones(1, 1, K, dtype=torch.bool, device=dev)
+        batch = ProblemBatch(
+            phi=basis.train.unsqueeze(0),
+            lam=basis.lam.unsqueeze(0),
+            y=yt,
+            weight=weight,
+            C=torch.full((1, 1), float(self.C), dtype=torch.float64, device=dev),
+            class_mask=present,
+            free=free_classes(present),
+        )
+        sol = solve_batch(batch, max_iter=self.max_iter, tol=self.tol)
+        W = (basis.to_primal @ sol.coef[0, 0]).cpu().numpy()  # [d, K]
+        b = sol.intercept[0, 0].cpu().numpy()
+        if K == 2:  # report as scikit-learn does: one vector, positive class = classes_[1]
+            W, b = (W[:, :1] - W[:, 1:]) * -1.0, -(b[:1] - b[1:])
+        self.coef_, self.intercept_ = W.T.copy(), b.copy()
+        self.n_iter_ = np.array([int(sol.n_iter[0, 0])])
+        self.converged_ = bool(sol.converged[0, 0])
+        self.n_features_in_ = X.shape[1]
+        return self
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "coef_"):
+            raise ValueError("BatchedLogisticRegression is not fitted yet; call fit first")
+
+    def decision_function(self, X) -> np.ndarray:
+        self._check_fitted()
+        X = np.asarray(X, dtype=np.float64)
+        if X.ndim != 2 or X.shape[1] != self.n_features_in_:
+            raise ValueError(f"X must have {self.n_features_in_} columns, got shape {X.shape}")
+        z = X @ self.coef_.T + self.intercept_
+        return z[:, 0] if len(self.classes_) == 2 else z
+
+    def predict_proba(self, X) -> np.ndarray:
+        z = self.decision_function(X)
+        if z.ndim == 1:
+            z = np.stack([np.zeros_like(z), z], 1)
+        z = z - z.max(1, keepdims=True)
+        p = np.exp(z)
+        return p / p.sum(1, keepdims=True)
+
+    def predict(self, X) -> np.ndarray:
+        z = self.decision_function(X)
+        idx = (z > 0).astype(int) if z.ndim == 1 else z.argmax(1)
+        return self.classes_[idx]

@@ -1,0 +1,407 @@
+"""The report's PNG figures. Each function takes already computed results and a path, draws, writes
+the PNG atomically and returns the path; pass/fail comes from the `Decision`, never recomputed here.
+
+Figures are drawn on `matplotlib.figure.Figure` objects (Agg canvas), so no pyplot global state and
+no display backend is touched.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+
+import numpy as np
+import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch, Rectangle
+
+from stage1_5.decision.rules import BACKBONE, Decision, Level, fmt_p, is_missing
+from stage1_5.io import atomic_write_bytes
+from stage1_5.report.layout import FIGURES, ordered, source_sort_key
+
+LEVEL_COLOURS = {Level.GO: "#2e7d32", Level.CONDITIONAL: "#f9a825", Level.NOGO: "#c62828"}
+LEVEL_SHORT = {Level.GO: "GO", Level.CONDITIONAL: "COND", Level.NOGO: "NOGO"}
+# gate cell colours: passes GO, passes only the conditional gate, fails, not gated (context)
+CELL_GO, CELL_COND, CELL_FAIL, CELL_CONTEXT = "#a5d6a7", "#ffe082", "#ef9a9a", "#e3eaf2"
+SOURCE_COLOURS = {"backbone": "#1f4e9c", "ssl": "#7b3fa0", "ecapa": "#00897b", "acoustic": "#6d4c41"}
+SOURCE_MARKERS = {"backbone": "o", "ssl": "s", "ecapa": "^", "acoustic": "D"}
+_OTHER_COLOUR, _OTHER_MARKER = "#555555", "P"
+
+
+def _source_colour(source: str) -> str:
+    return SOURCE_COLOURS.get(source, _OTHER_COLOUR)
+
+
+def _source_marker(source: str) -> str:
+    return SOURCE_MARKERS.get(source, _OTHER_MARKER)
+
+
+def _save(fig: Figure, path: str | Path) -> Path:
+    path = Path(path)
+    FigureCanvasAgg(fig)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, metadata={"Software": None})
+    atomic_write_bytes(path, buf.getvalue())
+    return path
+
+
+def _group_spans(sources: Sequence[str]) -> List[Tuple[str, int, int]]:
+    """(source, first index, last index) of each run of equal sources in an ordered list."""
+    spans: List[Tuple[str, int, int]] = []
+    for i, s in enumerate(sources):
+        if spans and spans[-1][0] == s:
+            spans[-1] = (s, spans[-1][1], i)
+        else:
+            spans.append((s, i, i))
+    return spans
+
+
+# --------------------------------------------------------------------------------------------------
+# heatmap: representation x metric, every gate marked
+
+
+def _gate_cell(decision: Decision, rep: str, metric: str) -> Tuple[str, str]:
+    """(colour, mark) of one gated cell from the decision's checks."""
+    a = decision.assessments[rep]
+    go = a.check(metric, "go")
+    if go.passed:
+        return CELL_GO, "✓"
+    if metric == "p_value":  # GO-only gate: a miss still allows conditional GO
+        return CELL_COND, "✗"
+    if a.check(metric, "conditional").passed:
+        return CELL_COND, "~"
+    return CELL_FAIL, "✗"
+
+
+def plot_metric_heatmap(
+    metrics: pd.DataFrame,
+    decision: Decision,
+    path: str | Path,
+    *,
+    layer_order: Optional[Mapping[str, Sequence[str]]] = None,
+) -> Path:
+    """Representation x metric table: gated cells coloured by pass/fail, context cells pale blue."""
+    rows = ordered(metrics, layer_order)
+    strict = bool(decision.thresholds.get("strict"))
+    # (column title, metrics column, gate metric or None, formatter)
+    columns = [
+        ("Accent F1", "accent_f1", None if strict else "accent_f1", lambda v: f"{v:.2f}"),
+        ("F1 CI low", "accent_f1_ci_low", "accent_f1" if strict else None, lambda v: f"{v:.2f}"),
+        ("Leak excess\n(pp)", "leak_excess_pp", "leakage", lambda v: f"{v:+.1f}"),
+        ("Text drop", "text_drop", "text_drop", lambda v: f"{v:.2f}"),
+        ("p", "p_value", "p_value", fmt_p),
+        ("Speaker acc\n(context)", "speaker_acc", None, lambda v: f"{v:.2f}"),
+    ]
+    n, m = len(rows), len(columns) + 1
+    fig = Figure(figsize=(1.25 * m + 4.0, 0.42 * n + 2.0))
+    ax = fig.add_subplot(1, 1, 1)
+    for i, row in rows.iterrows():
+        rep = str(row["representation"])
+        for j, (_, col, gate, fmt) in enumerate(columns):
+            v = row.get(col)
+            text = "n/a" if is_missing(v) else fmt(float(v))
+            if gate is None:
+                colour = CELL_CONTEXT
+            else:
+                colour, mark = _gate_cell(decision, rep, gate)
+                text = f"{text} {mark}"
+            ax.add_patch(_cell(j, i, colour))
+            ax.text(j, i, text, ha="center", va="center", fontsize=9)
+        level = decision.levels[rep]
+        role = decision.roles.get(rep, BACKBONE)
+        ax.add_patch(_cell(m - 1, i, LEVEL_COLOURS[level]))
+        label = LEVEL_SHORT[level] + (" (ref)" if role != BACKBONE else "")
+        ax.text(m - 1, i, label, ha="center", va="center", fontsize=9, color="white", fontweight="bold")
+
+    ax.set_xlim(-0.5, m - 0.5)
+    ax.set_ylim(n - 0.5, -0.5)
+    ax.set_xticks(range(m), [c[0] for c in columns] + ["Level"], fontsize=9)
+    ax.xaxis.tick_top()
+    best = decision.best_representation
+    ticks = [f"★ {r['layer']}" if r["representation"] == best else str(r["layer"]) for _, r in rows.iterrows()]
+    ax.set_yticks(range(n), ticks, fontsize=9)
+    for lbl, (_, r) in zip(ax.get_yticklabels(), rows.iterrows()):
+        if r["representation"] == best:
+            lbl.set_fontweight("bold")
+    ax.tick_params(length=0)
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    for src, first, last in _group_spans([str(s) for s in rows["source"]]):
+        if first > 0:
+            ax.axhline(first - 0.5, color="black", linewidth=1.5)
+        ax.annotate(
+            src, xy=(1.01, (first + last) / 2), xycoords=("axes fraction", "data"),
+            ha="left", va="center", fontsize=10, fontweight="bold", color=_source_colour(src),
+        )  # fmt: skip
+    t = decision.thresholds
+    legend = [
+        Patch(color=CELL_GO, label="✓ passes GO gate"),
+        Patch(color=CELL_COND, label="~ conditional gate only / ✗ misses GO-only p gate"),
+        Patch(color=CELL_FAIL, label="✗ fails conditional gate"),
+        Patch(color=CELL_CONTEXT, label="context (not gated)"),
+    ]
+    ax.legend(handles=legend, loc="upper center", bbox_to_anchor=(0.5, -0.02), ncol=2, fontsize=8, frameon=False)
+    fig.suptitle(
+        f"Gates: F1{' CI low' if strict else ''} ≥ {t['min_f1_go']:.2f} GO / {t['min_f1_conditional']:.2f} cond · "
+        f"leak ≤ {t['leakage_margin_pp']:g} / {t['leakage_margin_conditional_pp']:g} pp · "
+        f"text drop ≤ {t['max_text_drop']:.2f} · p < {t['alpha']:g} (GO)",
+        fontsize=9, y=0.995,
+    )  # fmt: skip
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def _cell(x: float, y: float, colour: str) -> Rectangle:
+    return Rectangle((x - 0.5, y - 0.5), 1, 1, facecolor=colour, edgecolor="white", linewidth=1.5)
+
+
+# --------------------------------------------------------------------------------------------------
+# accent F1 by layer
+
+
+def _threshold_lines(ax, t: Mapping[str, Any], label: bool) -> None:
+    for key, name, colour, style in (
+        ("min_f1_go", "GO", LEVEL_COLOURS[Level.GO], "--"),
+        ("min_f1_conditional", "conditional", LEVEL_COLOURS[Level.CONDITIONAL], "--"),
+        ("nogo_f1", "NOGO below", LEVEL_COLOURS[Level.NOGO], ":"),
+    ):
+        ax.axhline(t[key], color=colour, linestyle=style, linewidth=1.2, zorder=1)
+        if label:
+            ax.annotate(
+                f"{name} {t[key]:.2f}", xy=(1.0, t[key]), xycoords=("axes fraction", "data"),
+                xytext=(3, 0), textcoords="offset points", va="center", fontsize=8, color=colour,
+            )  # fmt: skip
+
+
+def _draw_series(ax, xs: np.ndarray, group: pd.DataFrame, decision: Decision, colour: str, marker: str, label: str):
+    f1 = group["accent_f1"].to_numpy(float)
+    lo = group["accent_f1_ci_low"].to_numpy(float)
+    hi = group["accent_f1_ci_high"].to_numpy(float)
+    if len(xs) > 1:
+        ax.plot(xs, f1, color=colour, linewidth=1.8, zorder=3, label=label)
+        ax.fill_between(xs, lo, hi, color=colour, alpha=0.15, linewidth=0, zorder=2)
+    else:
+        yerr = np.array([[f1[0] - lo[0]], [hi[0] - f1[0]]])
+        yerr = None if np.isnan(yerr).any() else yerr
+        ax.errorbar(xs, f1, yerr=yerr, color=colour, capsize=4, zorder=3, label=label)
+    for x, (_, row) in zip(xs, group.iterrows()):
+        rep = row["representation"]
+        face = LEVEL_COLOURS[decision.levels[rep]]
+        best = rep == decision.best_representation
+        ax.scatter([x], [row["accent_f1"]], s=150 if best else 45, marker="*" if best else marker,
+                   facecolor=face, edgecolor=colour, linewidth=1.2, zorder=4)  # fmt: skip
+    ax.plot(xs, group["majority_f1"].to_numpy(float), color="grey", linestyle=(0, (1, 2)), linewidth=1, zorder=1,
+            marker="_" if len(xs) == 1 else None, markersize=16)  # fmt: skip
+
+
+def plot_f1_by_layer(
+    metrics: pd.DataFrame,
+    decision: Decision,
+    path: str | Path,
+    *,
+    layer_order: Optional[Mapping[str, Sequence[str]]] = None,
+) -> Path:
+    """Accent F1 (95% CI band) per layer with the GO / conditional / NOGO lines; backbone left, references right."""
+    rows = ordered(metrics, layer_order)
+    t = decision.thresholds
+    backbone = rows[rows["source"] == BACKBONE]
+    refs = rows[rows["source"] != BACKBONE]
+    panels = [(p, df) for p, df in (("Backbone (decides)", backbone), ("References (diagnose only)", refs)) if len(df)]
+    if not panels:
+        panels = [("No representations", rows)]
+    widths = [max(len(df), 2) for _, df in panels]
+    width = min(max(8.0, 3.0 + 0.55 * sum(widths)), 18)
+    fig = Figure(figsize=(width, 5.4))
+    axes = fig.subplots(1, len(panels), sharey=True, gridspec_kw={"width_ratios": widths}, squeeze=False)[0]
+    for k, (ax, (title, df)) in enumerate(zip(axes, panels)):
+        xs_all: List[float] = []
+        labels: List[str] = []
+        pos = 0.0
+        for src, group in sorted(df.groupby("source", sort=False), key=lambda kv: source_sort_key(str(kv[0]))):
+            xs = pos + np.arange(len(group), dtype=float)
+            _draw_series(ax, xs, group, decision, _source_colour(str(src)), _source_marker(str(src)), str(src))
+            xs_all += list(xs)
+            labels += [str(x) for x in group["layer"]]
+            if df is refs or len(panels) == 1:
+                ax.annotate(str(src), xy=(xs.mean(), 0.02), xycoords=("data", "axes fraction"), ha="center",
+                            fontsize=9, fontweight="bold", color=_source_colour(str(src)))  # fmt: skip
+            pos = xs[-1] + 1.6
+        _threshold_lines(ax, t, label=(k == len(panels) - 1))
+        ax.set_xticks(xs_all, labels, rotation=40, ha="right", fontsize=8)
+        ax.set_xlim(min(xs_all, default=0) - 0.6, max(xs_all, default=0) + 0.6)
+        ax.set_title(title, fontsize=11)
+        ax.grid(axis="y", alpha=0.3)
+    axes[0].set_ylim(0, 1.02)
+    axes[0].set_ylabel("Accent macro-F1 (held-out speakers)")
+    legend = [
+        Line2D([], [], color="black", marker="o", linestyle="-", label="mean F1, band = 95% CI"),
+        Line2D([], [], color="grey", linestyle=(0, (1, 2)), label="majority baseline"),
+        Line2D([], [], color="black", marker="*", linestyle="", markersize=12, label="best representation"),
+    ] + [Line2D([], [], color=c, marker="o", linestyle="", label=f"{lv.value}") for lv, c in LEVEL_COLOURS.items()]
+    fig.legend(handles=legend, loc="lower center", ncol=6 if width >= 11 else 3, fontsize=8, frameon=False)
+    strict = " (strict: gates test the CI low)" if t.get("strict") else ""
+    none = " (no backbone layer evaluated)" if backbone.empty else ""
+    fig.suptitle(f"Accent F1 by layer — decision: {decision.decision.value}{none}{strict}", fontsize=12)
+    fig.tight_layout(rect=(0, 0.06 if width >= 11 else 0.1, 0.97, 1))
+    return _save(fig, path)
+
+
+# --------------------------------------------------------------------------------------------------
+# confusion matrix
+
+
+def plot_confusion(labels: Sequence[str], matrix: np.ndarray, path: str | Path, *, title: str = "") -> Path:
+    """Confusion matrix (rows = true accent) coloured by row share, annotated with counts and percentages."""
+    counts = np.asarray(matrix, dtype=float)
+    k = len(labels)
+    if counts.shape != (k, k):
+        raise ValueError(f"confusion matrix shape {counts.shape} does not match {k} labels")
+    totals = counts.sum(axis=1, keepdims=True)
+    share = np.divide(counts, totals, out=np.zeros_like(counts), where=totals > 0)
+    side = min(max(4.5, 0.9 * k + 2.5), 14)
+    fig = Figure(figsize=(side + 1.2, side))
+    ax = fig.add_subplot(1, 1, 1)
+    im = ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
+    for i in range(k):
+        for j in range(k):
+            colour = "white" if share[i, j] > 0.6 else "black"
+            text = f"{int(counts[i, j])}\n{share[i, j]:.0%}"
+            ax.text(j, i, text, ha="center", va="center", fontsize=9, color=colour)
+    ax.set_xticks(range(k), labels, rotation=30, ha="right")
+    ax.set_yticks(range(k), labels)
+    ax.set_xlabel("predicted accent")
+    ax.set_ylabel("true accent")
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="share of the true accent's utterances")
+    ax.set_title(title or "Confusion matrix", fontsize=11)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+# --------------------------------------------------------------------------------------------------
+# leakage excess vs F1
+
+
+def plot_leakage_vs_f1(metrics: pd.DataFrame, decision: Decision, path: str | Path) -> Path:
+    """Speaker-leakage excess against the F1 the gates test, with the GO and conditional regions shaded."""
+    t = decision.thresholds
+    strict = bool(t.get("strict"))
+    rows = ordered(metrics)
+    xs = np.array([decision.assessments[r].f1 for r in rows["representation"]], dtype=float)
+    ys = rows["leak_excess_pp"].to_numpy(float)
+    ok = ~(np.isnan(xs) | np.isnan(ys))
+    y_lo = min(-5.0, float(np.nanmin(ys[ok])) - 3) if ok.any() else -5.0
+    y_hi = max(t["leakage_margin_conditional_pp"] + 8, float(np.nanmax(ys[ok])) + 3) if ok.any() else 25.0
+
+    fig = Figure(figsize=(9, 6.2))
+    ax = fig.add_subplot(1, 1, 1)
+    ax.fill_between([t["min_f1_conditional"], 1.0], y_lo, t["leakage_margin_conditional_pp"],
+                    color=LEVEL_COLOURS[Level.CONDITIONAL], alpha=0.15, linewidth=0, label="conditional-GO region")
+    ax.fill_between([t["min_f1_go"], 1.0], y_lo, t["leakage_margin_pp"],
+                    color=LEVEL_COLOURS[Level.GO], alpha=0.25, linewidth=0, label="GO region")  # fmt: skip
+    ax.axvline(t["nogo_f1"], color=LEVEL_COLOURS[Level.NOGO], linestyle=":", linewidth=1.2,
+               label=f"nogo_f1 {t['nogo_f1']:.2f}")  # fmt: skip
+    ax.axhline(0, color="grey", linewidth=0.8)
+    ax.set_xlim(0, 1.0)
+    ax.set_ylim(y_lo, y_hi)
+    # label every backbone layer, the best one, single-layer references, and the top layer of each other source
+    top_ref = {}
+    for i, (_, row) in enumerate(rows.iterrows()):
+        src = str(row["source"])
+        if ok[i] and src != BACKBONE and (src not in top_ref or xs[i] > xs[top_ref[src]]):
+            top_ref[src] = i
+    labels = []
+    for i, (_, row) in enumerate(rows.iterrows()):
+        if not ok[i]:
+            continue
+        rep, src = row["representation"], str(row["source"])
+        best = rep == decision.best_representation
+        ax.scatter(
+            [xs[i]], [ys[i]], s=220 if best else 70, marker="*" if best else _source_marker(src),
+            facecolor=LEVEL_COLOURS[decision.levels[rep]], edgecolor=_source_colour(src), linewidth=1.5, zorder=3,
+        )  # fmt: skip
+        if src == BACKBONE or best or top_ref.get(src) == i:
+            name = str(row["layer"]) if src == BACKBONE else f"{src}:{row['layer']}"
+            labels.append((xs[i], ys[i], name, _source_colour(src), best))
+    handles, _ = ax.get_legend_handles_labels()
+    present = sorted({str(s) for s in rows["source"]}, key=source_sort_key)
+    handles += [Line2D([], [], marker=_source_marker(s), color=_source_colour(s), linestyle="", markerfacecolor="white",
+                       label=s) for s in present]  # fmt: skip
+    handles += [Line2D([], [], marker="o", color=c, linestyle="", label=lv.value) for lv, c in LEVEL_COLOURS.items()]
+    ax.legend(handles=handles, loc="upper left", fontsize=8, ncol=2, framealpha=0.9)
+    ax.set_xlabel(f"Accent F1{' CI low (strict)' if strict else ''}")
+    ax.set_ylabel("Speaker leakage A→S: excess over chance (pp)")
+    ax.grid(alpha=0.3)
+    title = "Leakage vs accent F1 (regions ignore text drop and p; fill = level, outline/shape = source)"
+    if any(str(src) != BACKBONE for src in rows["source"]):
+        title += "\nreference sources with several layers: only their best layer is labelled"
+    missing = [str(r) for r, good in zip(rows["representation"], ok) if not good]
+    if missing:
+        title += f"\nnot plotted (not measured): {', '.join(missing[:6])}{' …' if len(missing) > 6 else ''}"
+    ax.set_title(title, fontsize=9.5)
+    fig.tight_layout()
+    _place_labels(ax, labels, [(x, y) for x, y, good in zip(xs, ys, ok) if good])  # after layout: pixel boxes hold
+    return _save(fig, path)
+
+
+def _place_labels(
+    ax, labels: Sequence[Tuple[float, float, str, str, bool]], points: Sequence[Tuple[float, float]]
+) -> None:
+    """Greedy label placement: try offsets around each point, keep the first that overlaps no earlier
+    label and no other point (approximate text boxes in display pixels)."""
+    fig = ax.figure
+    px = fig.dpi / 72.0
+    to_disp = ax.transData.transform
+    pts = [tuple(to_disp((x, y))) for x, y in points]
+    boxes: List[Tuple[float, float, float, float]] = []
+    candidates = [(6, 3), (6, -12), (-6, 3), (-6, -12), (6, 13), (6, -22), (-6, 13), (-6, -22), (10, 24), (10, -32)]
+    for x, y, text, colour, bold in labels:
+        h = 7.5 * px * 1.2
+        w = 7.5 * px * 0.6 * len(text)
+        cx, cy = to_disp((x, y))
+        chosen = candidates[0]
+        for dx, dy in candidates:
+            x0 = cx + dx * px - (w if dx < 0 else 0)
+            y0 = cy + dy * px
+            box = (x0, y0, x0 + w, y0 + h)
+            hits_label = any(not (box[2] < b[0] or box[0] > b[2] or box[3] < b[1] or box[1] > b[3]) for b in boxes)
+            hits_point = any(box[0] - 3 < p[0] < box[2] + 3 and box[1] - 3 < p[1] < box[3] + 3 for p in pts)
+            if not hits_label and not hits_point:
+                chosen = (dx, dy)
+                break
+        dx, dy = chosen
+        x0 = cx + dx * px - (w if dx < 0 else 0)
+        boxes.append((x0, cy + dy * px, x0 + w, cy + dy * px + h))
+        arrow = {"arrowstyle": "-", "color": colour, "lw": 0.5, "alpha": 0.6} if abs(dy) > 13 else None
+        ax.annotate(text, (x, y), xytext=(dx, dy), textcoords="offset points", fontsize=7.5, color=colour,
+                    ha="right" if dx < 0 else "left", va="bottom", fontweight="bold" if bold else "normal",
+                    arrowprops=arrow)  # fmt: skip
+
+
+# --------------------------------------------------------------------------------------------------
+
+
+def render_figures(
+    metrics: pd.DataFrame,
+    confusion: Mapping[str, Tuple[Sequence[str], np.ndarray]],
+    decision: Decision,
+    out_dir: str | Path,
+    *,
+    layer_order: Optional[Mapping[str, Sequence[str]]] = None,
+) -> Dict[str, Path]:
+    """Write the four figures under `out_dir` (names in `layout.FIGURES`); the confusion matrix is the
+    best representation's and is skipped when there is none or it has no matrix."""
+    out = Path(out_dir)
+    paths = {
+        "heatmap": plot_metric_heatmap(metrics, decision, out / FIGURES["heatmap"], layer_order=layer_order),
+        "f1_by_layer": plot_f1_by_layer(metrics, decision, out / FIGURES["f1_by_layer"], layer_order=layer_order),
+        "leakage_vs_f1": plot_leakage_vs_f1(metrics, decision, out / FIGURES["leakage_vs_f1"]),
+    }
+    best = decision.best_representation
+    if best is not None and best in confusion:
+        labels, matrix = confusion[best]
+        title = f"{best} ({decision.decision.value}) — held-out speakers"
+        paths["confusion"] = plot_confusion(labels, matrix, out / FIGURES["confusion"], title=title)
+    return paths

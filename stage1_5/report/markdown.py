@@ -1,0 +1,332 @@
+"""`report/stage1_5_report.md`: the run's results as text a person reads top-down (DESIGN §6).
+
+`render_report` is pure: it formats already computed metrics, the `Decision`, dataset facts and the
+resolved config into a string; the pipeline writes it with `stage1_5.io.atomic_write_text`.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import math
+import platform
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
+
+import pandas as pd
+
+from stage1_5.decision.rules import BACKBONE, Decision, Level, fmt_f1, fmt_p, fmt_pp, is_missing
+from stage1_5.report.layout import FIGURES, ordered
+
+TABLE_HEADER = "| Layer | Accent F1 [95% CI] | Leak A→S | Text Drop | p | Level |"
+ANALYSIS_LINK = "../artifacts/analysis"
+"""Figures are linked relative to report/, where the report lives."""
+
+VERSION_PACKAGES = (
+    "torch", "transformers", "qwen-tts", "speechbrain", "scikit-learn", "numpy", "pandas", "matplotlib",
+)  # fmt: skip
+
+FIGURE_CAPTIONS = {
+    "heatmap": "Every representation against every gate (green passes GO, amber passes conditional only, red fails)",
+    "f1_by_layer": "Accent F1 by layer with 95% CI and the GO / conditional / NOGO thresholds",
+    "confusion": "Confusion matrix of the best representation (held-out speakers)",
+    "leakage_vs_f1": "Speaker leakage excess against accent F1, GO and conditional regions shaded",
+}
+
+
+@dataclass(frozen=True)
+class DatasetFacts:
+    """What the report says about the dataset; built from the dataset layer's `Dataset` by `from_dataset`."""
+
+    n_utterances: int
+    n_speakers: int
+    n_accents: int
+    n_texts: int
+    total_hours: float
+    speakers_per_accent: Mapping[str, int] = field(default_factory=dict)
+    utterances_per_accent: Mapping[str, int] = field(default_factory=dict)
+    min_texts_per_speaker: Optional[int] = None
+    sample_rates: Any = None
+    warnings: Sequence[str] = ()
+    meets_minima: bool = True
+    content_hash: Optional[str] = None
+
+    @classmethod
+    def from_dataset(cls, dataset: Any) -> "DatasetFacts":
+        """Duck-typed: `dataset.summary` (DatasetSummary), `.warnings`, `.meets_minima`, `.content_hash`."""
+        s = dataset.summary
+        return cls(
+            n_utterances=int(s.n_utterances),
+            n_speakers=int(s.n_speakers),
+            n_accents=int(s.n_accents),
+            n_texts=int(s.n_texts),
+            total_hours=float(s.total_hours),
+            speakers_per_accent=dict(getattr(s, "speakers_per_accent", None) or {}),
+            utterances_per_accent=dict(getattr(s, "utterances_per_accent", None) or {}),
+            min_texts_per_speaker=getattr(s, "min_texts_per_speaker", None),
+            sample_rates=getattr(s, "sample_rates", None),
+            warnings=list(getattr(dataset, "warnings", ()) or ()),
+            meets_minima=bool(getattr(dataset, "meets_minima", True)),
+            content_hash=getattr(dataset, "content_hash", None),
+        )
+
+
+def package_versions(names: Sequence[str] = VERSION_PACKAGES) -> Dict[str, str]:
+    """Installed versions (importlib.metadata), 'not installed' where absent, plus Python and stage1_5."""
+    out = {"python": platform.python_version()}
+    for name in ("stage1_5", *names):
+        try:
+            out[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+
+
+def _cell(text: Any) -> str:
+    """Table-safe text: pipes escaped, newlines flattened."""
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _num(x: Any, fmt: str = "{:.2f}") -> str:
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return "n/a"
+    return "n/a" if math.isnan(v) else fmt.format(v)
+
+
+def _f1_ci(row: Mapping[str, Any]) -> str:
+    f1, lo, hi = (row.get(k) for k in ("accent_f1", "accent_f1_ci_low", "accent_f1_ci_high"))
+    ci = "" if is_missing(lo) or is_missing(hi) else f" [{fmt_f1(lo)}, {fmt_f1(hi)}]"
+    return f"{fmt_f1(f1)}{ci}"
+
+
+def _level_text(decision: Decision, rep: str) -> str:
+    level = decision.levels[rep]
+    text = level.value
+    if decision.roles.get(rep) != BACKBONE:
+        text += " (reference)"
+    if decision.assessments[rep].borderline:
+        text += " · borderline"
+    return text
+
+
+def _layer_cell(row: Mapping[str, Any], best: Optional[str]) -> str:
+    name = _cell(row["layer"])
+    return f"**{name}** ★" if row["representation"] == best else name
+
+
+def results_table(metrics: pd.DataFrame, decision: Decision, layer_order=None) -> List[str]:
+    """The per-representation table, one bold source row before each group."""
+    lines = [TABLE_HEADER, "|---|---:|---:|---:|---:|---|"]
+    current = None
+    for _, row in ordered(metrics, layer_order).iterrows():
+        if row["source"] != current:
+            current = row["source"]
+            role = "decides" if current == BACKBONE else "reference"
+            lines.append(f"| **{_cell(current)}** ({role}) | | | | | |")
+        rep = row["representation"]
+        lines.append(
+            f"| {_layer_cell(row, decision.best_representation)} | {_f1_ci(row)} | {fmt_pp(row['leak_excess_pp'])} "
+            f"| {fmt_f1(row['text_drop'])} | {fmt_p(row['p_value'])} | {_level_text(decision, rep)} |"
+        )
+    return lines
+
+
+def _dataset_section(facts: DatasetFacts) -> List[str]:
+    def per_accent(m: Mapping[str, int]) -> str:
+        return ", ".join(f"{k}: {v}" for k, v in sorted(m.items())) if m else "n/a"
+
+    rates = facts.sample_rates
+    if isinstance(rates, Mapping):
+        rates = ", ".join(f"{k} Hz ({v})" for k, v in sorted(rates.items()))
+    elif isinstance(rates, (list, tuple, set)):
+        rates = ", ".join(f"{r} Hz" for r in sorted(rates))
+    lines = [
+        "## Dataset",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| Utterances | {facts.n_utterances} |",
+        f"| Speakers | {facts.n_speakers} |",
+        f"| Accents | {facts.n_accents} |",
+        f"| Texts | {facts.n_texts} |",
+        f"| Audio | {facts.total_hours:.2f} h |",
+        f"| Speakers per accent | {_cell(per_accent(facts.speakers_per_accent))} |",
+        f"| Utterances per accent | {_cell(per_accent(facts.utterances_per_accent))} |",
+        f"| Min texts per speaker | {'n/a' if facts.min_texts_per_speaker is None else facts.min_texts_per_speaker} |",
+        f"| Sample rates | {_cell(rates) if rates else 'n/a'} |",
+        f"| Meets design minima | {'yes' if facts.meets_minima else '**no**'} |",
+        "",
+    ]
+    if facts.warnings:
+        lines += ["Warnings:", ""] + [f"- ⚠ {w}" for w in facts.warnings] + [""]
+    return lines
+
+
+def _decision_section(decision: Decision) -> List[str]:
+    best = "none (no backbone layer evaluated)"
+    if decision.best_representation:
+        best = f"`{decision.best_representation}`"
+    lines = [
+        "## Decision",
+        "",
+        f"- **Best representation:** {best}",
+        f"- **Decision:** {decision.decision.value}",
+        f"- **Rationale:** {decision.rationale}",
+    ]
+    if decision.diagnosis:
+        lines.append(f"- **Diagnosis:** `{decision.diagnosis}` — {decision.diagnosis_text}")
+    t = decision.thresholds
+    if decision.borderline:
+        lines.append(
+            f"- **Borderline layers:** {', '.join(f'`{r}`' for r in decision.borderline)} "
+            f"(F1 in [{fmt_f1(t['nogo_f1'])}, {fmt_f1(t['min_f1_conditional'])}): "
+            "more speakers may lift them)"
+        )
+    lines += ["", "Only backbone layers decide; references (ssl, ecapa, acoustic, your own) only diagnose a NOGO."]
+    lines.append("")
+    return lines
+
+
+def _gate_details(metrics: pd.DataFrame, decision: Decision, layer_order=None) -> List[str]:
+    lines = ["### Why each backbone layer sits where it does", ""]
+    reps = [r for r in ordered(metrics, layer_order)["representation"] if decision.roles.get(r) == BACKBONE]
+    if not reps:
+        return lines + ["No backbone layer was evaluated.", ""]
+    for rep in reps:
+        a = decision.assessments[rep]
+        lines.append(f"- `{rep}` — {a.level.value}: {'; '.join(a.reasons)}")
+    return lines + [""]
+
+
+def _thresholds_line(t: Mapping[str, Any]) -> str:
+    return (
+        f"GO: F1{' CI low' if t.get('strict') else ''} ≥ {t['min_f1_go']}, "
+        f"leakage excess ≤ {t['leakage_margin_pp']} pp, "
+        f"text drop ≤ {t['max_text_drop']}, p < {t['alpha']}; conditional GO: F1 ≥ {t['min_f1_conditional']}, "
+        f"leakage excess ≤ {t['leakage_margin_conditional_pp']} pp, text drop ≤ {t['max_text_drop']}; "
+        f"borderline NOGO from F1 {t['nogo_f1']}; strict mode {'on' if t.get('strict') else 'off'}."
+    )
+
+
+def _context_section(metrics: pd.DataFrame, layer_order=None) -> List[str]:
+    lines = [
+        "## Context (reported, not gated)",
+        "",
+        "| Representation | Speakers | Utterances | F1 sd | Majority F1 | p (FWER) | F1 seen texts | F1 unseen texts "
+        "| Leak acc | Leak chance | Speaker acc |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for _, r in ordered(metrics, layer_order).iterrows():
+        lines.append(
+            f"| {_cell(r['representation'])} | {_num(r['n_speakers'], '{:.0f}')} "
+            f"| {_num(r['n_utterances'], '{:.0f}')} "
+            f"| {_num(r['accent_f1_sd'])} | {_num(r['majority_f1'])} | {fmt_p(r['p_value_fwer'])} "
+            f"| {_num(r['text_f1_seen'])} | {_num(r['text_f1_unseen'])} | {_num(r['leak_acc'])} "
+            f"| {_num(r['leak_chance'])} | {_num(r['speaker_acc'])} |"
+        )
+    return lines + [
+        "",
+        "Leak acc: speaker identified within each accent from the accent probe's output; chance ≈ 1/speakers per "
+        "accent. Speaker acc: speaker ID from the full representation.",
+        "",
+    ]
+
+
+def _label_map_text(label_map: Union[Mapping[str, int], Sequence[str]]) -> str:
+    if isinstance(label_map, Mapping):
+        items = sorted(label_map.items(), key=lambda kv: kv[1])
+        return ", ".join(f"{v} = {_cell(k)}" for k, v in items)
+    return ", ".join(f"{i} = {_cell(k)}" for i, k in enumerate(label_map))
+
+
+def _repro_section(
+    config: Any, facts: DatasetFacts, device: str, label_map: Any, versions: Mapping[str, str], t: Mapping[str, Any]
+) -> List[str]:
+    src, probes = config.sources, config.probes
+    seeds = (
+        f"run {config.seed}; probes {probes.seed} ({probes.seeds} fold seeds, {probes.permutations} permutations, "
+        f"{probes.bootstrap} bootstrap resamples); backbone init {src.backbone.seed}; ssl init {src.ssl.seed}; "
+        f"ecapa init {src.ecapa.seed}"
+    )
+    lines = [
+        "## Reproducibility",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| Config hash | `{config.config_hash()}` (resolved config in `../config/`) |",
+        f"| Dataset hash | `{facts.content_hash or 'n/a'}` |",
+        f"| Device | {_cell(device)} |",
+        f"| Seeds | {seeds} |",
+        f"| Label map | {_label_map_text(label_map)} |",
+        f"| Backbone | `{_cell(src.backbone.checkpoint)}` ({'enabled' if src.backbone.enabled else 'disabled'}) |",
+        f"| SSL | `{_cell(src.ssl.model)}` ({'enabled' if src.ssl.enabled else 'disabled'}) |",
+        f"| ECAPA | `{_cell(src.ecapa.model)}` ({'enabled' if src.ecapa.enabled else 'disabled'}) |",
+        f"| Thresholds | {_thresholds_line(t)} |",
+        "",
+        "| Package | Version |",
+        "|---|---|",
+    ]
+    lines += [f"| {k} | {v} |" for k, v in versions.items()]
+    return lines + [""]
+
+
+def render_report(
+    metrics: pd.DataFrame,
+    decision: Decision,
+    *,
+    dataset: Any,
+    config: Any,
+    label_map: Union[Mapping[str, int], Sequence[str]],
+    device: str,
+    figures: Optional[Mapping[str, str]] = None,
+    versions: Optional[Mapping[str, str]] = None,
+) -> str:
+    """The whole report as Markdown.
+
+    dataset: `DatasetFacts` or the dataset layer's `Dataset` (read duck-typed).
+    config: the resolved `Stage15Config` (hash, seeds, checkpoints, backbone layer order).
+    figures: key (see `layout.FIGURES`) -> link relative to report/; default: all four under ../artifacts/analysis.
+    versions: package -> version; default `package_versions()`.
+    """
+    facts = dataset if isinstance(dataset, DatasetFacts) else DatasetFacts.from_dataset(dataset)
+    if figures is None:
+        figures = {k: f"{ANALYSIS_LINK}/{name}" for k, name in FIGURES.items()}
+    versions = package_versions() if versions is None else versions
+    layer_order = {BACKBONE: list(config.sources.backbone.layers)}
+    verdict = {Level.GO: "GO", Level.CONDITIONAL: "conditional GO", Level.NOGO: "NOGO"}[decision.decision]
+
+    lines = [f"# Stage 1.5 accent probing report — {_cell(config.name)}", ""]
+    if not decision.scientific:
+        why = "; ".join(decision.caveats) if decision.caveats else "the run was marked not scientific"
+        lines += [
+            f"> **⚠ Not a scientific result:** {why}. "
+            "Read the numbers as a check of the pipeline, not as evidence about the backbone.",
+            "",
+        ]
+    lines += [
+        f"**{verdict}** — does the backbone carry regional accent linearly in a layer, apart from speaker identity "
+        "and robustly across sentences? Accent F1 is macro-F1 of a linear probe on held-out speakers.",
+        "",
+    ]
+    lines += _dataset_section(facts)
+    lines += ["## Results", ""] + results_table(metrics, decision, layer_order) + [""]
+    lines += [
+        "Leak A→S: excess (percentage points) of within-accent speaker identification from the accent probe over "
+        "chance. Text Drop: F1 on seen texts − F1 on unseen texts. p: speaker-level permutation test (n/a: no "
+        "permutations run; such a layer cannot reach GO).",
+        "",
+    ]
+    lines += _decision_section(decision)
+    lines += _gate_details(metrics, decision, layer_order)
+    if figures:
+        lines += ["## Figures", ""]
+        for key, link in figures.items():
+            caption = FIGURE_CAPTIONS.get(key, key)
+            lines += [f"![{caption}]({link})", "", f"*{caption}.*", ""]
+    lines += _context_section(metrics, layer_order)
+    lines += _repro_section(config, facts, device, label_map, versions, decision.thresholds)
+    return "\n".join(lines).rstrip() + "\n"

@@ -1,0 +1,89 @@
+"""Typed config: defaults, and one error naming the file and key for every kind of mistake."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from stage1_5.cli import cli
+from stage1_5.config import Stage15Config, load_config
+from stage1_5.errors import ConfigError
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize("name", ["demo.yaml", "stage1_5.yaml"])
+def test_shipped_configs_validate(name):
+    cfg = load_config(REPO / "config" / name)
+    assert cfg.sources.backbone.layers
+
+
+def test_full_config_matches_the_design_thresholds_and_layers():
+    cfg = load_config(REPO / "config" / "stage1_5.yaml")
+    e = cfg.experiment
+    assert (e.min_f1_go, e.min_f1_conditional, e.nogo_f1) == (0.55, 0.45, 0.40)
+    assert (e.leakage_margin_pp, e.leakage_margin_conditional_pp, e.max_text_drop, e.alpha) == (7, 15, 0.10, 0.05)
+    assert cfg.sources.backbone.checkpoint == "Qwen/Qwen3-TTS-12Hz-1.7B-Base"
+    assert cfg.sources.backbone.layers == [
+        "text_encoder_out", "decoder_block_02", "decoder_block_04", "decoder_block_08",
+        "decoder_block_12", "decoder_block_16", "decoder_block_20", "pre_vocoder",
+    ]
+
+
+def test_empty_file_gives_all_defaults(tmp_path):
+    assert load_config(write(tmp_path, "")) == Stage15Config()
+
+
+def test_unknown_key_names_file_and_dotted_key(tmp_path):
+    path = write(tmp_path, "probes:\n  seedz: 3\n")
+    with pytest.raises(ConfigError, match=r"c\.yaml: probes\.seedz: unknown key"):
+        load_config(path)
+
+
+def test_wrong_type_names_the_key(tmp_path):
+    with pytest.raises(ConfigError, match=r"sources\.backbone\.batch_size"):
+        load_config(write(tmp_path, "sources:\n  backbone:\n    batch_size: many\n"))
+
+
+def test_out_of_range_value_names_the_key(tmp_path):
+    with pytest.raises(ConfigError, match=r"experiment\.alpha"):
+        load_config(write(tmp_path, "experiment:\n  alpha: 1.5\n"))
+
+
+def test_thresholds_must_be_ordered(tmp_path):
+    with pytest.raises(ConfigError, match="nogo_f1 <= min_f1_conditional <= min_f1_go"):
+        load_config(write(tmp_path, "experiment:\n  min_f1_go: 0.3\n"))
+
+
+def test_invalid_yaml_and_missing_file_are_config_errors(tmp_path):
+    with pytest.raises(ConfigError, match="invalid YAML"):
+        load_config(write(tmp_path, "a: [1, 2\n"))
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "nope.yaml")
+
+
+def test_config_hash_changes_with_any_setting():
+    a = Stage15Config()
+    b = a.model_copy(update={"seed": 1})
+    assert a.config_hash() != b.config_hash()
+    assert a.config_hash() == Stage15Config().config_hash()
+
+
+def test_config_show_prints_resolved_defaults(tmp_path):
+    result = CliRunner().invoke(cli, ["config", "show", str(write(tmp_path, "seed: 7\n"))])
+    assert result.exit_code == 0, result.output
+    assert "seed: 7" in result.output and "min_f1_go: 0.55" in result.output
+
+
+def test_config_show_bad_file_exits_2_with_one_line(tmp_path):
+    result = CliRunner().invoke(cli, ["config", "show", str(write(tmp_path, "foo: 1\n"))])
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines() == [f"error: {tmp_path / 'c.yaml'}: foo: unknown key"]

@@ -1,0 +1,156 @@
+"""The run's decision (DESIGN §5): best level over backbone layers, references only diagnose."""
+
+import json
+
+import pytest
+
+from stage1_5.config import ExperimentConfig, SourcesConfig
+from stage1_5.decision import Level, decide, scientific_caveats
+from stage1_5.decision.dummies import dummy_metrics, dummy_metrics_row as row
+from stage1_5.errors import Stage15Error
+
+T = ExperimentConfig()
+NAN = float("nan")
+
+
+def run(*rows, too_small=False, thresholds=T, scientific=True):
+    return decide(dummy_metrics(rows), thresholds, scientific=scientific, dataset_too_small=too_small)
+
+
+def test_decision_is_best_backbone_level():
+    d = run(row("backbone:decoder_block_02", accent_f1=0.30), row("backbone:decoder_block_08", accent_f1=0.50))
+    assert d.decision == Level.CONDITIONAL
+    assert d.best_representation == "backbone:decoder_block_08"
+
+
+def test_best_representation_is_highest_f1_at_the_best_level():
+    d = run(
+        row("backbone:decoder_block_04", accent_f1=0.60),
+        row("backbone:decoder_block_08", accent_f1=0.68),
+        row("backbone:decoder_block_12", accent_f1=0.90, leak_excess_pp=30.0),  # higher F1 but NOGO
+    )
+    assert d.decision == Level.GO
+    assert d.best_representation == "backbone:decoder_block_08"
+
+
+def test_nogo_best_representation_is_highest_f1_backbone_layer():
+    d = run(row("backbone:decoder_block_02", accent_f1=0.20), row("backbone:pre_vocoder", accent_f1=0.35))
+    assert d.decision == Level.NOGO
+    assert d.best_representation == "backbone:pre_vocoder"
+
+
+def test_reference_never_decides():
+    d = run(row("backbone:decoder_block_08", accent_f1=0.30), row("ssl:layer_06", accent_f1=0.99))
+    assert d.decision == Level.NOGO
+    assert d.best_representation == "backbone:decoder_block_08"
+    assert d.levels["ssl:layer_06"] == Level.GO
+    assert d.roles == {"backbone:decoder_block_08": "backbone", "ssl:layer_06": "reference"}
+
+
+def test_rationale_names_the_numbers_of_a_go():
+    d = run(row("backbone:decoder_block_08", accent_f1=0.72, accent_f1_ci_low=0.65, accent_f1_ci_high=0.80))
+    assert d.rationale == (
+        "Layer decoder_block_08 passes GO thresholds "
+        "(F1=0.72 [0.65, 0.80], leakage excess=+2.1 pp, text_drop=0.05, p=0.004)."
+    )
+
+
+def test_rationale_of_conditional_names_the_missed_gate():
+    d = run(row("backbone:decoder_block_08", accent_f1=0.50))
+    assert "passes conditional-GO thresholds" in d.rationale
+    assert "F1 0.50 < 0.55 (GO)" in d.rationale
+
+
+def test_rationale_of_nogo_names_failed_gate_and_borderline():
+    d = run(row("backbone:decoder_block_08", accent_f1=0.41))
+    assert "F1 0.41 < 0.45 (conditional)" in d.rationale
+    assert "borderline" in d.rationale and "more speakers may lift it" in d.rationale
+    assert d.borderline == ["backbone:decoder_block_08"]
+
+
+def test_rationale_of_clear_nogo():
+    d = run(row("backbone:decoder_block_08", accent_f1=0.31))
+    assert "a clear NOGO" in d.rationale and d.borderline == []
+
+
+def test_diagnosis_only_for_nogo():
+    assert run(row("backbone:decoder_block_08")).diagnosis is None
+
+
+@pytest.mark.parametrize(
+    "rows, too_small, diagnosis",
+    [
+        ([row("backbone:decoder_block_08", accent_f1=0.30), row("ssl:layer_06", accent_f1=0.80)], False, "backbone_inadequate"),
+        ([row("backbone:decoder_block_08", accent_f1=0.30), row("ecapa:embedding", accent_f1=0.30)], False, "accents_not_separable"),
+        ([row("backbone:decoder_block_08", accent_f1=0.30)], False, "accents_not_separable"),
+        ([row("backbone:decoder_block_08", accent_f1=0.30), row("ssl:layer_06", accent_f1=0.80)], True, "dataset_too_small"),
+        ([row("backbone:decoder_block_08", leak_excess_pp=25.0), row("ssl:layer_06")], False, "accent_entangled"),
+        ([row("ssl:layer_06"), row("acoustic:mfcc_stats")], False, "no_backbone"),
+    ],
+    ids=["refs_high_backbone_low", "everything_low", "backbone_low_no_refs", "dataset_small_first", "leaky_backbone", "no_backbone"],
+)
+def test_diagnosis(rows, too_small, diagnosis):
+    d = run(*rows, too_small=too_small)
+    assert d.decision == Level.NOGO
+    assert d.diagnosis == diagnosis
+    assert d.diagnosis_text and len(d.diagnosis_text) > 40
+
+
+def test_backbone_inadequate_sentence_names_the_reference():
+    d = run(row("backbone:decoder_block_08", accent_f1=0.30), row("ssl:layer_06", accent_f1=0.80))
+    assert "ssl:layer_06 F1=0.80" in d.diagnosis_text
+
+
+def test_no_backbone_gives_nogo_without_best_representation():
+    d = run(row("ssl:layer_06", accent_f1=0.99))
+    assert (d.decision, d.best_representation) == (Level.NOGO, None)
+    assert "No backbone" in d.rationale
+
+
+def test_strict_mode_can_flip_the_decision():
+    r = row("backbone:decoder_block_08", accent_f1=0.72, accent_f1_ci_low=0.50)
+    assert run(r).decision == Level.GO
+    d = run(r, thresholds=ExperimentConfig(strict=True))
+    assert d.decision == Level.CONDITIONAL
+    assert "strict" in d.rationale
+
+
+def test_dataset_too_small_makes_result_not_scientific_with_caveat():
+    d = run(row(), too_small=True)
+    assert not d.scientific
+    assert any("design minima" in c for c in d.caveats)
+
+
+def test_to_json_has_contract_keys_and_is_strict_json():
+    d = run(row("backbone:decoder_block_08", p_value=NAN), row("ssl:layer_06"))
+    j = d.to_json()
+    for key in ("decision", "best_representation", "rationale", "diagnosis", "levels", "thresholds", "scientific"):
+        assert key in j
+    assert j["levels"] == {"backbone:decoder_block_08": "GO_CONDITIONAL", "ssl:layer_06": "GO"}
+    assert j["references"] == ["ssl:layer_06"]
+    assert j["thresholds"]["min_f1_go"] == 0.55
+    json.dumps(j, allow_nan=False)  # NaN p-value became null
+
+
+def test_missing_column_is_a_clear_error():
+    df = dummy_metrics([row()]).drop(columns=["leak_excess_pp"])
+    with pytest.raises(Stage15Error, match="missing column.*leak_excess_pp"):
+        decide(df, T, scientific=True, dataset_too_small=False)
+
+
+def test_duplicate_representation_is_a_clear_error():
+    with pytest.raises(Stage15Error, match="appears more than once"):
+        run(row(), row())
+
+
+def test_scientific_caveats_name_random_weights_and_small_data():
+    sources = SourcesConfig.model_validate({"backbone": {"checkpoint": "tiny-random"}, "ssl": {"model": "tiny-random"}})
+    caveats = scientific_caveats(sources, meets_minima=False)
+    assert len(caveats) == 3
+    assert "randomly initialised" in caveats[0] and "ssl" in caveats[1] and "design minima" in caveats[2]
+    assert scientific_caveats(SourcesConfig(), meets_minima=True) == []
+
+
+def test_empty_metrics_is_a_nogo_without_backbone():
+    d = decide(dummy_metrics([]), T, scientific=True, dataset_too_small=False)
+    assert (d.decision, d.diagnosis) == (Level.NOGO, "no_backbone")

@@ -1,0 +1,159 @@
+"""`extract_features`: sources from the config, representation subsets, clear errors, crash safety."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import numpy as np
+import pytest
+import torch
+
+from stage1_5.config import Stage15Config
+from stage1_5.errors import FeatureError
+from stage1_5.features.extract import export_features, extract_features
+from stage1_5.features.testing import FakeDataset, write_tone_utterances
+
+torch.set_num_threads(1)
+
+ONLY_ACOUSTIC = {"backbone": {"enabled": False}, "ssl": {"enabled": False}, "ecapa": {"enabled": False}}
+
+
+def _cfg(tmp_path, sources=None) -> Stage15Config:
+    return Stage15Config.model_validate({"sources": sources or ONLY_ACOUSTIC, "output": {"cache_dir": str(tmp_path / "cache")}})
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    return FakeDataset(write_tone_utterances(tmp_path_factory.mktemp("extract_wav"), 6))
+
+
+def test_feature_set_rows_follow_the_dataset_and_stats_describe_the_run(tmp_path, dataset):
+    features = extract_features(_cfg(tmp_path), dataset, progress=False)
+    assert features.utt_ids == dataset.utterances.ids
+    assert list(features.vectors) == ["acoustic:mfcc_stats"] and features.vectors["acoustic:mfcc_stats"].shape == (6, 120)
+    stats = features.stats["acoustic"]
+    assert stats.n_utterances == 6 and not stats.from_cache and stats.peak_memory_bytes > 0
+    assert stats.audio_seconds == pytest.approx(sum(u.duration for u in dataset.utterances))
+    assert stats.utterances_per_s == pytest.approx(6 / stats.wall_s)
+
+
+def test_second_run_is_served_from_the_store(tmp_path, dataset):
+    first = extract_features(_cfg(tmp_path), dataset, progress=False)
+    second = extract_features(_cfg(tmp_path), dataset, progress=False)
+    assert second.stats["acoustic"].from_cache
+    np.testing.assert_array_equal(first.vectors["acoustic:mfcc_stats"], second.vectors["acoustic:mfcc_stats"])
+
+
+def test_changed_source_config_never_reads_stale_vectors(tmp_path, dataset):
+    extract_features(_cfg(tmp_path), dataset, progress=False)
+    changed = extract_features(_cfg(tmp_path, {**ONLY_ACOUSTIC, "acoustic": {"n_mfcc": 13}}), dataset, progress=False)
+    assert not changed.stats["acoustic"].from_cache and changed.vectors["acoustic:mfcc_stats"].shape == (6, 78)
+
+
+def test_representations_restrict_what_is_extracted(tmp_path, dataset):
+    cfg = _cfg(tmp_path, {**ONLY_ACOUSTIC, "ssl": {"model": "tiny-random"}})
+    features = extract_features(cfg, dataset, representations={"ssl:layer_01"}, progress=False)
+    assert list(features.vectors) == ["ssl:layer_01"] and set(features.stats) == {"ssl"}
+    (entry,) = (Path(cfg.output.cache_dir) / "features" / "ssl").iterdir()
+    assert json.loads((entry / "meta.json").read_text())["representations"] == ["ssl:layer_01"]
+
+
+def test_backbone_source_extracts_only_the_requested_layers(tmp_path, dataset):
+    backbone = {"checkpoint": "tiny-random", "layers": ["decoder_block_00", "decoder_block_01"], "dtype": "float32"}
+    cfg = _cfg(tmp_path, {**ONLY_ACOUSTIC, "backbone": backbone, "acoustic": {"enabled": False}})
+    features = extract_features(cfg, dataset, representations={"backbone:decoder_block_01"}, progress=False)
+    assert list(features.vectors) == ["backbone:decoder_block_01"]
+    assert features.vectors["backbone:decoder_block_01"].shape[0] == 6
+
+
+def test_unknown_source_is_a_clear_error(tmp_path, dataset):
+    with pytest.raises(FeatureError, match="unknown feature source 'mfcc'.*backbone, ssl, ecapa, acoustic"):
+        extract_features(_cfg(tmp_path), dataset, sources=["mfcc"], progress=False)
+
+
+def test_representation_of_a_disabled_source_is_a_clear_error(tmp_path, dataset):
+    with pytest.raises(FeatureError, match=r"'ssl:layer_01'.*disabled.*sources.ssl.enabled"):
+        extract_features(_cfg(tmp_path), dataset, representations={"ssl:layer_01"}, progress=False)
+
+
+def test_representation_without_a_source_prefix_is_a_clear_error(tmp_path, dataset):
+    with pytest.raises(FeatureError, match="'layer_01': expected 'source:name'"):
+        extract_features(_cfg(tmp_path), dataset, representations={"layer_01"}, progress=False)
+
+
+def test_unknown_layer_of_an_enabled_source_is_a_clear_error(tmp_path, dataset):
+    with pytest.raises(FeatureError, match="acoustic:prosody"):
+        extract_features(_cfg(tmp_path), dataset, representations={"acoustic:prosody"}, progress=False)
+
+
+def test_features_only_dataset_skips_enabled_audio_sources_with_a_warning(tmp_path, dataset):
+    no_audio = FakeDataset(dataset.utterances, has_audio=False)
+    with pytest.warns(UserWarning, match="skipping feature source 'acoustic'"):
+        features = extract_features(_cfg(tmp_path), no_audio, progress=False)
+    assert features.vectors == {}
+    with pytest.raises(FeatureError, match="needs audio"):
+        extract_features(_cfg(tmp_path), no_audio, sources=["acoustic"], progress=False)
+
+
+def test_export_writes_utt_id_and_one_array_per_representation(tmp_path, dataset):
+    features = extract_features(_cfg(tmp_path), dataset, progress=False)
+    path = export_features(features, tmp_path / "features.npz")
+    with np.load(path, allow_pickle=False) as npz:
+        assert list(npz["utt_id"]) == dataset.utterances.ids
+        np.testing.assert_array_equal(npz["acoustic:mfcc_stats"], features.vectors["acoustic:mfcc_stats"])
+
+
+_CRASHING_RUN = textwrap.dedent(
+    """
+    import sys, time
+    from stage1_5.config import Stage15Config
+    from stage1_5.data.manifest import UtteranceSet
+    from stage1_5.features import acoustic
+    from stage1_5.features.extract import extract_features
+    from stage1_5.features.testing import FakeDataset
+
+    slow = acoustic.AcousticExtractor.extract_batches
+    def throttled(self, utterances, batch_size):
+        for batch in slow(self, utterances, batch_size):
+            time.sleep(0.3)  # give the parent time to kill us between chunks
+            yield batch
+    acoustic.AcousticExtractor.extract_batches = throttled
+
+    manifest, cache = sys.argv[1], sys.argv[2]
+    cfg = Stage15Config.model_validate({"sources": %r, "output": {"cache_dir": cache}})
+    extract_features(cfg, FakeDataset(UtteranceSet.from_file(manifest)), chunk_size=2, progress=False)
+    """
+    % ONLY_ACOUSTIC
+)
+
+
+def test_kill_9_midway_then_rerun_resumes_and_equals_a_clean_run(tmp_path, dataset):
+    manifest = tmp_path / "manifest.jsonl"
+    dataset.utterances.to_file(manifest)
+    cache = tmp_path / "cache"
+    proc = subprocess.Popen([sys.executable, "-c", _CRASHING_RUN, str(manifest), str(cache)])
+    deadline = time.monotonic() + 60
+    chunks: list[Path] = []
+    while len(chunks) < 1 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+        chunks = list((cache / "features" / "acoustic").glob("*/chunk_*.npz"))
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    entry = chunks[0].parent
+    done = len(list(entry.glob("chunk_*.npz")))
+    assert 1 <= done < 3 and not json.loads((entry / "meta.json").read_text())["complete"]
+
+    resumed = extract_features(_cfg(tmp_path), dataset, chunk_size=2, progress=False)
+    assert resumed.stats["acoustic"].n_utterances == 6 - 2 * done
+    clean = extract_features(_cfg(tmp_path / "clean"), dataset, chunk_size=2, progress=False)
+    np.testing.assert_array_equal(resumed.vectors["acoustic:mfcc_stats"], clean.vectors["acoustic:mfcc_stats"])

@@ -1,0 +1,161 @@
+"""The feature store: round trip, memory-mapped reads, resume after a crash, keys that never go stale."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from stage1_5.errors import FeatureError
+from stage1_5.features.extract import extract_source
+from stage1_5.features.store import FeatureStore, StoreKey, ids_digest
+from stage1_5.features.testing import CountingExtractor, FakeDataset
+from stage1_5.data.manifest import Utterance, UtteranceSet
+
+
+def _dataset(n: int = 10, content_hash: str = "h0") -> FakeDataset:
+    utts = UtteranceSet(Utterance(id=f"u{i:02d}", speaker="s", accent="a", text_id="t", duration=1.0) for i in range(n))
+    return FakeDataset(utts, content_hash=content_hash)
+
+
+def _extract(store, dataset, extractor, **kw):
+    kw = {"batch_size": 2, "chunk_size": 4, "progress": False, **kw}
+    return extract_source(extractor, dataset, store, **kw)
+
+
+def _key(ids, **kw) -> StoreKey:
+    return StoreKey(source="acoustic", dataset_hash="h", utt_ids_hash=ids_digest(ids), **kw)
+
+
+def test_round_trip_returns_written_rows_in_utterance_order(tmp_path):
+    ids = [f"u{i}" for i in range(5)]
+    store = FeatureStore(tmp_path)
+    entry = store.open(_key(ids), ["acoustic:a"], ids, chunk_size=2)
+    data = np.arange(15, dtype=np.float32).reshape(5, 3)
+    for index in entry.missing_chunks():
+        start, stop = entry.chunk_range(index)
+        entry.write_chunk(index, {"acoustic:a": data[start:stop]})
+    entry.consolidate()
+    np.testing.assert_array_equal(store.find_complete(_key(ids), ["acoustic:a"]).load()["acoustic:a"], data)
+
+
+def test_complete_entry_is_memory_mapped_and_chunks_are_removed(tmp_path):
+    store = FeatureStore(tmp_path)
+    vectors, _ = _extract(store, _dataset(), CountingExtractor())
+    assert all(isinstance(v, np.memmap) and v.shape == (10, 3) for v in vectors.values())
+    entry_dir = next((tmp_path / "features" / "acoustic").iterdir())
+    assert not list(entry_dir.glob("chunk_*.npz"))
+    stem = json.loads((entry_dir / "meta.json").read_text())["files"]["acoustic:a"]
+    loaded = np.load(entry_dir / f"{stem}.npy", mmap_mode="r")
+    np.testing.assert_array_equal(loaded, vectors["acoustic:a"])
+
+
+def test_second_call_reads_the_store_without_computing(tmp_path):
+    store = FeatureStore(tmp_path)
+    first, _ = _extract(store, _dataset(), CountingExtractor())
+    again = CountingExtractor()
+    second, stats = _extract(store, _dataset(), again)
+    assert again.computed == [] and stats.from_cache
+    np.testing.assert_array_equal(first["acoustic:b"], second["acoustic:b"])
+
+
+def test_rerun_after_crash_computes_only_missing_chunks_and_equals_a_clean_run(tmp_path):
+    store = FeatureStore(tmp_path / "resumed")
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        _extract(store, _dataset(), CountingExtractor(fail_after=3))  # chunk 0 written, chunk 1 half done
+    resumed = CountingExtractor()
+    vectors, stats = _extract(store, _dataset(), resumed)
+    assert resumed.computed == [f"u{i:02d}" for i in range(4, 10)]
+    assert stats.n_utterances == 6 and not stats.from_cache
+    clean, _ = _extract(FeatureStore(tmp_path / "clean"), _dataset(), CountingExtractor())
+    for name in clean:
+        np.testing.assert_array_equal(vectors[name], clean[name])
+
+
+def test_changed_extractor_config_gets_a_new_entry(tmp_path):
+    store = FeatureStore(tmp_path)
+    old, _ = _extract(store, _dataset(), CountingExtractor(setting=0))
+    changed = CountingExtractor(setting=1)
+    new, stats = _extract(store, _dataset(), changed)
+    assert len(changed.computed) == 10 and not stats.from_cache
+    assert not np.array_equal(old["acoustic:a"], new["acoustic:a"])
+
+
+def test_changed_dataset_hash_gets_a_new_entry(tmp_path):
+    store = FeatureStore(tmp_path)
+    _extract(store, _dataset(content_hash="h0"), CountingExtractor())
+    again = CountingExtractor()
+    _extract(store, _dataset(content_hash="h1"), again)
+    assert len(again.computed) == 10
+
+
+def test_changed_code_version_gets_a_new_entry(tmp_path):
+    store = FeatureStore(tmp_path)
+    _extract(store, _dataset(), CountingExtractor(version="1"))
+    again = CountingExtractor(version="2")
+    _extract(store, _dataset(), again)
+    assert len(again.computed) == 10
+
+
+def test_complete_entry_serves_a_subset_request(tmp_path):
+    store = FeatureStore(tmp_path)
+    full, _ = _extract(store, _dataset(), CountingExtractor())
+    subset = CountingExtractor(names=("acoustic:b",))
+    vectors, stats = _extract(store, _dataset(), subset)
+    assert subset.computed == [] and stats.from_cache and list(vectors) == ["acoustic:b"]
+    np.testing.assert_array_equal(vectors["acoustic:b"], full["acoustic:b"])
+
+
+def test_subset_is_its_own_entry_when_no_full_entry_exists(tmp_path):
+    store = FeatureStore(tmp_path)
+    _extract(store, _dataset(), CountingExtractor(names=("acoustic:b",)))
+    full = CountingExtractor()
+    _extract(store, _dataset(), full)
+    assert len(full.computed) == 10
+    assert len(list((tmp_path / "features" / "acoustic").iterdir())) == 2
+
+
+def test_force_recomputes_a_complete_entry(tmp_path):
+    store = FeatureStore(tmp_path)
+    _extract(store, _dataset(), CountingExtractor())
+    again = CountingExtractor()
+    _, stats = _extract(store, _dataset(), again, force=True)
+    assert len(again.computed) == 10 and not stats.from_cache
+
+
+def test_float16_storage_rounds_to_half_precision(tmp_path):
+    ext = CountingExtractor()
+    vectors, _ = _extract(FeatureStore(tmp_path), _dataset(), ext, store_dtype="float16")
+    assert vectors["acoustic:a"].dtype == np.float16
+    np.testing.assert_array_equal(vectors["acoustic:a"][0], ext.vector("u00", "acoustic:a").astype(np.float16))
+
+
+def test_float16_overflow_is_a_clear_error(tmp_path):
+    ids = ["u0"]
+    entry = FeatureStore(tmp_path).open(_key(ids, dtype="float16"), ["acoustic:a"], ids)
+    with pytest.raises(FeatureError, match="overflow the store dtype float16"):
+        entry.write_chunk(0, {"acoustic:a": np.array([[1e6]], dtype=np.float32)})
+
+
+def test_unknown_store_dtype_is_rejected(tmp_path):
+    with pytest.raises(FeatureError, match="store dtype 'int8'"):
+        _key(["u0"], dtype="int8")
+
+
+def test_non_finite_vector_names_the_utterance(tmp_path):
+    class NaNExtractor(CountingExtractor):
+        def vector(self, utt_id, name):
+            return np.full(self.dim, np.nan if utt_id == "u03" else 0.0, dtype=np.float32)
+
+    with pytest.raises(FeatureError, match="non-finite.*'u03'"):
+        _extract(FeatureStore(tmp_path), _dataset(), NaNExtractor())
+
+
+def test_missing_utterance_in_extractor_output_is_an_error(tmp_path):
+    class Dropping(CountingExtractor):
+        def extract_batches(self, utterances, batch_size):
+            return super().extract_batches([u for u in utterances if u.id != "u05"], batch_size)
+
+    with pytest.raises(FeatureError, match="no features for utterance 'u05'"):
+        _extract(FeatureStore(tmp_path), _dataset(), Dropping())

@@ -1,0 +1,136 @@
+"""`pytest gates` on planted experiments, run in a subprocess (pytester): exit status = decision.
+
+Each case is an external `.npz` whose arrays are named like backbone layers (see fixtures.testing):
+decoder_block_08 carries a strong planted accent direction, decoder_block_00 none.
+"""
+
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from fixtures.testing import write_config, write_planted_case
+
+GATES = Path(__file__).resolve().parents[1] / "gates"
+B00 = "backbone:decoder_block_00"
+B08 = "backbone:decoder_block_08"
+
+
+@pytest.fixture(scope="module")
+def cases(tmp_path_factory):
+    root = tmp_path_factory.mktemp("planted")
+    go = write_planted_case(root / "go", {B00: 0.0, B08: 3.0, "ssl:layer_03": 3.0})
+    return SimpleNamespace(
+        go=go,
+        # same features and probe cache; alpha below the smallest p 20 permutations can give (1/21)
+        conditional=write_config(root / "go", experiment={"alpha": 0.01}, config_name="conditional.yaml"),
+        nogo=write_planted_case(root / "nogo", {B00: 0.0, B08: 0.0}),
+        crash=write_planted_case(root / "crash", {B00: 0.0, B08: 3.0}, nan_in=B08),
+    )
+
+
+@pytest.fixture
+def run_gates(pytester, monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    monkeypatch.setenv("MKL_NUM_THREADS", "1")
+
+    def run(config, *args):
+        return pytester.runpytest_subprocess(
+            str(GATES / "test_gates.py"), "--stage1-5-config", str(config), "-p", "no:cacheprovider", "-rA", *args
+        )
+
+    return run
+
+
+def _ids(result, outcome: str) -> set[str]:
+    """Test ids with `outcome` (PASSED, FAILED, ERROR) in the -rA short summary."""
+    prefix = f"{outcome} "
+    return {
+        line[len(prefix):].split(" - ")[0].split("::", 1)[1]
+        for line in result.outlines
+        if line.startswith(prefix) and "::" in line
+    }
+
+
+def test_go_exits_zero_although_a_weak_layer_misses_its_gates(cases, run_gates):
+    result = run_gates(cases.go, "-k", "not test_report")
+    assert result.ret == 0
+    assert "test_decision" in _ids(result, "PASSED")
+    assert f"test_accent_f1[{B08}-go]" in _ids(result, "PASSED")
+    assert f"test_accent_f1[{B00}-go]" in _ids(result, "FAILED")
+    result.stdout.fnmatch_lines(["*decision: GO (accepting go)*", "*verdict: accepted at --gate-accept go*exit status 0*"])
+
+
+def test_a_gate_miss_message_reads_like_the_rationale(cases, run_gates):
+    result = run_gates(cases.go, "-k", "test_accent_f1")
+    result.stdout.fnmatch_lines([f"FAILED *test_accent_f1[[]{B00}-go[]] - *GateMiss: F1 0.* < 0.55 (GO)"])
+
+
+def test_nogo_exits_one_with_the_decision_and_every_layer_failing(cases, run_gates):
+    result = run_gates(cases.nogo)
+    assert result.ret == 1
+    failed = _ids(result, "FAILED")
+    expected = {"test_decision"} | {f"test_accent_f1[{rep}-{lv}]" for rep in (B00, B08) for lv in ("go", "conditional")}
+    assert expected <= failed
+    assert not _ids(result, "ERROR")
+    result.stdout.fnmatch_lines(["*GateMiss: Decision NOGO: No backbone layer reaches conditional GO*"])
+
+
+def test_conditional_go_fails_unless_gate_accept_conditional(cases, run_gates):
+    strict = run_gates(cases.conditional, "-k", "test_decision or test_significance")
+    assert strict.ret == 1
+    strict.stdout.fnmatch_lines(["*Decision GO_CONDITIONAL, not accepted (--gate-accept go)*"])
+    assert f"test_significance[{B08}-go]" in _ids(strict, "FAILED")
+
+    accepting = run_gates(cases.conditional, "-k", "test_decision or test_significance", "--gate-accept", "conditional")
+    assert accepting.ret == 0
+    assert "test_decision" in _ids(accepting, "PASSED")
+
+
+def test_an_extraction_crash_is_an_error_never_a_nogo(cases, run_gates):
+    result = run_gates(cases.crash)
+    assert result.ret == 1
+    assert "test_decision" in _ids(result, "ERROR")
+    assert not _ids(result, "FAILED")
+    assert "Decision NOGO" not in result.stdout.str()
+    result.stdout.fnmatch_lines(["*FeatureError*non-finite*", "*crashed (errors, not a NOGO)*"])
+
+
+def test_k_selects_one_layer_and_probes_only_it(cases, run_gates):
+    result = run_gates(cases.go, "-k", "decoder_block_08")
+    assert result.ret == 0
+    ran = _ids(result, "PASSED") | _ids(result, "FAILED") | _ids(result, "ERROR")
+    assert ran == {f"{t}[{B08}-{lv}]" for t in ("test_accent_f1", "test_leakage", "test_text_drop") for lv in ("go", "conditional")} | {
+        f"test_significance[{B08}-go]"
+    }
+    result.stdout.fnmatch_lines([f"representations evaluated: {B08}"])
+
+
+def test_a_missing_config_is_a_usage_error(run_gates, tmp_path):
+    result = run_gates(tmp_path / "nope.yaml")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*nope.yaml: config file not found*"])
+
+
+def _allure_results(folder: Path) -> list[dict]:
+    return [json.loads(p.read_text()) for p in folder.glob("*-result.json")]
+
+
+def test_allure_results_read_as_the_decision(cases, run_gates, tmp_path):
+    alluredir = tmp_path / "allure"
+    result = run_gates(cases.go, "--alluredir", str(alluredir), "-k", "decoder_block_00 or test_decision or test_report or test_reference")
+    assert result.ret == 0
+    tests = {r["name"]: r for r in _allure_results(alluredir)}
+    miss = next(r for r in tests.values() if r["fullName"].endswith("test_accent_f1") and {"name": "level", "value": "'go'"} in r["parameters"])
+    labels = {(lab["name"], lab["value"]) for lab in miss["labels"]}
+    assert {("epic", "stage1_5 go/no-go"), ("feature", "backbone"), ("story", "accent F1")} <= labels
+    assert miss["status"] == "failed"
+    assert {p["name"] for p in miss["parameters"]} >= {"layer", "level", "threshold", "value"}
+    env = (alluredir / "environment.properties").read_text()
+    assert "decision=GO\n" in env and "dataset.hash=" in env
+    categories = [c["name"] for c in json.loads((alluredir / "categories.json").read_text())]
+    assert "Decision NOGO" in categories and "Broken: crash in dataset, extraction or probing (not a NOGO)" in categories
+    assert "GO" in json.loads((alluredir / "executor.json").read_text())["reportName"]
+    globals_ = [a["name"] for g in alluredir.glob("*-globals.json") for a in json.loads(g.read_text())["attachments"]]
+    assert "stage1_5_report.md" in globals_ and "metrics.csv" in globals_

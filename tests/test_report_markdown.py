@@ -1,0 +1,148 @@
+"""report/stage1_5_report.md structure (DESIGN §6)."""
+
+import re
+from types import SimpleNamespace
+
+import pytest
+
+from stage1_5.config import ExperimentConfig, Stage15Config
+from stage1_5.decision import decide
+from stage1_5.decision.dummies import dummy_metrics, dummy_metrics_row as row
+from stage1_5.report import TABLE_HEADER, DatasetFacts, package_versions, render_report
+
+F1 = {"backbone:pre_vocoder": 0.30, "backbone:decoder_block_08": 0.52, "ssl:layer_06": 0.8, "ecapa:embedding": 0.7,
+      "acoustic:mfcc_stats": 0.5}  # fmt: skip
+REPS = list(F1)
+FACTS = DatasetFacts(
+    n_utterances=720, n_speakers=24, n_accents=3, n_texts=30, total_hours=0.8,
+    speakers_per_accent={"en-gb": 8, "en-us": 8, "en-029": 8}, warnings=["resampled 3 files to 24000 Hz"],
+    meets_minima=True, content_hash="d5e1f00",
+)  # fmt: skip
+VERSIONS = {"python": "3.11", "torch": "2.13.0"}
+
+
+def metrics():
+    return dummy_metrics([row(r, accent_f1=f1) for r, f1 in F1.items()])
+
+
+def render(scientific=True, caveats=(), too_small=False, facts=FACTS, **kw):
+    m = metrics()
+    d = decide(m, ExperimentConfig(), scientific=scientific, dataset_too_small=too_small, caveats=caveats)
+    return render_report(m, d, dataset=facts, config=Stage15Config(), label_map=["en-029", "en-gb", "en-us"],
+                         device="cpu", versions=VERSIONS, **kw)  # fmt: skip
+
+
+def test_table_header_line_is_exact_and_appears_once():
+    assert render().splitlines().count(TABLE_HEADER) == 1
+    assert TABLE_HEADER == "| Layer | Accent F1 [95% CI] | Leak A→S | Text Drop | p | Level |"
+
+
+def test_every_representation_has_a_row_grouped_by_source():
+    lines = render().splitlines()
+    start = lines.index(TABLE_HEADER)
+    table = lines[start : lines.index("", start)]
+    for rep in REPS:
+        layer = rep.split(":")[1]
+        assert any(re.match(rf"\| (\*\*)?{layer}\b", line) for line in table), layer
+    groups = [m.group(1) for line in table if (m := re.match(r"\| \*\*(\w+)\*\* \((?:decides|reference)\) \|", line))]
+    assert groups == ["backbone", "ssl", "ecapa", "acoustic"]
+
+
+def test_backbone_rows_in_depth_order():
+    text = render()
+    assert text.index("| **decoder_block_08** ★") < text.index("| pre_vocoder")
+
+
+def test_decision_section_has_the_three_lines():
+    text = render()
+    section = text.split("## Decision", 1)[1]
+    assert "\n- **Best representation:** `backbone:decoder_block_08`\n" in section
+    assert "\n- **Decision:** GO_CONDITIONAL\n" in section
+    assert re.search(r"\n- \*\*Rationale:\*\* Layer decoder_block_08 passes conditional-GO thresholds \(F1=0\.52", section)
+
+
+def test_nogo_report_shows_diagnosis():
+    m = dummy_metrics([row("backbone:decoder_block_08", accent_f1=0.2), row("ssl:layer_06", accent_f1=0.8)])
+    d = decide(m, ExperimentConfig(), scientific=True, dataset_too_small=False)
+    text = render_report(m, d, dataset=FACTS, config=Stage15Config(), label_map=["a"], device="cpu", versions=VERSIONS)
+    assert "- **Diagnosis:** `backbone_inadequate`" in text
+
+
+def test_banner_absent_for_scientific_result():
+    assert "Not a scientific result" not in render()
+
+
+@pytest.mark.parametrize(
+    "kwargs, says",
+    [
+        (dict(scientific=False, caveats=["the backbone has randomly initialised weights (checkpoint 'tiny-random')"]), "randomly initialised"),
+        (dict(too_small=True), "below the design minima"),
+    ],
+    ids=["random_weights", "dataset_below_minima"],
+)
+def test_banner_says_why_not_scientific(kwargs, says):
+    banner = next(line for line in render(**kwargs).splitlines() if "⚠ Not a scientific result:" in line)
+    assert says in banner
+
+
+def test_dataset_summary_and_warnings():
+    text = render()
+    assert "| Speakers | 24 |" in text
+    assert "en-029: 8, en-gb: 8, en-us: 8" in text
+    assert "- ⚠ resampled 3 files to 24000 Hz" in text
+
+
+def test_figures_are_relative_links_to_analysis():
+    links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", render())
+    assert links == [
+        "../artifacts/analysis/metrics_heatmap.png",
+        "../artifacts/analysis/f1_by_layer.png",
+        "../artifacts/analysis/confusion_best.png",
+        "../artifacts/analysis/leakage_vs_f1.png",
+    ]
+    assert "![" not in render(figures={})
+
+
+def test_reproducibility_names_hashes_versions_seeds_and_labels():
+    text = render()
+    assert f"| Config hash | `{Stage15Config().config_hash()}`" in text
+    assert "| Dataset hash | `d5e1f00` |" in text
+    assert "| torch | 2.13.0 |" in text
+    assert "| Label map | 0 = en-029, 1 = en-gb, 2 = en-us |" in text
+    assert "| Device | cpu |" in text and "| Seeds | run 0; probes 0" in text
+
+
+def test_context_section_reports_speaker_acc_majority_and_fwer():
+    text = render()
+    assert "Speaker acc" in text and "Majority F1" in text and "p (FWER)" in text
+    assert "| ecapa:embedding | 24 | 720 |" in text
+
+
+def test_nan_p_value_renders_as_na():
+    m = dummy_metrics([row(p_value=float("nan"))])
+    d = decide(m, ExperimentConfig(), scientific=True, dataset_too_small=False)
+    text = render_report(m, d, dataset=FACTS, config=Stage15Config(), label_map=["a"], device="cpu", versions=VERSIONS)
+    assert "| 0.05 | n/a | GO_CONDITIONAL |" in text
+
+
+def test_pipe_in_user_layer_name_is_escaped():
+    m = dummy_metrics([row(), row("mine:a|b")])
+    d = decide(m, ExperimentConfig(), scientific=True, dataset_too_small=False)
+    text = render_report(m, d, dataset=FACTS, config=Stage15Config(), label_map=["a"], device="cpu", versions=VERSIONS)
+    assert "| a\\|b |" in text
+
+
+def test_dataset_facts_read_duck_typed_dataset():
+    summary = SimpleNamespace(n_utterances=10, n_speakers=4, n_accents=2, n_texts=5, total_hours=0.01,
+                              speakers_per_accent={"a": 2, "b": 2}, utterances_per_accent={"a": 5, "b": 5},
+                              min_texts_per_speaker=2, sample_rates={16000: 10})  # fmt: skip
+    ds = SimpleNamespace(summary=summary, warnings=["only 2 speakers per accent"], meets_minima=False, content_hash="h")
+    facts = DatasetFacts.from_dataset(ds)
+    assert (facts.n_speakers, facts.meets_minima, facts.content_hash) == (4, False, "h")
+    assert "| Sample rates | 16000 Hz (10) |" in render(facts=ds)
+
+
+def test_package_versions_reports_missing_packages():
+    v = package_versions(("numpy", "surely-not-installed-pkg"))
+    assert v["surely-not-installed-pkg"] == "not installed"
+    assert v["numpy"][0].isdigit() and "python" in v
