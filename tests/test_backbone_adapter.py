@@ -207,3 +207,38 @@ def test_auto_resolves_to_fp32_sdpa_on_cpu():
     cfg = HFAttachConfig(device="cpu")
     device = cfg.resolved_device()
     assert cfg.resolved_dtype(device) == torch.float32 and cfg.resolved_attn_implementation(device) == "sdpa"
+
+
+def test_background_audio_workers_give_the_same_vectors(adapter, config, utterances, batched):
+    with_workers = HuggingFaceBackboneAdapter(replace(config, num_workers=1), tts=adapter.tts)
+    got = _extract(with_workers, utterances, batch_size=2)
+    expected = _by_utterance(batched)
+    for uid, vec in expected["decoder_block_03"].items():
+        np.testing.assert_allclose(got["decoder_block_03"][uid], vec, atol=1e-5, rtol=0)
+
+
+def test_an_utterance_without_text_is_read_as_its_text_id(adapter, utterances):
+    bare = utterances[2].copy_with(text=None)
+    as_text = bare.copy_with(text=bare.text_id)
+    a = next(adapter.extract_batches([bare])).vectors["text_encoder_out"]
+    b = next(adapter.extract_batches([as_text])).vectors["text_encoder_out"]
+    np.testing.assert_array_equal(a, b)
+
+
+def test_bf16_stays_within_a_few_percent_of_fp32_and_keeps_codec_codes_exact(config, utterances, batched):
+    bf16 = HuggingFaceBackboneAdapter(replace(config, dtype="bfloat16"))
+    got = _extract(bf16, utterances)
+    expected = _by_utterance(batched)
+    for layer in ("decoder_block_00", "decoder_block_03"):
+        for uid, vec in expected[layer].items():
+            assert np.abs(got[layer][uid] - vec).max() <= 0.05 * np.abs(vec).max(), (layer, uid)
+    for uid, vec in expected["pre_vocoder"].items():  # the speech tokenizer runs in float32
+        np.testing.assert_allclose(got["pre_vocoder"][uid], vec, atol=1e-6)
+
+
+def test_missing_audio_in_a_background_worker_is_one_clear_error(adapter, config, utterances):
+    with_workers = HuggingFaceBackboneAdapter(replace(config, num_workers=1), tts=adapter.tts)
+    broken = utterances[0].copy_with(audio_path="/nonexistent/y.wav")
+    with pytest.raises(FeatureError, match=f"^utterance {broken.id}: cannot read audio") as info:
+        list(with_workers.extract_batches([broken]))
+    assert "Traceback" not in str(info.value)

@@ -9,7 +9,7 @@ import pytest
 
 from stage1_5.config import DEMO_DATASET, DatasetConfig
 from stage1_5.data import dataset as dataset_module
-from stage1_5.data.dataset import load_dataset
+from stage1_5.data.dataset import load_dataset, write_metadata
 from stage1_5.data.demo import demo_dataset_path
 from stage1_5.data.manifest import UtteranceSet
 from stage1_5.data.testing import dataset_rows, write_dataset, zip_folder
@@ -58,12 +58,13 @@ def test_hash_changes_when_one_audio_byte_changes(tmp_path):
 
 
 def test_hash_changes_with_metadata_and_texts(tmp_path):
-    base = load(write_dataset(tmp_path / "a"), tmp_path).content_hash
-    rows = dataset_rows()
-    rows[0]["accent"], rows[1]["accent"] = "north", "north"
+    root = write_dataset(tmp_path / "a")
+    base = load(root, tmp_path).content_hash
+    write_metadata(root / "metadata.csv", dataset_rows()[::-1])  # same files, rows reordered
+    reordered = load(root, tmp_path).content_hash
     other_texts = load(write_dataset(tmp_path / "b", texts={"t01": "x", "t02": "y"}), tmp_path).content_hash
     no_texts = load(write_dataset(tmp_path / "c", texts=False), tmp_path).content_hash
-    assert len({base, other_texts, no_texts}) == 3
+    assert len({base, reordered, other_texts, no_texts}) == 4
 
 
 def test_reload_reuses_cached_hashes_and_stats(tmp_path, monkeypatch):

@@ -12,7 +12,7 @@ import torch
 
 from stage1_5.config import EcapaConfig
 from stage1_5.errors import FeatureError
-from stage1_5.features.ecapa import EMBEDDING, TINY_DIM, EcapaExtractor
+from stage1_5.features.ecapa import EMBEDDING, TINY_DIM, EcapaExtractor, save_tiny_ecapa
 from stage1_5.features.testing import write_tone_utterances
 
 torch.set_num_threads(1)
@@ -64,3 +64,10 @@ def test_unloadable_checkpoint_is_a_feature_error_naming_the_option(utts, tmp_pa
     extractor = EcapaExtractor(EcapaConfig(model=str(tmp_path / "no_such_model")), savedir=tmp_path / "save")
     with pytest.raises(FeatureError, match="sources.ecapa.model"):
         next(extractor.extract_batches(utts[:1], 1))
+
+
+def test_local_speechbrain_checkpoint_loads_through_from_hparams(utts, tmp_path):
+    folder = save_tiny_ecapa(tmp_path / "ecapa", seed=0)
+    local = EcapaExtractor(EcapaConfig(model=str(folder)), savedir=tmp_path / "save")
+    tiny = EcapaExtractor(EcapaConfig(model="tiny-random", seed=0))
+    np.testing.assert_allclose(_embed(local, utts, 4), _embed(tiny, utts, 4), atol=1e-6)

@@ -19,6 +19,7 @@ import torch
 
 from stage1_5.config import Stage15Config
 from stage1_5.errors import FeatureError
+from stage1_5.features.external import load_external_features
 from stage1_5.features.extract import export_features, extract_features
 from stage1_5.features.testing import FakeDataset, write_tone_utterances
 
@@ -104,12 +105,34 @@ def test_features_only_dataset_skips_enabled_audio_sources_with_a_warning(tmp_pa
         extract_features(_cfg(tmp_path), no_audio, sources=["acoustic"], progress=False)
 
 
-def test_export_writes_utt_id_and_one_array_per_representation(tmp_path, dataset):
+@pytest.mark.parametrize("suffix", [".npz", ".parquet"])
+def test_export_reads_back_as_an_external_source(tmp_path, dataset, suffix):
     features = extract_features(_cfg(tmp_path), dataset, progress=False)
-    path = export_features(features, tmp_path / "features.npz")
-    with np.load(path, allow_pickle=False) as npz:
-        assert list(npz["utt_id"]) == dataset.utterances.ids
-        np.testing.assert_array_equal(npz["acoustic:mfcc_stats"], features.vectors["acoustic:mfcc_stats"])
+    path = export_features(features, tmp_path / f"features{suffix}")
+    ids, arrays = load_external_features(path)
+    assert ids == dataset.utterances.ids
+    np.testing.assert_array_equal(arrays["acoustic:mfcc_stats"], features.vectors["acoustic:mfcc_stats"])
+
+
+def test_external_file_adds_its_representations_in_dataset_order(tmp_path, dataset):
+    ids = dataset.utterances.ids
+    vectors = np.arange(len(ids) * 2, dtype=np.float32).reshape(-1, 2)
+    path = tmp_path / "mine.npz"
+    np.savez(path, utt_id=np.array(ids[::-1]), **{"mymodel:layer_03": vectors[::-1]})
+    cfg = _cfg(tmp_path, {**ONLY_ACOUSTIC, "acoustic": {"enabled": False}, "external": [str(path)]})
+    features = extract_features(cfg, dataset, progress=False)
+    assert list(features.vectors) == ["mymodel:layer_03"] and set(features.stats) == {"external"}
+    np.testing.assert_array_equal(features.vectors["mymodel:layer_03"], vectors)
+    only = extract_features(cfg, dataset, representations={"mymodel:layer_03"}, progress=False)
+    assert list(only.vectors) == ["mymodel:layer_03"]
+
+
+def test_external_column_named_like_a_computed_representation_is_an_error(tmp_path, dataset):
+    path = tmp_path / "clash.npz"
+    np.savez(path, utt_id=np.array(dataset.utterances.ids), **{"acoustic:mfcc_stats": np.zeros((6, 2), np.float32)})
+    cfg = _cfg(tmp_path, {**ONLY_ACOUSTIC, "external": [str(path)]})
+    with pytest.raises(FeatureError, match="'acoustic:mfcc_stats' comes from two sources"):
+        extract_features(cfg, dataset, progress=False)
 
 
 _CRASHING_RUN = textwrap.dedent(

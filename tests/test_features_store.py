@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import numpy as np
 import pytest
@@ -159,3 +160,37 @@ def test_missing_utterance_in_extractor_output_is_an_error(tmp_path):
 
     with pytest.raises(FeatureError, match="no features for utterance 'u05'"):
         _extract(FeatureStore(tmp_path), _dataset(), Dropping())
+
+
+def test_concurrent_run_waits_for_the_writer_and_reuses_its_entry(tmp_path):
+    import threading
+
+    release = threading.Event()
+
+    class Gated(CountingExtractor):
+        def extract_batches(self, utterances, batch_size):
+            release.wait(10)
+            return super().extract_batches(utterances, batch_size)
+
+    store, writer, reader = FeatureStore(tmp_path), Gated(), CountingExtractor()
+    results = {}
+    first = threading.Thread(target=lambda: results.setdefault("writer", _extract(store, _dataset(), writer)))
+    first.start()
+    time.sleep(0.2)  # the writer holds the entry's lock, blocked inside its extractor
+    second = threading.Thread(target=lambda: results.setdefault("reader", _extract(store, _dataset(), reader)))
+    second.start()
+    time.sleep(0.3)  # the reader is now waiting on the lock
+    release.set()
+    first.join(10), second.join(10)
+    assert len(writer.computed) == 10 and reader.computed == []
+    assert results["reader"][1].from_cache
+    np.testing.assert_array_equal(results["reader"][0]["acoustic:a"], results["writer"][0]["acoustic:a"])
+
+
+def test_writing_into_returned_vectors_never_changes_the_store(tmp_path):
+    store = FeatureStore(tmp_path)
+    vectors, _ = _extract(store, _dataset(), CountingExtractor())
+    original = np.array(vectors["acoustic:a"])
+    vectors["acoustic:a"][:] = 0.0  # e.g. an in-place standardisation downstream
+    again, _ = _extract(store, _dataset(), CountingExtractor())
+    np.testing.assert_array_equal(again["acoustic:a"], original)

@@ -22,6 +22,7 @@ def cases(tmp_path_factory):
     root = tmp_path_factory.mktemp("planted")
     go = write_planted_case(root / "go", {B00: 0.0, B08: 3.0, "ssl:layer_03": 3.0})
     return SimpleNamespace(
+        root=root,
         go=go,
         # same features and probe cache; alpha below the smallest p 20 permutations can give (1/21)
         conditional=write_config(root / "go", experiment={"alpha": 0.01}, config_name="conditional.yaml"),
@@ -30,17 +31,32 @@ def cases(tmp_path_factory):
     )
 
 
+@pytest.fixture(scope="module")
+def _runs() -> dict:
+    return {}
+
+
 @pytest.fixture
-def run_gates(pytester, monkeypatch):
+def run_gates(pytester, monkeypatch, _runs):
+    """Run gates/test_gates.py in a subprocess; identical runs are shared by the tests of this module."""
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     monkeypatch.setenv("MKL_NUM_THREADS", "1")
 
     def run(config, *args):
-        return pytester.runpytest_subprocess(
-            str(GATES / "test_gates.py"), "--stage1-5-config", str(config), "-p", "no:cacheprovider", "-rA", *args
-        )
+        key = (str(config), args)
+        if key not in _runs:
+            _runs[key] = pytester.runpytest_subprocess(
+                str(GATES / "test_gates.py"), "--stage1-5-config", str(config), "-p", "no:cacheprovider", "-rA", *args
+            )
+        return _runs[key]
 
     return run
+
+
+@pytest.fixture
+def go_run(cases, run_gates):
+    """The GO case, every gate test, with Allure results."""
+    return run_gates(cases.go, "--alluredir", str(cases.root / "allure-go"))
 
 
 def _ids(result, outcome: str) -> set[str]:
@@ -53,18 +69,19 @@ def _ids(result, outcome: str) -> set[str]:
     }
 
 
-def test_go_exits_zero_although_a_weak_layer_misses_its_gates(cases, run_gates):
-    result = run_gates(cases.go, "-k", "not test_report")
-    assert result.ret == 0
-    assert "test_decision" in _ids(result, "PASSED")
-    assert f"test_accent_f1[{B08}-go]" in _ids(result, "PASSED")
-    assert f"test_accent_f1[{B00}-go]" in _ids(result, "FAILED")
-    result.stdout.fnmatch_lines(["*decision: GO (accepting go)*", "*verdict: accepted at --gate-accept go*exit status 0*"])
+def test_go_exits_zero_although_a_weak_layer_misses_its_gates(go_run):
+    assert go_run.ret == 0
+    assert {"test_decision", "test_report", f"test_accent_f1[{B08}-go]"} <= _ids(go_run, "PASSED")
+    assert f"test_accent_f1[{B00}-go]" in _ids(go_run, "FAILED")
+    go_run.stdout.fnmatch_lines(["*decision: GO (accepting go)*", "*verdict: accepted at --gate-accept go*exit status 0*"])
 
 
-def test_a_gate_miss_message_reads_like_the_rationale(cases, run_gates):
-    result = run_gates(cases.go, "-k", "test_accent_f1")
-    result.stdout.fnmatch_lines([f"FAILED *test_accent_f1[[]{B00}-go[]] - *GateMiss: F1 0.* < 0.55 (GO)"])
+def test_a_gate_miss_message_reads_like_the_rationale(go_run):
+    go_run.stdout.fnmatch_lines(["E * GateMiss: F1 0.* < 0.55 (GO)", "E * GateMiss: F1 0.* < 0.45 (conditional)"])
+
+
+def test_references_are_recorded_and_never_fail(go_run):
+    assert "test_reference[ssl]" in _ids(go_run, "PASSED")
 
 
 def test_nogo_exits_one_with_the_decision_and_every_layer_failing(cases, run_gates):
@@ -107,30 +124,36 @@ def test_k_selects_one_layer_and_probes_only_it(cases, run_gates):
     result.stdout.fnmatch_lines([f"representations evaluated: {B08}"])
 
 
-def test_a_missing_config_is_a_usage_error(run_gates, tmp_path):
+def test_a_missing_config_stops_the_run_before_any_gate(run_gates, tmp_path):
     result = run_gates(tmp_path / "nope.yaml")
-    assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*nope.yaml: config file not found*"])
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    result.stdout.fnmatch_lines(["*--stage1-5-config: *nope.yaml: config file not found*"])
 
 
 def _allure_results(folder: Path) -> list[dict]:
     return [json.loads(p.read_text()) for p in folder.glob("*-result.json")]
 
 
-def test_allure_results_read_as_the_decision(cases, run_gates, tmp_path):
-    alluredir = tmp_path / "allure"
-    result = run_gates(cases.go, "--alluredir", str(alluredir), "-k", "decoder_block_00 or test_decision or test_report or test_reference")
-    assert result.ret == 0
-    tests = {r["name"]: r for r in _allure_results(alluredir)}
-    miss = next(r for r in tests.values() if r["fullName"].endswith("test_accent_f1") and {"name": "level", "value": "'go'"} in r["parameters"])
+def test_allure_results_read_as_the_decision(cases, go_run):
+    alluredir = cases.root / "allure-go"
+    results = _allure_results(alluredir)
+    miss = next(
+        r for r in results
+        if r["fullName"].endswith("test_accent_f1") and {"name": "layer", "value": "'decoder_block_00'"} in r["parameters"]
+        and {"name": "level", "value": "'go'"} in r["parameters"]
+    )  # fmt: skip
     labels = {(lab["name"], lab["value"]) for lab in miss["labels"]}
     assert {("epic", "stage1_5 go/no-go"), ("feature", "backbone"), ("story", "accent F1")} <= labels
     assert miss["status"] == "failed"
     assert {p["name"] for p in miss["parameters"]} >= {"layer", "level", "threshold", "value"}
     env = (alluredir / "environment.properties").read_text()
-    assert "decision=GO\n" in env and "dataset.hash=" in env
+    assert env.startswith("decision=GO\n") and "dataset.hash=" in env
     categories = [c["name"] for c in json.loads((alluredir / "categories.json").read_text())]
     assert "Decision NOGO" in categories and "Broken: crash in dataset, extraction or probing (not a NOGO)" in categories
-    assert "GO" in json.loads((alluredir / "executor.json").read_text())["reportName"]
-    globals_ = [a["name"] for g in alluredir.glob("*-globals.json") for a in json.loads(g.read_text())["attachments"]]
-    assert "stage1_5_report.md" in globals_ and "metrics.csv" in globals_
+    assert json.loads((alluredir / "executor.json").read_text())["reportName"] == f"stage1_5 planted: GO ({B08})"
+
+
+def test_the_report_and_figures_are_attached(cases, go_run):
+    attached = {a["name"] for r in _allure_results(cases.root / "allure-go") for a in r.get("attachments", [])}
+    assert {"stage1_5_report.md", "metrics.csv", "decision.json"} <= attached
+    assert any(name.endswith(".png") for name in attached)

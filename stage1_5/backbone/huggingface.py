@@ -31,6 +31,7 @@ from stage1_5.backbone.qwen3_tts import (
     hookable_module_paths,
     layer_aliases,
     load_qwen3_tts,
+    place,
     resolve_layers,
     teacher_forced_pass,
 )
@@ -45,6 +46,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+
 @dataclass(frozen=True)
 class HFAttachConfig:
     """How to load the backbone and what to extract. "auto" values resolve at load time:
@@ -57,11 +59,12 @@ class HFAttachConfig:
     device: str = "auto"
     batch_size: int = 8
     pooling: Literal["mean", "mean_std"] = "mean"
-    positions: Literal["audio", "text", "all"] = "audio"  # talker positions pooled by decoder blocks
+    positions: Literal["audio", "text", "all"] = "audio"  # talker positions pooled by decoder blocks;
+    # text_encoder_out always pools the transcript tokens, pre_vocoder the codec frames
     speaker_slot: Literal["xvector", "zero"] = "xvector"
     language: Optional[str] = None  # codec language tag; None = auto (no tag)
     seed: int = 0  # initialisation seed for "tiny-random"
-    num_workers: int = 2  # background audio decoding processes (0 = in the main process)
+    num_workers: Optional[int] = None  # background audio-decoding processes; None = 2 on CUDA, 0 on CPU
 
     @classmethod
     def from_backbone_config(cls, cfg: "BackboneConfig", **overrides) -> "HFAttachConfig":
@@ -117,7 +120,8 @@ class BatchResult:
 @dataclass
 class _Loaded:
     utterance: Utterance
-    wav: np.ndarray = field(repr=False)
+    wav: Optional[np.ndarray] = field(repr=False)
+    error: Optional[str] = None  # raised in the main process: a worker's exception arrives as a traceback dump
 
 
 class _BatchAudioDataset(Dataset):
@@ -130,28 +134,29 @@ class _BatchAudioDataset(Dataset):
         return len(self.batches)
 
     def __getitem__(self, index: int) -> list[_Loaded]:
-        return [_Loaded(utt, _load_24k(utt)) for utt in self.batches[index]]
+        return [_load_24k(utt) for utt in self.batches[index]]
 
 
-def _load_24k(utt: Utterance) -> np.ndarray:
+def _load_24k(utt: Utterance) -> _Loaded:
     try:
-        return utt.load_audio(SAMPLE_RATE)
+        return _Loaded(utt, utt.load_audio(SAMPLE_RATE))
     except (OSError, ValueError, RuntimeError) as err:
-        raise FeatureError(f"utterance {utt.id}: cannot read audio {utt.audio_path}: {err}") from None
+        return _Loaded(utt, None, f"utterance {utt.id}: cannot read audio {utt.audio_path}: {err}")
 
 
 class HuggingFaceBackboneAdapter:
     """Loads the backbone once; `extract_batches` yields pooled vectors for every requested layer."""
 
     def __init__(self, config: HFAttachConfig, *, tts: Optional["Qwen3TTSModel"] = None):
-        """`tts`: an already built `Qwen3TTSModel` (benchmarks); otherwise `config.checkpoint` is loaded."""
+        """`tts`: an already built `Qwen3TTSModel` (benchmarks, tests; its dtype is kept, `checkpoint`
+        is ignored); otherwise `config.checkpoint` is loaded."""
         self.config = config
         self.device = config.resolved_device()
         self.dtype = config.resolved_dtype(self.device)
         attn = config.resolved_attn_implementation(self.device)
         if tts is None:
             tts = load_qwen3_tts(config.checkpoint, dtype=self.dtype, attn_implementation=attn, device=self.device, seed=config.seed)
-        self.tts = tts
+        self.tts = place(tts, self.device)
         self.model = tts.model
         self.sites = resolve_layers(tts, config.layers)  # unknown names fail here, before any compute
         self._batch_size = config.batch_size
@@ -189,6 +194,8 @@ class HuggingFaceBackboneAdapter:
         sites = self.sites if layers is None else resolve_layers(self.tts, layers)
         self._batch_size = batch_size or self.config.batch_size
         workers = self.config.num_workers
+        if workers is None:
+            workers = 2 if self.device.type == "cuda" else 0
         loader = DataLoader(
             _BatchAudioDataset(list(length_sorted_batches(utterances, self._batch_size))),
             batch_size=None,  # items are whole batches already
@@ -196,6 +203,9 @@ class HuggingFaceBackboneAdapter:
             prefetch_factor=2 if workers else None,
         )
         for loaded in loader:
+            failed = next((item.error for item in loaded if item.error), None)
+            if failed:
+                raise FeatureError(failed)
             yield from self._process(loaded, sites)
 
     def _process(self, loaded: list[_Loaded], sites: list[LayerSite]) -> Iterator[BatchResult]:
@@ -224,14 +234,12 @@ class HuggingFaceBackboneAdapter:
         cfg = self.config
         wavs = [item.wav for item in chunk]
         texts = [item.utterance.text or item.utterance.text_id for item in chunk]
-        encoded = encode_utterances(self.tts, wavs, texts, speaker_slot=cfg.speaker_slot, language=cfg.language)
+        run_talker = any(s.axis == "talker" for s in sites)
+        # only talker positions see the speaker slot: skip the x-vectors when no talker layer is asked for
+        speaker_slot = cfg.speaker_slot if run_talker else "zero"
+        encoded = encode_utterances(self.tts, wavs, texts, speaker_slot=speaker_slot, language=cfg.language)
         with self.capture([s.name for s in sites]) as cache:
-            inputs = teacher_forced_pass(
-                self.tts,
-                encoded,
-                run_talker=any(s.axis == "talker" for s in sites),
-                run_codec=any(s.axis == "frames" for s in sites),
-            )
+            inputs = teacher_forced_pass(self.tts, encoded, run_talker=run_talker, run_codec=any(s.axis == "frames" for s in sites))
         masks = {"talker": inputs.position_masks[cfg.positions], "text": inputs.text_mask, "frames": inputs.frame_mask}
         vectors = {}
         for site in sites:

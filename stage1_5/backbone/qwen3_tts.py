@@ -40,7 +40,6 @@ TINY_TALKER_LAYERS = 4
 """The tiny model has talker blocks decoder_block_00..03."""
 
 Axis = Literal["talker", "text", "frames"]
-Positions = Literal["audio", "text", "all"]
 SpeakerSlot = Literal["xvector", "zero"]
 
 
@@ -70,20 +69,6 @@ def _import_qwen_tts():
         with contextlib.redirect_stdout(io.StringIO()):
             import qwen_tts  # noqa: F401
     return sys.modules["qwen_tts"]
-
-
-def _registered_qwen_modules() -> None:
-    """Register the qwen3_tts model types with the transformers Auto classes (idempotent)."""
-    _import_qwen_tts()
-    from qwen_tts.core.models import Qwen3TTSConfig, Qwen3TTSForConditionalGeneration, Qwen3TTSProcessor
-    from transformers import AutoConfig, AutoModel, AutoProcessor
-
-    try:
-        AutoConfig.register("qwen3_tts", Qwen3TTSConfig)
-        AutoModel.register(Qwen3TTSConfig, Qwen3TTSForConditionalGeneration)
-        AutoProcessor.register(Qwen3TTSConfig, Qwen3TTSProcessor)
-    except ValueError:  # already registered
-        pass
 
 
 def layer_aliases(tts: "Qwen3TTSModel") -> dict[str, LayerSite]:
@@ -204,7 +189,7 @@ def encode_utterances(
     # no longer depend on how much padding the other utterances of the batch bring.
     hop = model.speech_tokenizer.get_encode_downsample_rate()
     framed = [np.pad(w, (0, -len(w) % hop)) for w in wavs]
-    codes = [c.long() for c in model.speech_tokenizer.encode(framed, sr=SAMPLE_RATE).audio_codes]
+    codes = [c.long().cpu() for c in model.speech_tokenizer.encode(framed, sr=SAMPLE_RATE).audio_codes]
     speaker = None
     if speaker_slot == "xvector":
         if model.speaker_encoder is None:
@@ -339,13 +324,11 @@ def load_qwen3_tts(
     if checkpoint == TINY_RANDOM:
         tts = build_tiny_qwen3_tts(seed, attn_implementation=attn_implementation)
         tts.model.to(dtype=dtype)
-        tts.model.speech_tokenizer.model.to(dtype=dtype)
-        return _place(tts, device)
+        return place(tts, device)
     path = Path(checkpoint).expanduser()
     if checkpoint.startswith((".", "/", "~")) and not path.is_dir():
         raise FeatureError(f"sources.backbone.checkpoint: local folder {checkpoint!r} not found")
     Qwen3TTSModel = _import_qwen_tts().Qwen3TTSModel
-    _registered_qwen_modules()
     try:
         tts = Qwen3TTSModel.from_pretrained(str(path) if path.is_dir() else checkpoint, dtype=dtype, attn_implementation=attn_implementation)
     except (OSError, ValueError) as err:
@@ -356,13 +339,18 @@ def load_qwen3_tts(
             f"sources.backbone.checkpoint: {checkpoint!r} is not a local folder and cannot be downloaded here "
             f"({reason}); give a local folder holding the checkpoint, or 'tiny-random'"
         ) from None
-    return _place(tts, device)
+    return place(tts, device)
 
 
-def _place(tts: "Qwen3TTSModel", device: torch.device) -> "Qwen3TTSModel":
+def place(tts: "Qwen3TTSModel", device: torch.device) -> "Qwen3TTSModel":
+    """Move the model AND its speech tokenizer (not a registered submodule) to `device`, eval mode.
+
+    The speech tokenizer stays float32 whatever the model dtype: its codes are an argmin over
+    codebooks, and bf16 flips some of them, which would make features depend on the dtype.
+    """
     tts.model.to(device).eval()
     tokenizer = tts.model.speech_tokenizer
-    tokenizer.model.to(device).eval()
+    tokenizer.model.to(device=device, dtype=torch.float32).eval()
     tokenizer.device = device
     tts.device = device
     return tts

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import sys
 from pathlib import Path
 from typing import Callable
@@ -18,26 +17,29 @@ def command() -> None:
     """Validate, index and synthesise accent datasets (folder, dataset.zip or 'demo')."""
 
 
-def _dataset_options(fn: Callable) -> Callable:
-    @click.option("--features-only", is_flag=True, help="Allow absent audio (features are brought precomputed).")
-    @click.option(
+_DATASET_OPTIONS = (
+    click.option("--features-only", is_flag=True, help="Allow absent audio (features are brought precomputed)."),
+    click.option(
         "--max-zip-bytes",
         type=click.IntRange(min=1),
         default=DatasetConfig().max_zip_uncompressed_bytes,
         show_default=True,
         help="Refuse zips that unpack to more bytes than this.",
-    )
-    @click.option(
+    ),
+    click.option(
         "--work-dir",
         type=click.Path(file_okay=False, path_type=Path),
         default=None,
         help="Where zips are unpacked and file hashes cached [default: .stage1_5_cache/datasets].",
-    )
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        return fn(*args, **kwargs)
+    ),
+)
 
-    return wrapper
+
+def _dataset_options(fn: Callable) -> Callable:
+    """The options shared by every command that loads a dataset."""
+    for option in reversed(_DATASET_OPTIONS):
+        fn = option(fn)
+    return fn
 
 
 def _load(path: str, features_only: bool, max_zip_bytes: int, work_dir: Path | None, list_problems: bool = False):

@@ -24,7 +24,7 @@ def _split_layers(ctx: click.Context, param: click.Parameter, value: tuple[str, 
 def _common(fn: Callable) -> Callable:
     options = [
         click.option("-c", "--config", "config_file", required=True, type=click.Path(dir_okay=False), help="Experiment config (YAML)."),
-        click.option("-o", "--output", "export_path", type=click.Path(dir_okay=False), default=None, help="Also export the vectors to this .npz (utt_id + one array per representation)."),
+        click.option("-o", "--output", "export_path", type=click.Path(dir_okay=False), default=None, help="Also export the vectors to this .npz or .parquet (utt_id + one array per representation)."),
         click.option("--store-dtype", type=click.Choice(STORE_DTYPES), default="float32", show_default=True, help="Dtype of the stored vectors."),
         click.option("--chunk-size", type=click.IntRange(min=1), default=DEFAULT_CHUNK_SIZE, show_default=True, help="Utterances per store chunk (the most a killed run recomputes)."),
         click.option("--force", is_flag=True, help="Recompute even if the store holds these vectors."),
@@ -56,7 +56,9 @@ def _run(source: str, overrides: dict[str, Any], config_file: str, export_path: 
         section = type(section).model_validate({**section.model_dump(), **updates})
     except ValidationError as err:
         first = err.errors()[0]
-        raise ConfigError(f"--{str(first['loc'][0]).replace('_', '-')}: {first['msg']}") from None
+        field = str(first["loc"][0])
+        option = "--layers" if field == "features" else "--" + field.replace("_", "-")
+        raise ConfigError(f"{option} {updates.get(field)!r}: {first['msg']}") from None
     cfg = cfg.model_copy(update={"sources": cfg.sources.model_copy(update={source: section})})
     configure_torch_threads()
     dataset = dataset_stage(cfg, progress=not no_progress)

@@ -26,7 +26,7 @@ def command(config_file: str, out_dir: str | None, force: str | None, no_progres
     result = run_experiment(cfg, out_dir=out_dir, force=force, progress=not no_progress, echo=lambda m: click.echo(m, err=True))
     d = result.decision
     click.echo("")
-    click.echo(f"Decision: {d.decision}")
+    click.echo(f"Decision: {d.decision.value}")
     click.echo(f"Best representation: {d.best_representation}")
     click.echo(f"Rationale: {d.rationale}")
     if d.diagnosis:

@@ -62,7 +62,7 @@ class DatasetSummary:
     utterances_per_accent: dict[str, int]
     min_texts_per_speaker: int
     sample_rates: dict[int, int]
-    """sample rate (Hz) -> number of files; empty without audio."""
+    """sample rate (Hz) -> number of utterances; empty without audio."""
 
 
 @dataclass(frozen=True)
@@ -262,19 +262,21 @@ def resolve_root(path: str | Path, config: DatasetConfig, work_dir: Path, index:
 
 
 def scan_audio(
-    rows: Sequence[MetadataRow], root: Path, index: FileIndex, progress: bool = True
+    rows: Sequence[MetadataRow], audio_files: Sequence[Optional[Path]], index: FileIndex, progress: bool = True
 ) -> tuple[AudioScan, dict[int, str]]:
-    """Measure and hash each row's audio file once (cached); also returns row -> sha256."""
+    """Measure and hash each row's audio file once (cached); also returns row -> sha256.
+
+    `audio_files[i]` is row i's resolved audio path, None where rel_path is blank or escapes the
+    root (validators report those).
+    """
     stats: dict[int, AudioStats] = {}
     hashes: dict[int, str] = {}
     missing: set[int] = set()
     unreadable: dict[int, str] = {}
     todo: list[tuple[int, Path]] = []
-    for r in rows:
-        try:
-            path = resolve_audio_path(root, r.rel_path)
-        except ValueError:
-            continue  # reported by validate_rel_paths
+    for r, path in zip(rows, audio_files):
+        if path is None:
+            continue
         if not path.is_file():
             missing.add(r.row)
             continue
@@ -288,7 +290,6 @@ def scan_audio(
             hashes[row], stats[row] = index.audio(path)
         except (sf.LibsndfileError, RuntimeError, OSError, ValueError) as err:
             unreadable[row] = str(err).strip() or type(err).__name__
-    index.save()
     return AudioScan(stats=stats, missing=frozenset(missing), unreadable=unreadable), hashes
 
 
@@ -333,6 +334,13 @@ def summarize(utterances: UtteranceSet) -> DatasetSummary:
 # ----------------------------------------------------------------------------- entry point
 
 
+def _audio_file(root: Path, row: MetadataRow) -> Optional[Path]:
+    try:
+        return resolve_audio_path(root, row.rel_path)
+    except ValueError:  # blank or escaping rel_path: reported by the validators
+        return None
+
+
 def load_dataset(
     path: str | Path,
     config: DatasetConfig = DatasetConfig(),
@@ -356,18 +364,14 @@ def load_dataset(
         raise_if_problems(problems)
 
     notes: list[str] = []
-    audio_files = []
-    for r in rows:
-        try:
-            audio_files.append(resolve_audio_path(root, r.rel_path) if r.rel_path else None)
-        except ValueError:
-            audio_files.append(None)
+    audio_files = [_audio_file(root, r) for r in rows]
     n_present = sum(1 for p in audio_files if p is not None and p.is_file())
     has_audio = config.audio_required or n_present == len(rows)
     if not has_audio and n_present:
         notes.append(f"only {n_present} of {len(rows)} audio files are present: treating the dataset as features-only")
 
-    audio_scan, audio_hashes = scan_audio(rows, root, index, progress) if has_audio else (None, None)
+    audio_scan, audio_hashes = scan_audio(rows, audio_files, index, progress) if has_audio else (None, None)
+    index.save()  # before validation fails: a re-check after fixing metadata.csv reads no audio again
     view = DatasetView(root=root, rows=rows, config=config, texts=texts, audio=audio_scan)
     raise_if_problems(problems + validate(view))
 
@@ -377,13 +381,13 @@ def load_dataset(
             speaker=r.speaker,
             accent=r.accent,
             text_id=r.text_id,
-            audio_path=str(path) if has_audio else None,
+            audio_path=str(audio) if has_audio else None,
             text=texts.get(r.text_id) if texts is not None else None,
             duration=audio_scan.stats[r.row].duration if audio_scan else None,
             sample_rate=audio_scan.stats[r.row].sample_rate if audio_scan else None,
             custom=dict(r.extra) or None,
         )
-        for r, path in zip(rows, audio_files)
+        for r, audio in zip(rows, audio_files)
     )
     summary = summarize(utterances)
     minima = minima_warnings(summary, config)

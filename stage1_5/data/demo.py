@@ -29,6 +29,19 @@ DEMO_CONFIG = SynthConfig(
 )
 
 
+_README = """# stage1_5 demo dataset
+
+Synthetic English speech from espeak-ng (through the PyPI `espeakng-loader` library): 3 accents
+(en-us, en-gb, en-gb-scotland) x 4 pseudo-speakers (voice variants with pitch/rate offsets) x 8 shared
+sentences = 96 utterances, FLAC 16 kHz. `synth.json` holds the generating parameters.
+
+It is below the design minima on purpose (it only shows that the pipeline runs offline): results on it
+are "not a scientific result". Regenerate, deterministically, with
+
+    python -m stage1_5.data.demo --regenerate
+"""
+
+
 def demo_dataset_path() -> Path:
     return Path(__file__).resolve().parent.parent / "demo_data"
 
@@ -39,6 +52,7 @@ def regenerate(target: Path | None = None, progress: bool = True) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".demo_data.", dir=target.parent) as tmp:
         fresh = synthesize(Path(tmp) / "demo_data", DEMO_CONFIG, progress=progress)
+        (fresh / "README.md").write_text(_README, encoding="utf-8")
         if target.exists():
             shutil.rmtree(target)
         fresh.rename(target)

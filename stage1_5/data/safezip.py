@@ -97,8 +97,11 @@ def extract_zip(zip_path: str | Path, target: str | Path, *, max_uncompressed_by
         raise DatasetError(f"{zip_path}: not a readable zip file: {err}") from None
     with zf:
         members = check_zip(zf, zip_path, max_uncompressed_bytes)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+        except OSError as err:
+            raise DatasetError(f"{zip_path}: cannot unpack into {target.parent}: {err}") from None
         try:
             _unpack(zf, zip_path, members, tmp)
             (tmp / COMPLETE_MARKER).write_text(f"{zip_path.name}\n", encoding="utf-8")

@@ -7,7 +7,7 @@ raises one `DatasetValidationError`. Design minima and mixed sample rates are wa
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Mapping, Optional, Sequence
@@ -303,9 +303,3 @@ def minima_warnings(summary: "DatasetSummary", config: DatasetConfig) -> list[st
         )
     return [f"DATASET BELOW DESIGN MINIMA, NOT A SCIENTIFIC RESULT: {s}" for s in short]
 
-
-def speakers_by_accent(rows: Sequence[MetadataRow]) -> dict[str, set[str]]:
-    out: dict[str, set[str]] = defaultdict(set)
-    for r in rows:
-        out[r.accent].add(r.speaker)
-    return dict(out)

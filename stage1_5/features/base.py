@@ -8,7 +8,7 @@ It is built with the representations it must produce, so it computes only those;
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Iterator, Protocol, Sequence, runtime_checkable
+from typing import TYPE_CHECKING, Any, Iterator, Protocol, Sequence
 
 import numpy as np
 
@@ -32,7 +32,6 @@ class FeatureBatch:
     n_audio_seconds: float
 
 
-@runtime_checkable
 class FeatureExtractor(Protocol):
     """What the driver needs from a source.
 

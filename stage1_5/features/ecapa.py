@@ -45,6 +45,51 @@ def build_tiny_ecapa(seed: int = 0) -> tuple[Any, Any, Any]:
     return Fbank(n_mels=80), InputNormalization(norm_type="sentence", std_norm=False), model.eval()
 
 
+_TINY_HPARAMS = """\
+# A speechbrain speaker-encoder folder (the layout of speechbrain/spkrec-ecapa-voxceleb) holding the
+# tiny random ECAPA: EncoderClassifier.from_hparams(source=<this folder>) loads it offline.
+pretrained_path: {path}
+compute_features: !new:speechbrain.lobes.features.Fbank
+    n_mels: 80
+mean_var_norm: !new:speechbrain.processing.features.InputNormalization
+    norm_type: sentence
+    std_norm: False
+embedding_model: !new:speechbrain.lobes.models.ECAPA_TDNN.ECAPA_TDNN
+    input_size: 80
+    channels: {channels}
+    attention_channels: 32
+    lin_neurons: {dim}
+classifier: !new:speechbrain.lobes.models.ECAPA_TDNN.Classifier
+    input_size: {dim}
+    out_neurons: 2
+modules:
+    compute_features: !ref <compute_features>
+    mean_var_norm: !ref <mean_var_norm>
+    embedding_model: !ref <embedding_model>
+    classifier: !ref <classifier>
+pretrainer: !new:speechbrain.utils.parameter_transfer.Pretrainer
+    loadables:
+        embedding_model: !ref <embedding_model>
+    paths:
+        embedding_model: !ref <pretrained_path>/embedding_model.ckpt
+"""
+
+
+def save_tiny_ecapa(directory: str | Path, seed: int = 0) -> Path:
+    """Write the seeded tiny ECAPA as a local speechbrain checkpoint folder (exercises the
+    `from_hparams` path with no hub)."""
+    import torch
+
+    from stage1_5.io import atomic_open, atomic_write_text
+
+    directory = Path(directory).resolve()
+    _, _, model = build_tiny_ecapa(seed)
+    with atomic_open(directory / "embedding_model.ckpt", "wb") as fh:
+        torch.save(model.state_dict(), fh)
+    atomic_write_text(directory / "hyperparams.yaml", _TINY_HPARAMS.format(path=directory, channels=TINY_CHANNELS, dim=TINY_DIM))
+    return directory
+
+
 class EcapaExtractor:
     """One speaker embedding per utterance."""
 
@@ -83,8 +128,10 @@ class EcapaExtractor:
                 raise FeatureError(f"sources.ecapa.model: cannot load {self.cfg.model!r} ({str(err).splitlines()[0] if str(err) else type(err).__name__})") from None
             if classifier is None:
                 raise FeatureError(f"sources.ecapa.model: cannot load {self.cfg.model!r}")
-            mods = classifier.mods
-            modules = (mods.compute_features, mods.mean_var_norm, mods.embedding_model)
+            missing = [m for m in ("compute_features", "mean_var_norm", "embedding_model") if m not in classifier.mods]
+            if missing:
+                raise FeatureError(f"sources.ecapa.model: {self.cfg.model!r} has no {', '.join(missing)} module (not a speechbrain speaker encoder)")
+            modules = (classifier.mods.compute_features, classifier.mods.mean_var_norm, classifier.mods.embedding_model)
         return tuple(m.to(self.device).eval() if hasattr(m, "eval") else m for m in modules)  # type: ignore[return-value]
 
     def _embed(self, wavs: Sequence[np.ndarray]) -> np.ndarray:

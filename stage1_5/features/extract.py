@@ -8,14 +8,12 @@ External feature files are read and aligned instead of extracted.
 
 from __future__ import annotations
 
-import resource
-import shutil
 import sys
 import time
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Mapping, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Protocol, Sequence
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -43,8 +41,9 @@ class DatasetLike(Protocol):
 
 @dataclass(frozen=True)
 class ExtractionStats:
-    """Throughput and memory of one source. `from_cache`: nothing was computed in this call, and the
-    numbers are those recorded when the store entry was computed."""
+    """Throughput and memory of one source. Counts cover the work done in this call (a resumed run
+    counts only the chunks it computed). `from_cache`: nothing was computed, and the numbers are
+    those recorded when the store entry was computed."""
 
     source: str
     n_utterances: int
@@ -65,15 +64,12 @@ class ExtractionStats:
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "utterances_per_s": self.utterances_per_s, "audio_seconds_per_s": self.audio_seconds_per_s}
 
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any], **changes: Any) -> "ExtractionStats":
-        fields = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
-        return cls(**{**fields, **changes})
 
 
 @dataclass
 class FeatureSet:
-    """One `(N, dim)` array per representation, rows in `utt_ids` order (memory-mapped from the store)."""
+    """One `(N, dim)` array per representation, rows in `utt_ids` order, memory-mapped (copy-on-write)
+    from the store: float32, or float16 when stored so."""
 
     utt_ids: list[str]
     vectors: dict[str, np.ndarray]
@@ -143,6 +139,8 @@ class _PeakMemory:
 
             torch.cuda.synchronize(self.device)
             return int(torch.cuda.max_memory_allocated(self.device))
+        import resource  # Unix only; imported here so that the module loads everywhere
+
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         return int(rss if sys.platform == "darwin" else rss * 1024)  # bytes on macOS, KiB on Linux
 
@@ -156,15 +154,14 @@ def _fill_chunk(
     chunk_utts: "UtteranceSet",
     extractor: FeatureExtractor,
     batch_size: int,
-    on_batch: Any,
-) -> float:
-    """Extract one chunk, check it and write it; returns its audio seconds."""
+    on_batch: Callable[[int, float], None],
+) -> None:
+    """Extract one chunk, check every batch (ids, names, shapes, finite values) and write it."""
     names = entry.representations
     ids = chunk_utts.ids
     row = {uid: i for i, uid in enumerate(ids)}
     blocks: dict[str, np.ndarray] = {}
     filled = np.zeros(len(ids), dtype=bool)
-    audio_seconds = 0.0
     for batch in extractor.extract_batches(chunk_utts, batch_size):
         rows = []
         for uid in batch.utt_ids:
@@ -186,12 +183,18 @@ def _fill_chunk(
                 raise FeatureError(f"{name}: dimension changed from {blocks[name].shape[1]} to {arr.shape[1]}")
             blocks[name][rows] = arr
         filled[rows] = True
-        audio_seconds += float(batch.n_audio_seconds)
         on_batch(len(rows), float(batch.n_audio_seconds))
     if not filled.all():
         raise FeatureError(f"{extractor.source}: no features for utterance {ids[int(np.argmin(filled))]!r}")
     entry.write_chunk(index, blocks)
-    return audio_seconds
+
+
+def _recorded_stats(entry: StoreEntry, source: str) -> ExtractionStats:
+    """The stats saved when `entry` was computed, marked as read from the cache."""
+    recorded = entry.meta.get("stats") or {}
+    fields = {k: recorded[k] for k in ("n_utterances", "audio_seconds", "wall_s", "peak_memory_bytes", "peak_memory_kind") if k in recorded}
+    defaults = {"n_utterances": len(entry.utt_ids), "audio_seconds": 0.0, "wall_s": 0.0, "peak_memory_bytes": 0, "peak_memory_kind": "rss"}
+    return ExtractionStats(source=source, from_cache=True, **{**defaults, **fields})
 
 
 def extract_source(
@@ -221,43 +224,38 @@ def extract_source(
     if not force:
         cached = store.find_complete(key, names)
         if cached is not None:
-            recorded = cached.meta.get("stats") or {}
-            stats = ExtractionStats.from_dict(
-                {"n_utterances": len(ids), "audio_seconds": 0.0, "wall_s": 0.0, "peak_memory_bytes": 0, "peak_memory_kind": "rss", **recorded},
-                source=extractor.source,
-                from_cache=True,
-            )
-            return cached.load(names), stats
+            return cached.load(names), _recorded_stats(cached, extractor.source)
     entry = store.open(key, names, ids, chunk_size)
-    if force and (entry.complete or entry.missing_chunks() != list(range(entry.n_chunks))):
-        shutil.rmtree(entry.path)
-        entry = store.open(key, names, ids, chunk_size)
-    missing = entry.missing_chunks()
-    todo = sum(entry.chunk_range(i)[1] - entry.chunk_range(i)[0] for i in missing)
-    memory = _PeakMemory(extractor)
-    done = {"utts": 0, "audio": 0.0}
-    with tqdm(total=len(ids), initial=len(ids) - todo, unit="utt", desc=extractor.source, disable=not progress, dynamic_ncols=True) as bar:
+    with entry.lock():
+        if force:
+            entry.reset()
+        elif entry.complete:  # another process finished it while we waited for the lock
+            return entry.load(names), _recorded_stats(entry, extractor.source)
+        missing = entry.missing_chunks()
+        todo = sum(entry.chunk_range(i)[1] - entry.chunk_range(i)[0] for i in missing)
+        memory = _PeakMemory(extractor)
+        done = {"utts": 0, "audio": 0.0}
+        with tqdm(total=len(ids), initial=len(ids) - todo, unit="utt", desc=extractor.source, disable=not progress, dynamic_ncols=True) as bar:
 
-        def on_batch(n: int, audio: float) -> None:
-            done["utts"] += n
-            done["audio"] += audio
-            elapsed = max(time.perf_counter() - t0, 1e-9)
-            bar.update(n)
-            bar.set_postfix({"utt/s": f"{done['utts'] / elapsed:.1f}", "audio-s/s": f"{done['audio'] / elapsed:.1f}"}, refresh=False)
+            def on_batch(n: int, audio: float) -> None:
+                done["utts"] += n
+                done["audio"] += audio
+                elapsed = max(time.perf_counter() - t0, 1e-9)
+                bar.update(n)
+                bar.set_postfix({"utt/s": f"{done['utts'] / elapsed:.1f}", "audio-s/s": f"{done['audio'] / elapsed:.1f}"}, refresh=False)
 
-        for index in missing:
-            start, stop = entry.chunk_range(index)
-            _fill_chunk(entry, index, utts[start:stop], extractor, batch_size, on_batch)
-    wall = time.perf_counter() - t0
-    stats = ExtractionStats(
-        source=extractor.source,
-        n_utterances=done["utts"],
-        audio_seconds=done["audio"],
-        wall_s=wall,
-        peak_memory_bytes=memory.peak(),
-        peak_memory_kind=memory.kind,
-    )
-    entry.consolidate({"stats": stats.to_dict()})
+            for index in missing:
+                start, stop = entry.chunk_range(index)
+                _fill_chunk(entry, index, utts[start:stop], extractor, batch_size, on_batch)
+        stats = ExtractionStats(
+            source=extractor.source,
+            n_utterances=done["utts"],
+            audio_seconds=done["audio"],
+            wall_s=time.perf_counter() - t0,
+            peak_memory_bytes=memory.peak(),
+            peak_memory_kind=memory.kind,
+        )
+        entry.consolidate({"stats": stats.to_dict()})
     return entry.load(names), stats
 
 
@@ -326,6 +324,8 @@ def extract_features(
     skipped with a warning when it is only enabled in the config.
     """
     ids = dataset.utterances.ids
+    if not ids:
+        raise FeatureError("the dataset has no utterances to extract features from")
     external_paths = list(cfg.sources.external)
     if sources is not None and EXTERNAL in sources and not external_paths:
         raise FeatureError("source 'external' requested, but sources.external lists no feature files")
@@ -372,15 +372,25 @@ def extract_features(
 
 
 def export_features(features: FeatureSet, path: str | Path) -> Path:
-    """Write an `.npz` (`utt_id` + one float32 `(N, dim)` array per representation) that
-    `sources.external` reads back; written atomically."""
+    """Write the vectors as a file that `sources.external` reads back, atomically: `.npz` (a string
+    array `utt_id` + one float32 `(N, dim)` array per representation) or `.parquet` (a `utt_id`
+    column + one fixed-size-list column per representation)."""
     from stage1_5.io import atomic_open
 
     path = Path(path)
-    if path.suffix != ".npz":
-        raise FeatureError(f"{path}: export writes .npz files")
-    arrays = {"utt_id": np.array(features.utt_ids, dtype=str)}
-    arrays.update({name: np.asarray(arr, dtype=np.float32) for name, arr in features.vectors.items()})
-    with atomic_open(path, "wb") as fh:
-        np.savez(fh, **arrays)
+    arrays = {name: np.asarray(arr, dtype=np.float32) for name, arr in features.vectors.items()}
+    if path.suffix == ".npz":
+        with atomic_open(path, "wb") as fh:
+            np.savez(fh, utt_id=np.array(features.utt_ids, dtype=str), **arrays)
+    elif path.suffix == ".parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        columns = {"utt_id": pa.array(features.utt_ids, type=pa.string())}
+        for name, arr in arrays.items():
+            columns[name] = pa.FixedSizeListArray.from_arrays(pa.array(arr.reshape(-1)), arr.shape[1])
+        with atomic_open(path, "wb") as fh:
+            pq.write_table(pa.table(columns), fh)
+    else:
+        raise FeatureError(f"{path}: export writes .npz or .parquet files")
     return path

@@ -26,9 +26,14 @@ import re
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
 
 from stage1_5.errors import FeatureError
 from stage1_5.io import atomic_open, atomic_write_json
@@ -125,12 +130,39 @@ class StoreEntry:
         start = index * self.chunk_size
         return start, min(start + self.chunk_size, len(self.meta["utt_ids"]))
 
+    @contextlib.contextmanager
+    def lock(self) -> Iterator["StoreEntry"]:
+        """Hold an exclusive lock on the entry while computing it, so that two runs sharing the cache
+        (a `stage1_5 run` and a gate session) never write one entry at once; the second waits, then
+        finds it complete. The OS drops the lock of a killed process. Temporary files a killed writer
+        left behind are removed. Without `fcntl` (Windows) the lock is a no-op."""
+        with open(self.path / ".lock", "a") as fh:
+            if fcntl is not None:
+                fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                for tmp in self.path.glob(".*.tmp"):
+                    with contextlib.suppress(FileNotFoundError):
+                        tmp.unlink()
+                fresh = json.loads((self.path / META).read_text(encoding="utf-8"))
+                self.meta = fresh
+                yield self
+            finally:
+                if fcntl is not None:
+                    fcntl.flock(fh, fcntl.LOCK_UN)
+
     def missing_chunks(self) -> list[int]:
         if self.complete:
             return []
         return [i for i in range(self.n_chunks) if not self.chunk_path(i).exists()]
 
     # -- writing ------------------------------------------------------------------------------
+    def reset(self) -> None:
+        """Drop every computed chunk and array (a forced recompute); the key and layout stay."""
+        for path in [*self.path.glob("chunk_*.npz"), *self.path.glob("*.npy")]:
+            path.unlink()
+        self.meta = {k: v for k, v in self.meta.items() if k not in ("complete", "dims", "stats")}
+        atomic_write_json(self.path / META, self.meta)
+
     def write_chunk(self, index: int, vectors: Mapping[str, np.ndarray]) -> None:
         """Store rows `chunk_range(index)` for every representation, atomically."""
         start, stop = self.chunk_range(index)
@@ -203,7 +235,8 @@ class StoreEntry:
 
     # -- reading ------------------------------------------------------------------------------
     def load(self, representations: Sequence[str] | None = None) -> dict[str, np.ndarray]:
-        """Memory-mapped `(N, dim)` arrays of a complete entry, read-only."""
+        """Memory-mapped `(N, dim)` arrays of a complete entry. Copy-on-write: pages load on demand,
+        and a caller writing into an array (or torch wrapping it) changes its memory, never the file."""
         if not self.complete:
             raise ValueError(f"{self.path}: entry is not complete")
         names = self.representations if representations is None else list(representations)
@@ -214,7 +247,7 @@ class StoreEntry:
                 raise FeatureError(f"{self.path}: no representation {name!r} in this entry")
             path = self.path / f"{self.meta['files'][name]}.npy"
             try:
-                arr = np.load(path, mmap_mode="r", allow_pickle=False)
+                arr = np.load(path, mmap_mode="c", allow_pickle=False)
             except (OSError, ValueError) as err:
                 raise FeatureError(f"{path}: unreadable feature file ({err}); delete {self.path} to recompute") from None
             if arr.shape != (n, self.meta["dims"][name]):

@@ -28,6 +28,8 @@ from typing import Optional, Sequence
 
 import numpy as np
 import torch
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.utils.validation import check_is_fitted
 
 from stage1_5.errors import ProbeError
 
@@ -115,9 +117,9 @@ class ProblemBatch:
     """F fit sets × P problems each, padded.
 
     phi [F, n, r] training coordinates; lam [F, r] (0 on padding); y [F, P, n] labels (any value on
-    padding rows); weight [F, P, n] per-row loss weights (0 on padding and on unused problems);
-    C [F, P]; class_mask [F, P, K] classes present in training; free [F, P, K] classes whose
-    coefficients are optimised (present classes, minus the reference class of binary problems).
+    padding rows); weight [F, P, n] per-row loss weights (0 on padding rows); C [F, P];
+    class_mask [F, P, K] classes present in training; free [F, P, K] classes whose coefficients are
+    optimised (present classes, minus the reference class of binary problems).
     """
 
     phi: torch.Tensor
@@ -156,113 +158,121 @@ def free_classes(present: torch.Tensor) -> torch.Tensor:
 
 
 class _Objective:
-    """Value and gradient of the preconditioned objective for a ProblemBatch (flat parameters)."""
+    """Value and gradient of the preconditioned objective of a ProblemBatch.
+
+    Parameters theta [F, R, P, K] with R = r + 1 (last row = intercept, fed by a column of ones), laid
+    out so that logits for all P problems of a fit set are one [n, R] @ [R, P·K] matrix product.
+    theta = coefficients / pre, where pre [F, R, P, 1] is the diagonal preconditioner.
+    """
 
     def __init__(self, batch: ProblemBatch, dtype: torch.dtype):
-        self.b = batch
         F, n, r = batch.phi.shape
         P, K = batch.y.shape[1], batch.class_mask.shape[-1]
-        self.shape = (F, P, r, K)
-        self.phi = batch.phi.to(dtype)
-        self.weight = (batch.weight * batch.C.unsqueeze(-1)).to(dtype)  # C·w_i
-        # preconditioner: the data Hessian in the orthogonal basis is ≈ diag(¼·C·w̄·λ_j)
-        wbar = batch.weight.sum(-1) / batch.weight.gt(0).sum(-1).clamp_min(1)
-        self.pre = (1.0 + 0.25 * (batch.C * wbar).unsqueeze(-1) * batch.lam.unsqueeze(1)).rsqrt().to(dtype)  # [F,P,r]
-        self.onehot = torch.nn.functional.one_hot(batch.y, K).to(dtype)  # [F,P,n,K]
-        self.logit_mask = torch.where(batch.class_mask, 0.0, NEG_INF).to(dtype)  # [F,P,K]
-        self.free = batch.free.to(dtype)  # [F,P,K]
-        self.n_coef = r * K
+        self.F, self.n, self.R, self.P, self.K = F, n, r + 1, P, K
+        rows = batch.weight.gt(0).any(1)  # [F, n]
+        ones = rows.to(dtype).unsqueeze(-1)
+        self.phi = torch.cat([batch.phi.to(dtype), ones], -1)  # [F, n, R]
+        self.phi_t = self.phi.transpose(1, 2).contiguous()
+        cw = batch.weight * batch.C.unsqueeze(-1)  # C·w_i [F, P, n]
+        self.cw = cw.transpose(1, 2).to(dtype).unsqueeze(-1)  # [F, n, P, 1]
+        # the data Hessian in the orthogonal basis is ≈ diag(¼·C·Σw/n·λ_j); the intercept column has λ = n
+        cwbar = (cw.sum(-1) / rows.sum(-1, keepdim=True).clamp_min(1)).to(dtype)  # [F, P]
+        lam = torch.cat([batch.lam.to(dtype), rows.sum(-1, keepdim=True).to(dtype)], -1)  # [F, R]
+        self.pre = (1.0 + 0.25 * cwbar.unsqueeze(1) * lam.unsqueeze(-1)).rsqrt().unsqueeze(-1)  # [F, R, P, 1]
+        self.penalised = torch.ones(1, self.R, 1, 1, dtype=dtype, device=self.phi.device)
+        self.penalised[:, -1] = 0.0
+        mask = torch.where(batch.class_mask, 0.0, -1e30).to(dtype)  # [F, P, K]
+        self.logit_mask = mask.unsqueeze(1)  # [F, 1, P, K]
+        self.free = batch.free.to(dtype).unsqueeze(1)  # [F, 1, P, K]
+        self.y = batch.y.transpose(1, 2).unsqueeze(-1)  # [F, n, P, 1]
 
-    def unpack(self, theta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        F, P, r, K = self.shape
-        v = theta[..., : self.n_coef].reshape(F, P, r, K) * self.pre.unsqueeze(-1) * self.free.unsqueeze(2)
-        b = theta[..., self.n_coef :].reshape(F, P, K) * self.free
-        return v, b
+    def coefficients(self, theta: torch.Tensor) -> torch.Tensor:
+        return theta * self.pre * self.free
 
     def __call__(self, theta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        F, P, r, K = self.shape
-        v, b = self.unpack(theta)
-        z = torch.einsum("fnr,fprk->fpnk", self.phi, v) + (b + self.logit_mask).unsqueeze(2)
+        F, n, R, P, K = self.F, self.n, self.R, self.P, self.K
+        v = self.coefficients(theta)  # [F, R, P, K]
+        z = torch.bmm(self.phi, v.reshape(F, R, P * K)).view(F, n, P, K) + self.logit_mask
         logp = torch.log_softmax(z, -1)
-        nll = -(logp.nan_to_num(0.0, neginf=0.0) * self.onehot).sum(-1)  # [F,P,n]
-        f = (self.weight * nll).sum(-1) + 0.5 * (v * v).sum((-1, -2))
-        dz = (logp.exp() - self.onehot) * self.weight.unsqueeze(-1)  # [F,P,n,K]
-        gv = torch.einsum("fnr,fpnk->fprk", self.phi, dz) + v
-        gv = gv * self.pre.unsqueeze(-1) * self.free.unsqueeze(2)
-        gb = dz.sum(2) * self.free
-        return f, torch.cat([gv.reshape(F, P, -1), gb], -1)
+        nll = -logp.gather(-1, self.y)  # [F, n, P, 1]
+        vp = v * self.penalised
+        f = (self.cw * nll).sum((1, 3)) + 0.5 * (vp * vp).sum((1, 3))  # [F, P]
+        dz = logp.exp_()
+        dz.scatter_add_(-1, self.y, torch.full_like(nll, -1.0))
+        dz *= self.cw
+        gv = torch.bmm(self.phi_t, dz.view(F, n, P * K)).view(F, R, P, K) + vp
+        return f, gv * self.pre * self.free
 
 
-def _lbfgs(
-    fun, x: torch.Tensor, scale: torch.Tensor, *, max_iter: int, tol: float, history: int
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Batched L-BFGS (one history per problem) with per-problem backtracking Armijo steps.
+def _dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return (a * b).sum((1, 3))  # per problem: [F, P]
 
-    x [..., p]; converged when max|grad| ≤ tol·scale (scale = C·Σw, i.e. scikit-learn's criterion on its
-    normalised objective). Returns (x, n_iter [...], converged [...])."""
+
+def _col(s: torch.Tensor) -> torch.Tensor:
+    return s[:, None, :, None]
+
+
+def _lbfgs(fun, x: torch.Tensor, gnorm, *, max_iter: int, history: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Batched L-BFGS (one history per problem, x [F, R, P, K]) with per-problem Armijo backtracking.
+
+    `gnorm(g) -> [F, P]` decides convergence (≤ 1). Returns (x, n_iter [F, P], converged [F, P])."""
     f, g = fun(x)
-    batch = x.shape[:-1]
-    S = x.new_zeros(history, *x.shape)
-    Y = x.new_zeros(history, *x.shape)
-    rho = x.new_zeros(history, *batch)
-    n_iter = torch.zeros(batch, dtype=torch.int64, device=x.device)
-    done = g.abs().amax(-1) <= tol * scale
-    k = 0
-    for it in range(max_iter):
+    S, Y, rho = [], [], []
+    n_iter = torch.zeros(f.shape, dtype=torch.int64, device=x.device)
+    done = gnorm(g) <= 1.0
+    for _ in range(max_iter):
         if bool(done.all()):
             break
-        # two-loop recursion
         q = g.clone()
-        alpha = []
-        order = [(k - 1 - j) % history for j in range(min(k, history))]
-        for j in order:
-            a = rho[j] * (S[j] * q).sum(-1)
-            q -= a.unsqueeze(-1) * Y[j]
-            alpha.append(a)
-        if k > 0:
-            j = order[0]
-            yy = (Y[j] * Y[j]).sum(-1)
-            gamma = torch.where(yy > 0, (S[j] * Y[j]).sum(-1) / yy.clamp_min(1e-300), torch.ones_like(yy))
-            q *= gamma.unsqueeze(-1)
+        alphas = []
+        for s_, y_, r_ in zip(reversed(S), reversed(Y), reversed(rho)):
+            a = r_ * _dot(s_, q)
+            q -= _col(a) * y_
+            alphas.append(a)
+        if S:
+            yy = _dot(Y[-1], Y[-1])
+            gamma = torch.where(yy > 0, _dot(S[-1], Y[-1]) / yy.clamp_min(1e-300), torch.ones_like(yy))
+            q *= _col(gamma)
         else:
-            q *= (1.0 / g.abs().sum(-1).clamp_min(1e-12)).clamp(max=1.0).unsqueeze(-1)
-        for j, a in zip(reversed(order), reversed(alpha)):
-            bcoef = rho[j] * (Y[j] * q).sum(-1)
-            q += (a - bcoef).unsqueeze(-1) * S[j]
+            q *= _col((1.0 / g.abs().sum((1, 3)).clamp_min(1e-12)).clamp(max=1.0))
+        for s_, y_, r_, a in zip(S, Y, rho, reversed(alphas)):
+            q += _col(a - r_ * _dot(y_, q)) * s_
         d = -q
-        gd = (g * d).sum(-1)
+        gd = _dot(g, d)
         bad = gd >= 0  # not a descent direction: restart along −g
         if bool(bad.any()):
-            d = torch.where(bad.unsqueeze(-1), -g, d)
-            gd = torch.where(bad, -(g * g).sum(-1), gd)
+            d = torch.where(_col(bad), -g, d)
+            gd = torch.where(bad, -_dot(g, g), gd)
         step = torch.ones_like(f)
         accepted = done.clone()
-        x_new, f_new, g_new = x.clone(), f.clone(), g.clone()
-        for _ in range(30):
-            xt = x + step.unsqueeze(-1) * d
+        x_new, f_new, g_new = x, f, g
+        for _ in range(20):
+            xt = x + _col(step) * d
             ft, gt = fun(xt)
             ok = (~accepted) & (ft <= f + 1e-4 * step * gd)
-            x_new = torch.where(ok.unsqueeze(-1), xt, x_new)
+            x_new = torch.where(_col(ok), xt, x_new)
             f_new = torch.where(ok, ft, f_new)
-            g_new = torch.where(ok.unsqueeze(-1), gt, g_new)
+            g_new = torch.where(_col(ok), gt, g_new)
             accepted |= ok
             if bool(accepted.all()):
                 break
             step = torch.where(accepted, step, step * 0.5)
         moved = accepted & ~done
         s, yv = x_new - x, g_new - g
-        sy = (s * yv).sum(-1)
-        slot = k % history
-        upd = moved & (sy > 1e-10 * (yv * yv).sum(-1).sqrt() * (s * s).sum(-1).sqrt())
-        S[slot] = torch.where(upd.unsqueeze(-1), s, S[slot])
-        Y[slot] = torch.where(upd.unsqueeze(-1), yv, Y[slot])
-        rho[slot] = torch.where(upd, 1.0 / sy.where(upd, torch.ones_like(sy)), rho[slot])
-        k += 1
+        sy = _dot(s, yv)
+        keep = moved & (sy > 1e-10 * _dot(yv, yv).sqrt() * _dot(s, s).sqrt())
+        if bool(keep.any()):
+            safe = torch.where(keep, sy, torch.ones_like(sy))
+            S.append(torch.where(_col(keep), s, torch.zeros_like(s)))
+            Y.append(torch.where(_col(keep), yv, torch.zeros_like(yv)))
+            rho.append(torch.where(keep, 1.0 / safe, torch.zeros_like(sy)))
+            if len(S) > history:
+                S.pop(0), Y.pop(0), rho.pop(0)
         x, f, g = x_new, f_new, g_new
         n_iter += moved.to(torch.int64)
-        stalled = ~accepted  # the line search could not decrease f: at numerical precision
-        done = done | stalled | (g.abs().amax(-1) <= tol * scale)
-    return x, n_iter, g.abs().amax(-1) <= tol * scale
+        # a problem whose line search cannot decrease f is at numerical precision: stop it
+        done = done | ~accepted | (gnorm(g) <= 1.0)
+    return x, n_iter, gnorm(g) <= 1.0
 
 
 @dataclass(frozen=True)
@@ -272,19 +282,45 @@ class BatchSolution:
     class_mask: torch.Tensor  # [F, P, K]
     n_iter: torch.Tensor  # [F, P]
     converged: torch.Tensor  # [F, P]
+    theta: torch.Tensor  # [F, R, P, K] solver state, for warm starts
 
 
 def solve_batch(
-    batch: ProblemBatch, *, max_iter: int = 300, tol: float = 1e-6, history: int = 10, dtype=torch.float64
+    batch: ProblemBatch,
+    *,
+    max_iter: int = 500,
+    tol: float = 1e-4,
+    history: int = 10,
+    dtype=torch.float64,
+    warm_start: Optional[BatchSolution] = None,
 ) -> BatchSolution:
-    """Minimise every problem of the batch (see module docstring for the objective)."""
+    """Minimise every problem of the batch (objective in the module docstring).
+
+    Converged when max|∂/∂(W,b)| ≤ tol · C·Σw, i.e. scikit-learn's lbfgs criterion on its normalised
+    objective. `warm_start` (same shapes) starts from an earlier solution, e.g. the previous C."""
     obj = _Objective(batch, dtype)
-    F, P, r, K = obj.shape
-    theta = batch.phi.new_zeros(F, P, r * K + K, dtype=dtype)
-    scale = (batch.C * batch.weight.sum(-1)).to(dtype).clamp_min(1e-12)
-    theta, n_iter, converged = _lbfgs(obj, theta, scale, max_iter=max_iter, tol=tol, history=history)
-    coef, intercept = obj.unpack(theta)
-    return BatchSolution(coef=coef, intercept=intercept, class_mask=batch.class_mask, n_iter=n_iter, converged=converged)
+    F, R, P, K = obj.F, obj.R, obj.P, obj.K
+    if warm_start is not None:
+        coef = torch.cat([warm_start.coef.permute(0, 2, 1, 3), warm_start.intercept.unsqueeze(1)], 1)
+        theta = coef.to(dtype) / obj.pre
+    else:
+        theta = obj.phi.new_zeros(F, R, P, K)
+    scale = (batch.C * batch.weight.sum(-1)).to(dtype).clamp_min(1e-12)  # [F, P]
+    inv_pre = 1.0 / obj.pre
+
+    def gnorm(g: torch.Tensor) -> torch.Tensor:
+        return (g * inv_pre).abs().amax((1, 3)) / (tol * scale)
+
+    theta, n_iter, converged = _lbfgs(obj, theta, gnorm, max_iter=max_iter, history=history)
+    v = obj.coefficients(theta)
+    return BatchSolution(
+        coef=v[:, :-1].permute(0, 2, 1, 3),
+        intercept=v[:, -1],
+        class_mask=batch.class_mask,
+        n_iter=n_iter,
+        converged=converged,
+        theta=theta,
+    )
 
 
 def decision_values(phi_eval: torch.Tensor, sol: BatchSolution) -> torch.Tensor:
@@ -293,15 +329,17 @@ def decision_values(phi_eval: torch.Tensor, sol: BatchSolution) -> torch.Tensor:
     return z + torch.where(sol.class_mask, 0.0, NEG_INF).to(z.dtype).unsqueeze(2)
 
 
+
 # --------------------------------------------------------------------------- jobs (protocol-facing)
 
 
 @dataclass(frozen=True)
 class FitJob:
-    """One fit set and the problems solved on it.
+    """One fit set and the problems solved on it: every labelling × every C of its row.
 
     X: [N, d] features (shared between jobs of one representation); fit_rows / eval_rows index X;
-    y: [P, len(fit_rows)] integer labels in [0, n_classes); C: [P].
+    y: [L, len(fit_rows)] integer labels in [0, n_classes); C: [L, G] (ascending along G: the
+    engine walks each row's C path with warm starts).
     """
 
     X: np.ndarray
@@ -314,7 +352,7 @@ class FitJob:
 
 class TorchBackend:
     """Solves FitJobs as padded batches on one device. `decision_function(jobs)` → list of
-    [P, len(eval_rows), n_classes] float arrays (−inf for classes absent from training)."""
+    [L, G, len(eval_rows), n_classes] float arrays (−inf for classes absent from training)."""
 
     name = "torch"
 
@@ -322,8 +360,8 @@ class TorchBackend:
         self,
         device: str = "auto",
         *,
-        max_iter: int = 300,
-        tol: float = 1e-6,
+        max_iter: int = 500,
+        tol: float = 1e-4,
         dtype: torch.dtype = torch.float64,
         max_batch_bytes: int = 512 * 2**20,
     ):
@@ -345,17 +383,18 @@ class TorchBackend:
 
     def decision_function(self, jobs: Sequence[FitJob], progress=None) -> list[np.ndarray]:
         out: list[Optional[np.ndarray]] = [None] * len(jobs)
-        order = sorted(range(len(jobs)), key=lambda i: (jobs[i].n_classes, jobs[i].y.shape[0], len(jobs[i].fit_rows)))
+        order = sorted(range(len(jobs)), key=lambda i: (jobs[i].n_classes, jobs[i].C.shape, len(jobs[i].fit_rows)))
         chunk: list[int] = []
         chunk_bytes = 0
         for i in order:
             job = jobs[i]
-            r = min(len(job.fit_rows), job.X.shape[1])
-            cost = 8 * job.y.shape[0] * (r + 1) * job.n_classes * 26 + 8 * (len(job.fit_rows) + len(job.eval_rows)) * r
+            r = min(len(job.fit_rows), job.X.shape[1]) + 1
+            n_rows = len(job.fit_rows) + len(job.eval_rows)
+            cost = 8 * job.C.shape[0] * job.n_classes * (26 * r + 4 * n_rows) + 16 * n_rows * r
             if chunk and (
                 chunk_bytes + cost > self.max_batch_bytes
                 or jobs[chunk[0]].n_classes != job.n_classes
-                or jobs[chunk[0]].y.shape[0] != job.y.shape[0]
+                or jobs[chunk[0]].C.shape != job.C.shape
             ):
                 self._run(jobs, chunk, out)
                 if progress is not None:
@@ -382,7 +421,7 @@ class TorchBackend:
                     torch.as_tensor(job.eval_rows, device=dev),
                 )
             )
-        F, P, K = len(idx), jobs[idx[0]].y.shape[0], jobs[idx[0]].n_classes
+        F, (P, G), K = len(idx), jobs[idx[0]].C.shape, jobs[idx[0]].n_classes
         n = max(len(jobs[i].fit_rows) for i in idx)
         m = max(len(jobs[i].eval_rows) for i in idx)
         r = max(b.train.shape[1] for b in bases)
@@ -391,7 +430,7 @@ class TorchBackend:
         lam = torch.zeros(F, r, dtype=dt, device=dev)
         y = torch.zeros(F, P, n, dtype=torch.int64, device=dev)
         rows = torch.zeros(F, P, n, dtype=torch.bool, device=dev)
-        C = torch.zeros(F, P, dtype=dt, device=dev)
+        C = torch.zeros(F, P, G, dtype=dt, device=dev)
         for f, (i, b) in enumerate(zip(idx, bases)):
             job = jobs[i]
             nf, rf = b.train.shape
@@ -402,13 +441,15 @@ class TorchBackend:
             rows[f, :, :nf] = True
             C[f] = torch.as_tensor(job.C, dtype=dt, device=dev)
         weight, present = balanced_weights(y, rows, K)
-        batch = ProblemBatch(
-            phi=phi, lam=lam, y=y, weight=weight.to(dt), C=C, class_mask=present, free=free_classes(present)
-        )
-        sol = solve_batch(batch, max_iter=self.max_iter, tol=self.tol, dtype=dt)
-        z = decision_values(phi_ev, sol).cpu().numpy()
+        free = free_classes(present)
+        sol, z = None, []
+        for g in range(G):  # C path, warm-started
+            batch = ProblemBatch(phi=phi, lam=lam, y=y, weight=weight.to(dt), C=C[..., g], class_mask=present, free=free)
+            sol = solve_batch(batch, max_iter=self.max_iter, tol=self.tol, dtype=dt, warm_start=sol)
+            z.append(decision_values(phi_ev, sol))
+        values = torch.stack(z, 2).cpu().numpy()  # [F, P, G, m, K]
         for f, i in enumerate(idx):
-            out[i] = z[f, :, : len(jobs[i].eval_rows)]
+            out[i] = values[f, :, :, : len(jobs[i].eval_rows)]
 
 
 class SklearnBackend:
@@ -432,18 +473,20 @@ class SklearnBackend:
             X = np.asarray(job.X, dtype=np.float64)
             scaler = StandardScaler().fit(X[job.fit_rows])
             Xf, Xe = scaler.transform(X[job.fit_rows]), scaler.transform(X[job.eval_rows])
-            z = np.full((job.y.shape[0], len(job.eval_rows), job.n_classes), -np.inf)
-            for p in range(job.y.shape[0]):
-                clf = LogisticRegression(
-                    C=float(job.C[p]), class_weight="balanced", max_iter=self.max_iter, tol=self.tol
-                )
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", ConvergenceWarning)
-                    clf.fit(Xf, job.y[p])
-                dec = clf.decision_function(Xe)
-                if dec.ndim == 1:  # binomial: logits [0, z] over (classes_[0], classes_[1])
-                    dec = np.stack([np.zeros_like(dec), dec], 1)
-                z[p][:, clf.classes_] = dec
+            L, G = job.C.shape
+            z = np.full((L, G, len(job.eval_rows), job.n_classes), -np.inf)
+            for p in range(L):
+                for g in range(G):
+                    clf = LogisticRegression(
+                        C=float(job.C[p, g]), class_weight="balanced", max_iter=self.max_iter, tol=self.tol
+                    )
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore", ConvergenceWarning)
+                        clf.fit(Xf, job.y[p])
+                    dec = clf.decision_function(Xe)
+                    if dec.ndim == 1:  # binomial: logits [0, z] over (classes_[0], classes_[1])
+                        dec = np.stack([np.zeros_like(dec), dec], 1)
+                    z[p, g][:, clf.classes_] = dec
             out.append(z)
             if progress is not None:
                 progress.update(1)
@@ -453,7 +496,7 @@ class SklearnBackend:
 # --------------------------------------------------------------------------- estimator
 
 
-class BatchedLogisticRegression:
+class BatchedLogisticRegression(ClassifierMixin, BaseEstimator):
     """Single-problem estimator over the batched engine, following scikit-learn's contract.
 
     Same objective as `LogisticRegression(C=C, class_weight=class_weight)` with lbfgs (multinomial;
@@ -474,16 +517,6 @@ class BatchedLogisticRegression:
         self.max_iter = max_iter
         self.tol = tol
         self.device = device
-
-    def get_params(self, deep: bool = True) -> dict:
-        return {k: getattr(self, k) for k in ("C", "class_weight", "max_iter", "tol", "device")}
-
-    def set_params(self, **params) -> "BatchedLogisticRegression":
-        for k, v in params.items():
-            if k not in self.get_params():
-                raise ValueError(f"invalid parameter {k!r} for BatchedLogisticRegression")
-            setattr(self, k, v)
-        return self
 
     def fit(self, X, y) -> "BatchedLogisticRegression":
         X = np.asarray(X, dtype=np.float64)
@@ -530,12 +563,8 @@ class BatchedLogisticRegression:
         self.n_features_in_ = X.shape[1]
         return self
 
-    def _check_fitted(self) -> None:
-        if not hasattr(self, "coef_"):
-            raise ValueError("BatchedLogisticRegression is not fitted yet; call fit first")
-
     def decision_function(self, X) -> np.ndarray:
-        self._check_fitted()
+        check_is_fitted(self)
         X = np.asarray(X, dtype=np.float64)
         if X.ndim != 2 or X.shape[1] != self.n_features_in_:
             raise ValueError(f"X must have {self.n_features_in_} columns, got shape {X.shape}")

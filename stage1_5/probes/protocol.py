@@ -153,8 +153,8 @@ def build_design(meta: pd.DataFrame, config: ProbeConfig) -> _Design:
     _, text = np.unique(meta["text_id"].to_numpy(), return_inverse=True)
     if len(accents) < 2:
         raise ProbeError(f"probing needs at least 2 accents; the metadata has only {list(accents)}")
-    per_accent = speakers_by_accent(y, spk)
-    small = {accents[a]: len(s) for a, s in per_accent.items() if len(s) < 2}
+    per_accent = speakers_by_accent(meta["accent"].to_numpy(), meta["speaker"].to_numpy())
+    small = {a: len(s) for a, s in per_accent.items() if len(s) < 2}
     if small:
         raise ProbeError(f"every accent needs at least 2 speakers for speaker-disjoint folds; too few in {small}")
     speaker_accent = np.empty(len(speakers), dtype=np.int64)
@@ -220,24 +220,22 @@ def _fallback_c(config: ProbeConfig) -> float:
 
 
 def _inner_jobs(X, inner: _Inner, labelsets: np.ndarray, grid: np.ndarray, n_classes: int) -> list[FitJob]:
-    """labelsets [L, N] → one job per inner fold with P = L × len(grid) problems (labelset-major)."""
-    jobs = []
-    for tr, te in inner.splits:
-        fit, ev = inner.rows[tr], inner.rows[te]
-        y = np.repeat(labelsets[:, fit], len(grid), axis=0)
-        jobs.append(FitJob(X=X, fit_rows=fit, eval_rows=ev, y=y, C=np.tile(grid, len(labelsets)), n_classes=n_classes))
-    return jobs
+    """labelsets [L, N] → one job per inner fold solving every labelset over the whole grid."""
+    C = np.tile(grid, (len(labelsets), 1))
+    return [
+        FitJob(X=X, fit_rows=inner.rows[tr], eval_rows=inner.rows[te], y=labelsets[:, inner.rows[tr]], C=C, n_classes=n_classes)
+        for tr, te in inner.splits
+    ]
 
 
 def _choose_c(inner: _Inner, values: list[np.ndarray], labelsets: np.ndarray, grid: np.ndarray, n_classes: int) -> np.ndarray:
     """Best C per labelset by macro-F1 pooled over the inner folds (ties → smaller C)."""
     L, G = len(labelsets), len(grid)
-    n = len(inner.rows)
-    pred = np.zeros((L * G, n), dtype=np.int64)
+    pred = np.zeros((L, G, len(inner.rows)), dtype=np.int64)
     for (_, te), z in zip(inner.splits, values):
-        pred[:, te] = z.argmax(-1)
-    truth = np.repeat(labelsets[:, inner.rows], G, axis=0)
-    f1 = batched_macro_f1(torch.as_tensor(truth), torch.as_tensor(pred), n_classes).numpy().reshape(L, G)
+        pred[..., te] = z.argmax(-1)
+    truth = torch.as_tensor(labelsets[:, inner.rows]).unsqueeze(1)
+    f1 = batched_macro_f1(truth, torch.as_tensor(pred), n_classes).numpy()
     return grid[f1.argmax(1)]
 
 
@@ -315,17 +313,17 @@ def _evaluate_one(name: str, X: np.ndarray, design: _Design, config: ProbeConfig
         labelsets = labelsets0 if s == 0 else real
         for f, (tr, te) in enumerate(design.outer[s]):
             main_idx[s, f] = len(jobs)
-            jobs.append(FitJob(X, tr, te, labelsets[:, tr], chosen[main_keys[s][f]], K))
+            jobs.append(FitJob(X, tr, te, labelsets[:, tr], chosen[main_keys[s][f]][:, None], K))
         for f, g, tr, seen, unseen in design.crossed[s]:
             text_idx[s, f, g] = len(jobs)
             ev = np.concatenate([seen, unseen])
-            jobs.append(FitJob(X, tr, ev, real[:, tr], chosen[main_keys[s][f]][:1], K))
+            jobs.append(FitJob(X, tr, ev, real[:, tr], chosen[main_keys[s][f]][:1, None], K))
         for g, (tr, te) in enumerate(design.text_folds[s]):
             leak_idx[s, g] = len(jobs)
-            jobs.append(FitJob(X, tr, np.arange(N), real[:, tr], chosen[leak_keys[s][g]], K))
+            jobs.append(FitJob(X, tr, np.arange(N), real[:, tr], chosen[leak_keys[s][g]][:, None], K))
             spk_idx[s, g] = len(jobs)
-            jobs.append(FitJob(X, tr, te, spk_labels[:, tr], chosen[spk_keys[s][g]], S))
-    values = backend.decision_function(jobs)
+            jobs.append(FitJob(X, tr, te, spk_labels[:, tr], chosen[spk_keys[s][g]][:, None], S))
+    values = [v[:, 0] for v in backend.decision_function(jobs)]  # [L, m, K]
 
     # accent F1 on held-out speakers (+ permutation null on seed 0)
     f1_seed = np.zeros(config.seeds)

@@ -1,0 +1,152 @@
+"""`stage1_5 run` end to end on procedural synthetic sets whose true answer is known."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from stage1_5.cli import cli
+from stage1_5.config import load_config
+from stage1_5.data.synth import SynthConfig, synthesize
+from stage1_5.pipeline import run_experiment
+
+import numpy as np
+
+from stage1_5.data.testing import write_dataset
+from stage1_5.probes.planted import planted_dataset
+
+FAST_PROBES = {"seeds": 1, "permutations": 30, "bootstrap": 100}
+
+
+def write_config(root: Path, data_dir: Path, sources: dict, minima: int = 4) -> Path:
+    cfg = {
+        "name": "planted",
+        "dataset": {"path": str(data_dir), "min_accents": 3, "min_speakers_per_accent": minima, "min_texts_per_speaker": 6},
+        "sources": sources,
+        "probes": FAST_PROBES,
+        "output": {"dir": str(root / "run"), "cache_dir": str(root / "cache")},
+    }
+    path = root / "config.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def quiet_run(config_path: Path, **kwargs):
+    return run_experiment(load_config(config_path), progress=False, echo=lambda _m: None, **kwargs)
+
+
+def procedural_run(root: Path, strength: float, layers: list[str]):
+    """Real audio, real extraction: the tiny random Qwen3-TTS backbone and MFCC statistics."""
+    data = synthesize(root / "data", SynthConfig(accents=3, speakers_per_accent=4, texts=6, strength=strength, seed=1), progress=False)
+    sources = {
+        "backbone": {"checkpoint": "tiny-random", "layers": layers, "dtype": "float32", "batch_size": 8},
+        "ssl": {"enabled": False},
+        "ecapa": {"enabled": False},
+        "acoustic": {"features": ["mfcc_stats"]},
+    }
+    config_path = write_config(root, data, sources)
+    return config_path, quiet_run(config_path)
+
+
+@pytest.fixture(scope="module")
+def planted(tmp_path_factory):
+    """Backbone features that carry a clean, text-independent accent code (user-supplied .npz)."""
+    root = tmp_path_factory.mktemp("planted")
+    data = planted_dataset(n_accents=3, speakers_per_accent=4, n_texts=6, dim=16, accent=3.0, speaker=0.5, random_state=0)
+    rows = [
+        {"utt_id": r.utt_id, "speaker": r.speaker, "accent": r.accent, "text_id": r.text_id, "rel_path": f"wav/{r.speaker}/{r.utt_id}.wav"}
+        for r in data.meta.itertuples()
+    ]
+    write_dataset(root / "data", rows, audio=False)
+    vectors = next(iter(data.features.values()))
+    noise = np.random.default_rng(0).normal(size=vectors.shape).astype(np.float32)
+    np.savez(root / "features.npz", utt_id=data.meta.utt_id.to_numpy(str), **{"backbone:decoder_block_08": vectors, "backbone:decoder_block_00": noise})
+    cfg_path = write_config(root, root / "data", {"backbone": {"enabled": False}, "ssl": {"enabled": False}, "ecapa": {"enabled": False}, "acoustic": {"enabled": False}, "external": [str(root / "features.npz")]})
+    text = yaml.safe_load(cfg_path.read_text())
+    text["dataset"]["audio_required"] = False
+    cfg_path.write_text(yaml.safe_dump(text))
+    return cfg_path, quiet_run(cfg_path)
+
+
+def test_strong_accent_in_backbone_features_reaches_go(planted):
+    _, result = planted
+    assert result.decision.decision == "GO", result.decision.rationale
+    assert result.decision.best_representation == "backbone:decoder_block_08"
+    assert "decoder_block_08" in result.decision.rationale and "F1=" in result.decision.rationale
+
+
+def test_strong_audio_accent_with_random_backbone_is_diagnosed_backbone_inadequate(tmp_path):
+    # MFCC statistics see the planted accent; a randomly initialised backbone does not.
+    _, result = procedural_run(tmp_path, strength=3.0, layers=["decoder_block_03"])
+    assert result.decision.decision == "NOGO"
+    assert result.decision.diagnosis == "backbone_inadequate"
+
+
+def test_absent_accent_is_nogo_with_not_separable_diagnosis(tmp_path):
+    _, result = procedural_run(tmp_path, strength=0.0, layers=["decoder_block_03"])
+    assert result.decision.decision == "NOGO"
+    assert result.decision.diagnosis == "accents_not_separable"
+
+
+def test_run_writes_report_analysis_config_and_bundle(planted):
+    _, result = planted
+    paths = result.paths
+    analysis = {p.name for p in paths.analysis_dir.iterdir()}
+    assert {"metrics.csv", "predictions.csv", "decision.json", "manifest.jsonl"} <= analysis
+    assert len([n for n in analysis if n.endswith(".png")]) == 4
+    decision = json.loads(paths.decision_json.read_text())
+    assert {"decision", "best_representation", "rationale", "diagnosis", "levels", "thresholds", "scientific"} <= set(decision)
+    assert decision["scientific"] is True  # real (user) features, dataset meets the lowered minima
+    report = paths.report_md.read_text()
+    assert "## Decision" in report and "- **Decision:** " in report
+    with zipfile.ZipFile(paths.bundle) as zf:
+        tops = {name.split("/")[0] for name in zf.namelist()}
+        assert tops == {"report", "artifacts", "config"}
+        assert "report/stage1_5_report.md" in zf.namelist()
+        assert "artifacts/analysis/metrics.csv" in zf.namelist()
+
+
+def test_rerun_skips_every_finished_stage(planted):
+    config_path, first = planted
+    again = quiet_run(config_path)
+    assert again.skipped == ["dataset", "features", "probes", "decision", "report", "bundle"]
+    assert again.decision.decision == first.decision.decision
+
+
+def test_force_redoes_the_stage_and_those_after_it(planted):
+    config_path, _ = planted
+    result = quiet_run(config_path, force="decision")
+    assert result.skipped == ["dataset", "features", "probes"]
+    assert list(result.stage_times) == ["decision", "report", "bundle"]
+
+
+def test_changed_threshold_reruns_decision_but_not_probes(planted, tmp_path):
+    config_path, _ = planted
+    cfg = load_config(config_path)
+    # 30 permutations cannot reach p < 0.001: the GO p-gate fails, conditional remains
+    cfg = cfg.model_copy(update={"experiment": cfg.experiment.model_copy(update={"alpha": 0.001})})
+    result = run_experiment(cfg, progress=False, echo=lambda _m: None)
+    assert result.skipped == ["dataset", "features", "probes"]
+    assert result.decision.decision == "GO_CONDITIONAL"
+    quiet_run(config_path)  # restore for other tests
+
+
+def test_cli_prints_decision_and_exits_0(planted):
+    config_path, result = planted
+    out = CliRunner().invoke(cli, ["run", str(config_path), "--no-progress"])
+    assert out.exit_code == 0, out.output
+    assert f"Decision: {result.decision.decision.value}" in out.output
+    assert "Wall time:" in out.output
+
+
+def test_cli_unknown_config_key_exits_2(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("probes:\n  permutation: 3\n")
+    out = CliRunner().invoke(cli, ["run", str(bad)])
+    assert out.exit_code == 2
+    assert "probes.permutation: unknown key" in out.output

@@ -1,0 +1,55 @@
+"""`stage1_5 probes` on precomputed features: metadata.csv alone is enough; bad input is one line, exit 2."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from stage1_5.cli import cli
+from stage1_5.probes import METRIC_COLUMNS
+from stage1_5.probes.planted import planted_dataset
+
+
+@pytest.fixture
+def workspace(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the dataset cache lands under the working directory
+    data = planted_dataset(accent=1.0, speakers_per_accent=3, n_texts=6, dim=16, name="mine:layer_01")
+    meta = data.meta.assign(rel_path=[f"wav/{s}/{u}.wav" for s, u in zip(data.meta.speaker, data.meta.utt_id)])
+    (tmp_path / "ds").mkdir()
+    meta.to_csv(tmp_path / "ds" / "metadata.csv", index=False)
+    ids = meta.utt_id.to_numpy().astype(str)
+    np.savez(tmp_path / "f.npz", utt_id=ids, **{"mine:layer_01": data.features["mine:layer_01"]})
+    return tmp_path, ids, data.features["mine:layer_01"]
+
+
+def _run(*args):
+    return CliRunner().invoke(cli, ["probes", *map(str, args)])
+
+
+def test_probes_writes_metrics_predictions_and_confusions(workspace):
+    root, _, _ = workspace
+    res = _run("--features", root / "f.npz", "--dataset", root / "ds", "-o", root / "out", "--seeds", 1, "--permutations", 4, "--bootstrap", 20, "--device", "cpu", "--no-progress")
+    assert res.exit_code == 0, res.output
+    metrics = pd.read_csv(root / "out" / "metrics.csv")
+    assert list(metrics.columns) == METRIC_COLUMNS and metrics.representation.tolist() == ["mine:layer_01"]
+    assert metrics.accent_f1[0] > 0.9 and metrics.p_value[0] == pytest.approx(0.2)
+    preds = pd.read_csv(root / "out" / "predictions.csv")
+    assert {"utt_id", "fold", "seed", "split", "y_true", "y_pred"} <= set(preds.columns)
+    assert (root / "out" / "confusion" / "mine__layer_01.csv").is_file()
+
+
+def test_unknown_utt_id_exits_2_with_one_line(workspace):
+    root, ids, X = workspace
+    ids = ids.copy()
+    ids[3] = "ghost"
+    np.savez(root / "bad.npz", utt_id=ids, **{"mine:layer_01": X})
+    res = _run("--features", root / "bad.npz", "--dataset", root / "ds", "-o", root / "out", "--no-progress")
+    assert res.exit_code == 2
+    lines = res.output.strip().splitlines()
+    assert len(lines) == 1 and "ghost" in lines[0] and "bad.npz" in lines[0]
+
+
+def test_bad_option_value_exits_2_naming_the_option(workspace):
+    root, _, _ = workspace
+    res = _run("--features", root / "f.npz", "--dataset", root / "ds", "-o", root / "out", "--permutations", -1)
+    assert res.exit_code == 2 and res.output.strip().splitlines()[-1].startswith("error: --permutations -1")

@@ -1,0 +1,93 @@
+"""The batched engine solves scikit-learn's logistic-regression objective (its reference)."""
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import f1_score
+
+from stage1_5.probes.engine import BatchedLogisticRegression, FitJob, SklearnBackend, TorchBackend
+
+torch.set_num_threads(1)
+
+
+def _problem(seed, n, d, k):
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % k
+    centers = rng.normal(size=(k, d))
+    X = centers[y] * rng.uniform(0.2, 1.5) + rng.normal(size=(n, d)) * rng.uniform(0.5, 3.0, size=d)
+    Xt = centers[np.arange(200) % k] + rng.normal(size=(200, d)) * 1.5
+    return X, y, Xt, np.arange(200) % k
+
+
+@settings(max_examples=20, deadline=None)
+@given(
+    seed=st.integers(0, 10_000),
+    n=st.integers(12, 60),
+    d=st.integers(1, 90),
+    k=st.integers(2, 4),
+    C=st.sampled_from([0.01, 0.1, 1.0, 10.0]),
+    balanced=st.booleans(),
+)
+def test_engine_agrees_with_sklearn_on_random_problems(seed, n, d, k, C, balanced):
+    X, y, Xt, yt = _problem(seed, n, d, k)
+    cw = "balanced" if balanced else None
+    ours = BatchedLogisticRegression(C=C, class_weight=cw, tol=1e-8, max_iter=2000).fit(X, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ref = LogisticRegression(C=C, class_weight=cw, tol=1e-10, max_iter=20_000).fit(X, y)
+    agree = (ours.predict(Xt) == ref.predict(Xt)).mean()
+    assert agree >= 0.98
+    f1_ours = f1_score(yt, ours.predict(Xt), average="macro")
+    f1_ref = f1_score(yt, ref.predict(Xt), average="macro")
+    assert abs(f1_ours - f1_ref) <= 0.01
+
+
+def test_binary_coefficients_match_sklearn_binomial_fit():
+    X, y, Xt, _ = _problem(1, 40, 6, 2)
+    ours = BatchedLogisticRegression(C=0.5, tol=1e-10, max_iter=2000).fit(X, y)
+    ref = LogisticRegression(C=0.5, tol=1e-12, max_iter=10_000).fit(X, y)
+    assert ours.coef_.shape == ref.coef_.shape == (1, 6)
+    np.testing.assert_allclose(ours.coef_, ref.coef_, atol=1e-4)
+    np.testing.assert_allclose(ours.predict_proba(Xt), ref.predict_proba(Xt), atol=1e-4)
+
+
+def test_wide_features_use_the_span_and_still_match_primal_weights():
+    X, y, _, _ = _problem(2, 30, 400, 3)  # d >> n: solved in the 30-dim span
+    ours = BatchedLogisticRegression(C=1.0, tol=1e-10, max_iter=3000).fit(X, y)
+    ref = LogisticRegression(C=1.0, tol=1e-12, max_iter=20_000).fit(X, y)
+    np.testing.assert_allclose(ours.coef_, ref.coef_, atol=2e-4)
+
+
+def test_estimator_follows_sklearn_contract():
+    from sklearn.base import clone
+    from sklearn.exceptions import NotFittedError
+
+    est = BatchedLogisticRegression(C=3.0, class_weight="balanced")
+    assert clone(est).get_params()["C"] == 3.0
+    with pytest.raises(NotFittedError):
+        est.predict(np.zeros((2, 3)))
+    X, y, _, _ = _problem(3, 30, 3, 3)
+    assert est.fit(X, np.array(["a", "b", "c"])[y]) is est
+    assert list(est.classes_) == ["a", "b", "c"] and est.coef_.shape == (3, 3) and est.n_iter_[0] > 0
+
+
+def test_torch_backend_matches_sklearn_backend_with_classes_missing_from_training():
+    rng = np.random.default_rng(4)
+    X = rng.normal(size=(60, 8)) + np.repeat(np.eye(8)[:4] * 2, 15, axis=0)
+    y_full = np.repeat(np.arange(4), 15)
+    fit, ev = np.arange(0, 60, 2), np.arange(1, 60, 2)
+    labels = np.stack([y_full[fit], np.where(y_full[fit] == 3, 0, y_full[fit]), np.minimum(y_full[fit], 1)])
+    job = FitJob(X=X, fit_rows=fit, eval_rows=ev, y=labels, C=np.tile([0.1, 1.0], (3, 1)), n_classes=4)
+    ours = TorchBackend("cpu", tol=1e-8, max_iter=2000).decision_function([job])[0]
+    ref = SklearnBackend(tol=1e-10, max_iter=10_000).decision_function([job])[0]
+    assert ours.shape == ref.shape == (3, 2, len(ev), 4)
+    assert np.isneginf(ours[1, :, :, 3]).all() and np.isneginf(ours[2, :, :, 2:]).all()
+    np.testing.assert_array_equal(ours.argmax(-1), ref.argmax(-1))
+    softmax = lambda z: np.exp(z - z.max(-1, keepdims=True)) / np.exp(z - z.max(-1, keepdims=True)).sum(-1, keepdims=True)
+    np.testing.assert_allclose(softmax(ours), softmax(ref), atol=1e-4)  # logits agree up to a per-row shift
