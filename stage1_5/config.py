@@ -148,6 +148,7 @@ class ExperimentConfig(StrictModel):
 class OutputConfig(StrictModel):
     dir: str = Field("runs/stage1_5", description="Run output folder (report/, artifacts/, config/, zip).")
     cache_dir: str = Field(".stage1_5_cache", description="Content-addressed feature store shared by runs and gates.")
+    feature_dtype: Literal["float32", "float16"] = Field("float32", description="Storage dtype of cached features (float16 halves disk and RAM).")
 
 
 class Stage15Config(StrictModel):

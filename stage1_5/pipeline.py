@@ -132,13 +132,15 @@ def dataset_stage(cfg: Stage15Config, progress: bool = True):
 def features_key(cfg: Stage15Config, dataset) -> str:
     external = [(str(p), _file_digest(Path(p))) for p in cfg.sources.external]
     sources = cfg.sources.model_dump(mode="json", exclude={"external"})
-    return _digest("features", __version__, dataset.content_hash, sources, external)
+    return _digest("features", __version__, dataset.content_hash, sources, external, cfg.output.feature_dtype)
 
 
 def features_stage(cfg: Stage15Config, dataset, representations: Optional[set[str]] = None, progress: bool = True, force: bool = False):
     from stage1_5.features.extract import extract_features
 
-    return extract_features(cfg, dataset, representations=representations, progress=progress, force=force)
+    return extract_features(
+        cfg, dataset, representations=representations, progress=progress, force=force, store_dtype=cfg.output.feature_dtype
+    )
 
 
 def probes_key(cfg: Stage15Config, dataset, representations: Optional[Iterable[str]] = None) -> str:

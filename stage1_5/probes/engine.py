@@ -74,10 +74,14 @@ def fit_set_basis(
     eval_idx: torch.Tensor,
     *,
     standardize: bool = True,
+    rotate: bool = True,
     rtol: float = 1e-10,
 ) -> Basis:
     """Standardise on the training rows (StandardScaler: ddof=0, constant columns kept unscaled) and
-    express training and evaluation rows in an orthogonal basis of the training rows' span."""
+    express training and evaluation rows in an orthogonal basis of the training rows' span.
+
+    rotate=False keeps the standardised features as they are (r = d, no eigendecomposition): cheaper
+    when only a few problems share the fit set; the preconditioner then uses the column norms (Jacobi)."""
     Xtr = X[train_idx].to(torch.float64)
     if standardize:
         mean = Xtr.mean(0)
@@ -90,6 +94,9 @@ def fit_set_basis(
     Ztr = ((Xtr - mean) / scale).to(work)
     Zev = ((X[eval_idx].to(torch.float64) - mean) / scale).to(work)
     n, d = Ztr.shape
+    if not rotate:
+        eye = torch.eye(d, dtype=torch.float64, device=X.device)
+        return Basis(train=Ztr, evals=Zev, lam=(Ztr.to(torch.float64) ** 2).sum(0), mean=mean, scale=scale, to_primal=eye)
     if d <= n:
         cov = (Ztr.T @ Ztr).to(torch.float64)
         lam, vec = torch.linalg.eigh(cov)
@@ -160,9 +167,10 @@ def free_classes(present: torch.Tensor) -> torch.Tensor:
 class _Objective:
     """Value and gradient of the preconditioned objective of a ProblemBatch.
 
-    Parameters theta [F, R, P, K] with R = r + 1 (last row = intercept, fed by a column of ones), laid
-    out so that logits for all P problems of a fit set are one [n, R] @ [R, P·K] matrix product.
-    theta = coefficients / pre, where pre [F, R, P, 1] is the diagonal preconditioner.
+    Parameters theta [F, P, R·K] with R = r + 1 (last row = intercept, fed by a column of ones);
+    inside, coefficients are laid out [F, R, P·K] so that the logits of all P problems of a fit set
+    are one [n, R] @ [R, P·K] matrix product. theta = coefficients / pre, where pre is the diagonal
+    preconditioner.
     """
 
     def __init__(self, batch: ProblemBatch, dtype: torch.dtype):
@@ -178,42 +186,44 @@ class _Objective:
         # the data Hessian in the orthogonal basis is ≈ diag(¼·C·Σw/n·λ_j); the intercept column has λ = n
         cwbar = (cw.sum(-1) / rows.sum(-1, keepdim=True).clamp_min(1)).to(dtype)  # [F, P]
         lam = torch.cat([batch.lam.to(dtype), rows.sum(-1, keepdim=True).to(dtype)], -1)  # [F, R]
-        self.pre = (1.0 + 0.25 * cwbar.unsqueeze(1) * lam.unsqueeze(-1)).rsqrt().unsqueeze(-1)  # [F, R, P, 1]
-        self.penalised = torch.ones(1, self.R, 1, 1, dtype=dtype, device=self.phi.device)
-        self.penalised[:, -1] = 0.0
-        mask = torch.where(batch.class_mask, 0.0, -1e30).to(dtype)  # [F, P, K]
-        self.logit_mask = mask.unsqueeze(1)  # [F, 1, P, K]
-        self.free = batch.free.to(dtype).unsqueeze(1)  # [F, 1, P, K]
+        self.pre = (1.0 + 0.25 * cwbar.unsqueeze(-1) * lam.unsqueeze(1)).rsqrt().unsqueeze(-1)  # [F, P, R, 1]
+        self.penalised = torch.ones(1, 1, self.R, 1, dtype=dtype, device=self.phi.device)
+        self.penalised[:, :, -1] = 0.0
+        self.logit_mask = torch.where(batch.class_mask, 0.0, -1e30).to(dtype).unsqueeze(1)  # [F, 1, P, K]
+        self.free = batch.free.to(dtype).unsqueeze(2)  # [F, P, 1, K]
         self.y = batch.y.transpose(1, 2).unsqueeze(-1)  # [F, n, P, 1]
+        self.size = self.R * K
 
     def coefficients(self, theta: torch.Tensor) -> torch.Tensor:
-        return theta * self.pre * self.free
+        """[F, P, R, K] coefficients (last row: intercepts)."""
+        return theta.view(self.F, self.P, self.R, self.K) * self.pre * self.free
 
     def __call__(self, theta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         F, n, R, P, K = self.F, self.n, self.R, self.P, self.K
-        v = self.coefficients(theta)  # [F, R, P, K]
-        z = torch.bmm(self.phi, v.reshape(F, R, P * K)).view(F, n, P, K) + self.logit_mask
+        v = self.coefficients(theta)  # [F, P, R, K]
+        vr = v.transpose(1, 2).reshape(F, R, P * K)
+        z = torch.bmm(self.phi, vr).view(F, n, P, K) + self.logit_mask
         logp = torch.log_softmax(z, -1)
-        nll = -logp.gather(-1, self.y)  # [F, n, P, 1]
+        nll = logp.gather(-1, self.y)  # −loss, [F, n, P, 1]
         vp = v * self.penalised
-        f = (self.cw * nll).sum((1, 3)) + 0.5 * (vp * vp).sum((1, 3))  # [F, P]
+        f = 0.5 * (vp * vp).sum((2, 3)) - (self.cw * nll).sum(1).squeeze(-1)  # [F, P]
         dz = logp.exp_()
         dz.scatter_add_(-1, self.y, torch.full_like(nll, -1.0))
         dz *= self.cw
-        gv = torch.bmm(self.phi_t, dz.view(F, n, P * K)).view(F, R, P, K) + vp
-        return f, gv * self.pre * self.free
+        gv = torch.bmm(self.phi_t, dz.view(F, n, P * K)).view(F, R, P, K).transpose(1, 2) + vp
+        return f, (gv * self.pre * self.free).reshape(F, P, R * K)
 
 
 def _dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    return (a * b).sum((1, 3))  # per problem: [F, P]
+    return torch.linalg.vecdot(a, b)  # per problem: [F, P]
 
 
 def _col(s: torch.Tensor) -> torch.Tensor:
-    return s[:, None, :, None]
+    return s.unsqueeze(-1)
 
 
 def _lbfgs(fun, x: torch.Tensor, gnorm, *, max_iter: int, history: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Batched L-BFGS (one history per problem, x [F, R, P, K]) with per-problem Armijo backtracking.
+    """Batched L-BFGS (one history per problem, x [F, P, D]) with per-problem Armijo backtracking.
 
     `gnorm(g) -> [F, P]` decides convergence (≤ 1). Returns (x, n_iter [F, P], converged [F, P])."""
     f, g = fun(x)
@@ -227,22 +237,23 @@ def _lbfgs(fun, x: torch.Tensor, gnorm, *, max_iter: int, history: int) -> tuple
         alphas = []
         for s_, y_, r_ in zip(reversed(S), reversed(Y), reversed(rho)):
             a = r_ * _dot(s_, q)
-            q -= _col(a) * y_
+            q.sub_(_col(a) * y_)
             alphas.append(a)
         if S:
             yy = _dot(Y[-1], Y[-1])
-            gamma = torch.where(yy > 0, _dot(S[-1], Y[-1]) / yy.clamp_min(1e-300), torch.ones_like(yy))
-            q *= _col(gamma)
+            gamma = torch.where(yy > 0, _dot(S[-1], Y[-1]) / yy.clamp_min(1e-30), torch.ones_like(yy))
+            q.mul_(_col(gamma))
         else:
-            q *= _col((1.0 / g.abs().sum((1, 3)).clamp_min(1e-12)).clamp(max=1.0))
+            q.mul_(_col((1.0 / g.abs().sum(-1).clamp_min(1e-12)).clamp(max=1.0)))
         for s_, y_, r_, a in zip(S, Y, rho, reversed(alphas)):
-            q += _col(a - r_ * _dot(y_, q)) * s_
-        d = -q
+            q.add_(_col(a - r_ * _dot(y_, q)) * s_)
+        d = q.neg_()
         gd = _dot(g, d)
         bad = gd >= 0  # not a descent direction: restart along −g
         if bool(bad.any()):
             d = torch.where(_col(bad), -g, d)
             gd = torch.where(bad, -_dot(g, g), gd)
+        d = d * _col(~done)
         step = torch.ones_like(f)
         accepted = done.clone()
         x_new, f_new, g_new = x, f, g
@@ -262,10 +273,9 @@ def _lbfgs(fun, x: torch.Tensor, gnorm, *, max_iter: int, history: int) -> tuple
         sy = _dot(s, yv)
         keep = moved & (sy > 1e-10 * _dot(yv, yv).sqrt() * _dot(s, s).sqrt())
         if bool(keep.any()):
-            safe = torch.where(keep, sy, torch.ones_like(sy))
-            S.append(torch.where(_col(keep), s, torch.zeros_like(s)))
-            Y.append(torch.where(_col(keep), yv, torch.zeros_like(yv)))
-            rho.append(torch.where(keep, 1.0 / safe, torch.zeros_like(sy)))
+            S.append(s * _col(keep))
+            Y.append(yv * _col(keep))
+            rho.append(torch.where(keep, 1.0 / torch.where(keep, sy, torch.ones_like(sy)), torch.zeros_like(sy)))
             if len(S) > history:
                 S.pop(0), Y.pop(0), rho.pop(0)
         x, f, g = x_new, f_new, g_new
@@ -282,7 +292,6 @@ class BatchSolution:
     class_mask: torch.Tensor  # [F, P, K]
     n_iter: torch.Tensor  # [F, P]
     converged: torch.Tensor  # [F, P]
-    theta: torch.Tensor  # [F, R, P, K] solver state, for warm starts
 
 
 def solve_batch(
@@ -301,25 +310,24 @@ def solve_batch(
     obj = _Objective(batch, dtype)
     F, R, P, K = obj.F, obj.R, obj.P, obj.K
     if warm_start is not None:
-        coef = torch.cat([warm_start.coef.permute(0, 2, 1, 3), warm_start.intercept.unsqueeze(1)], 1)
-        theta = coef.to(dtype) / obj.pre
+        coef = torch.cat([warm_start.coef, warm_start.intercept.unsqueeze(2)], 2)  # [F, P, R, K]
+        theta = (coef.to(dtype) / obj.pre).reshape(F, P, R * K)
     else:
-        theta = obj.phi.new_zeros(F, R, P, K)
+        theta = obj.phi.new_zeros(F, P, R * K)
     scale = (batch.C * batch.weight.sum(-1)).to(dtype).clamp_min(1e-12)  # [F, P]
-    inv_pre = 1.0 / obj.pre
+    inv_pre = (1.0 / obj.pre).expand(F, P, R, K).reshape(F, P, R * K)
 
     def gnorm(g: torch.Tensor) -> torch.Tensor:
-        return (g * inv_pre).abs().amax((1, 3)) / (tol * scale)
+        return (g * inv_pre).abs().amax(-1) / (tol * scale)
 
     theta, n_iter, converged = _lbfgs(obj, theta, gnorm, max_iter=max_iter, history=history)
     v = obj.coefficients(theta)
     return BatchSolution(
-        coef=v[:, :-1].permute(0, 2, 1, 3),
-        intercept=v[:, -1],
+        coef=v[:, :, :-1],
+        intercept=v[:, :, -1],
         class_mask=batch.class_mask,
         n_iter=n_iter,
         converged=converged,
-        theta=theta,
     )
 
 
@@ -375,9 +383,8 @@ class TorchBackend:
     def _tensor(self, X: np.ndarray) -> torch.Tensor:
         key = id(X)
         hit = self._X_cache.get(key)
-        if hit is None or hit[0] is not X:
-            dtype = torch.float64 if self.dtype == torch.float64 else torch.float32
-            hit = (X, torch.as_tensor(np.asarray(X), device=self.device).to(dtype))
+        if hit is None or hit[0] is not X:  # float32 Gram products; eigendecompositions run in float64
+            hit = (X, torch.as_tensor(np.asarray(X), device=self.device).to(torch.float32))
             self._X_cache = {key: hit}  # one representation at a time
         return hit[1]
 
@@ -388,13 +395,14 @@ class TorchBackend:
         chunk_bytes = 0
         for i in order:
             job = jobs[i]
-            r = min(len(job.fit_rows), job.X.shape[1]) + 1
+            r = (min(len(job.fit_rows), job.X.shape[1]) if self._rotate(job) else job.X.shape[1]) + 1
             n_rows = len(job.fit_rows) + len(job.eval_rows)
             cost = 8 * job.C.shape[0] * job.n_classes * (26 * r + 4 * n_rows) + 16 * n_rows * r
             if chunk and (
                 chunk_bytes + cost > self.max_batch_bytes
                 or jobs[chunk[0]].n_classes != job.n_classes
                 or jobs[chunk[0]].C.shape != job.C.shape
+                or self._rotate(jobs[chunk[0]]) != self._rotate(job)
             ):
                 self._run(jobs, chunk, out)
                 if progress is not None:
@@ -408,6 +416,12 @@ class TorchBackend:
                 progress.update(len(chunk))
         return out  # type: ignore[return-value]
 
+    @staticmethod
+    def _rotate(job: FitJob) -> bool:
+        """The span basis costs an eigendecomposition per fit set; it pays off when the features are
+        narrower than the fit set or when many problems (labellings × C) share the fit set."""
+        return job.X.shape[1] <= len(job.fit_rows) or job.C.size >= 8
+
     def _run(self, jobs: Sequence[FitJob], idx: list[int], out: list) -> None:
         dev, dt = self.device, self.dtype
         bases = []
@@ -419,6 +433,7 @@ class TorchBackend:
                     X,
                     torch.as_tensor(job.fit_rows, device=dev),
                     torch.as_tensor(job.eval_rows, device=dev),
+                    rotate=self._rotate(job),
                 )
             )
         F, (P, G), K = len(idx), jobs[idx[0]].C.shape, jobs[idx[0]].n_classes
