@@ -13,10 +13,12 @@ demo: setup
 	.venv/bin/stage1_5 run config/demo.yaml
 
 test: setup
+	@bash scripts/install_report_tools.sh
 	$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 gates: setup
-	bash scripts/gates.sh
+	@bash scripts/install_report_tools.sh
+	bash scripts/gates.sh $(GATES_ARGS)
 
 bench: setup
 	$(PY) benchmarks/bench_probes.py

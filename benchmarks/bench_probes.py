@@ -25,8 +25,10 @@ from stage1_5.probes.planted import planted_dataset
 
 F1_COLUMNS = ["accent_f1", "text_f1_seen", "text_f1_unseen"]
 SIZES = {
-    # speakers per accent (3 accents), texts, representations, dims, seeds, permutations
-    "full": dict(speakers_per_accent=8, n_texts=30, reps=20, dim=1024, seeds=5, permutations=20),
+    # speakers per accent (3 accents), texts, representations, dims, seeds, permutations.
+    # "default" keeps the sklearn loop to minutes on 2 cores; --reps/--seeds/--permutations scale it up
+    # (the loop grows linearly in all three: 20 reps × 5 seeds × 20 permutations is ~60k fits, hours).
+    "default": dict(speakers_per_accent=8, n_texts=30, reps=4, dim=1024, seeds=3, permutations=10),
     "quick": dict(speakers_per_accent=4, n_texts=12, reps=4, dim=256, seeds=2, permutations=5),
 }
 
@@ -66,10 +68,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small size (seconds, not minutes)")
     parser.add_argument("--threads", type=int, default=2, help="torch / BLAS threads")
+    parser.add_argument("--reps", type=int, default=None, help="number of representations")
+    parser.add_argument("--seeds", type=int, default=None, help="outer-CV seeds")
+    parser.add_argument("--permutations", type=int, default=None, help="speaker-level permutations")
     parser.add_argument("--skip-sklearn", action="store_true", help="time the engine only")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    size = SIZES["quick" if args.quick else "full"]
+    size = dict(SIZES["quick" if args.quick else "default"])
+    size.update({k: getattr(args, k) for k in ("reps", "seeds", "permutations") if getattr(args, k) is not None})
     features, meta = planted_features(size)
     cfg = ProbeConfig(seeds=size["seeds"], permutations=size["permutations"], bootstrap=200, device="cpu")
     print(

@@ -61,7 +61,7 @@ def test_gate_marker_rejects_unknown_metrics_and_levels():
         GateSpec.from_marker(pytest.mark.stage1_5_gate("accent_f1", level="go").mark, "t")
 
 
-def _decision(**row) -> DecisionGate:
+def _decision(**row):
     metrics = dummy_metrics([dummy_metrics_row(B08, **row)])
     return decide(metrics, ExperimentConfig(), scientific=True, dataset_too_small=False)
 

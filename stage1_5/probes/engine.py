@@ -11,7 +11,9 @@ eigendecomposed and every row becomes its coordinates in the n-dimensional span;
 covariance is. The basis is exact (inner products are preserved), so the optimum and every
 prediction equal the primal ones. In that basis the data Hessian is nearly diagonal (the columns are
 orthogonal, with squared norms λ_j), which gives a cheap diagonal preconditioner, and all problems
-sharing a fit set reuse one basis. Problems are padded into [fit set, problem, ...] tensors (padding
+sharing a fit set reuse one basis (a fit set with only a few problems and wide features skips the
+eigendecomposition and uses the standardised features with a Jacobi preconditioner instead; the
+objective is the same). Problems are padded into [fit set, problem, ...] tensors (padding
 rows carry weight 0, padding columns are zero) and solved together by a batched L-BFGS with a
 per-problem Armijo line search.
 
@@ -50,6 +52,19 @@ def resolve_device(device: str) -> torch.device:
 
 
 # --------------------------------------------------------------------------- basis
+
+
+def _eigh(a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Symmetric eigendecomposition on one thread: for fit-set-sized matrices (a few hundred rows)
+    threads gain nothing, and on a shared CPU a multi-threaded call was measured to stall 100×."""
+    if a.device.type != "cpu":
+        return torch.linalg.eigh(a)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return torch.linalg.eigh(a)
+    finally:
+        torch.set_num_threads(threads)
 
 
 @dataclass(frozen=True)
@@ -99,14 +114,14 @@ def fit_set_basis(
         return Basis(train=Ztr, evals=Zev, lam=(Ztr.to(torch.float64) ** 2).sum(0), mean=mean, scale=scale, to_primal=eye)
     if d <= n:
         cov = (Ztr.T @ Ztr).to(torch.float64)
-        lam, vec = torch.linalg.eigh(cov)
+        lam, vec = _eigh(cov)
         keep = lam > rtol * lam.max().clamp_min(1e-300)
         lam, vec = lam[keep], vec[:, keep]
         rot = vec.to(work)
         train, evals, to_primal = Ztr @ rot, Zev @ rot, vec
     else:
         gram = (Ztr @ Ztr.T).to(torch.float64)
-        lam, vec = torch.linalg.eigh(gram)
+        lam, vec = _eigh(gram)
         keep = lam > rtol * lam.max().clamp_min(1e-300)
         lam, vec = lam[keep], vec[:, keep]
         inv_sqrt = lam.rsqrt()

@@ -71,6 +71,11 @@ LEAK_CHANCE_PERMUTATIONS = 20
 
 @dataclass
 class ProbeResults:
+    """metrics: one row per representation (METRIC_COLUMNS); predictions: out-of-fold predictions
+    (PREDICTION_COLUMNS; split is speaker_cv, text_seen or text_unseen); confusion: representation →
+    (accent labels, counts summed over seeds, rows = truth); label_map: accent → class index;
+    notes: protocol fallbacks worth reporting."""
+
     metrics: pd.DataFrame
     predictions: pd.DataFrame
     confusion: dict[str, tuple[list[str], np.ndarray]]
