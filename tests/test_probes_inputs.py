@@ -1,7 +1,6 @@
 """Bad input stops with a ProbeError / FeatureError that says what is wrong and where."""
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest

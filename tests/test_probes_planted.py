@@ -1,7 +1,6 @@
 """Planted truth: each metric recovers a structure put into the data, and misses what isn't there."""
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 from sklearn.model_selection import StratifiedKFold, cross_val_predict

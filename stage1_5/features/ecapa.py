@@ -10,6 +10,7 @@ its embedding alone; this way it stays above 0.999.) 'tiny-random' is the real a
 from __future__ import annotations
 
 import re
+import sys
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator, Sequence
@@ -32,9 +33,28 @@ TINY_CHANNELS = [64, 64, 64, 64, 192]
 TINY_DIM = 192
 
 
+def import_speechbrain() -> Any:
+    """`import speechbrain`, then take its not-yet-loaded lazy proxies out of `sys.modules`.
+
+    speechbrain 1.1 registers lazy proxies for optional integrations (k2_fsa, flair, ...) in
+    `sys.modules`; any later walk over `sys.modules` (inspect.getmodule in torch, hypothesis) touches
+    their `__file__` and the proxy raises ImportError for the missing optional dependency
+    (speechbrain issue #2995). The proxies stay reachable as attributes of their parent packages.
+    """
+    import speechbrain
+    from speechbrain.utils.importutils import LazyModule
+
+    for name, module in list(sys.modules.items()):
+        if isinstance(module, LazyModule) and module.lazy_module is None:
+            del sys.modules[name]
+    return speechbrain
+
+
 def build_tiny_ecapa(seed: int = 0) -> tuple[Any, Any, Any]:
     """`(compute_features, mean_var_norm, embedding_model)` with seeded random ECAPA weights."""
     import torch
+
+    import_speechbrain()
     from speechbrain.lobes.features import Fbank
     from speechbrain.lobes.models.ECAPA_TDNN import ECAPA_TDNN
     from speechbrain.processing.features import InputNormalization
@@ -119,6 +139,7 @@ class EcapaExtractor:
         if self.cfg.model == TINY_RANDOM:
             modules = build_tiny_ecapa(self.cfg.seed)
         else:
+            import_speechbrain()
             from speechbrain.inference.speaker import EncoderClassifier
 
             savedir = self.savedir / re.sub(r"[^A-Za-z0-9_.-]+", "_", self.cfg.model)
