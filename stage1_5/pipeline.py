@@ -163,6 +163,7 @@ def save_probe_results(results, folder: Path) -> None:
         with atomic_open(folder / "confusion" / f"{name.replace(':', '__')}.csv", "w", newline="") as fh:
             frame.to_csv(fh)
     atomic_write_json(folder / "label_map.json", results.label_map)
+    atomic_write_json(folder / "probe_notes.json", list(results.notes))
 
 
 def load_probe_results(folder: Path):
@@ -177,6 +178,7 @@ def load_probe_results(folder: Path):
         predictions=pd.read_csv(folder / "predictions.csv", dtype={"utt_id": str, "y_true": str, "y_pred": str}),
         confusion=confusion,
         label_map=json.loads((folder / "label_map.json").read_text()),
+        notes=json.loads(notes.read_text()) if (notes := folder / "probe_notes.json").exists() else [],
     )
 
 
@@ -328,6 +330,8 @@ def run_experiment(
         if features is None:
             features = features_stage(cfg, dataset, progress=progress)
         results = probes_stage(cfg, dataset, features, progress=progress, force="probes" in forced)
+        for note in results.notes:
+            echo(f"[probes] NOTE: {note}")
         save_probe_results(results, paths.analysis_dir)
         finish("probes", key, t0)
     results = load_probe_results(paths.analysis_dir)

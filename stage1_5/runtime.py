@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
+
+from stage1_5.errors import Stage15Error
+
+if TYPE_CHECKING:
+    import torch
 
 
 def configure_torch_threads() -> int:
@@ -13,3 +19,19 @@ def configure_torch_threads() -> int:
     wanted = int(os.environ.get("STAGE1_5_THREADS", "0")) or min(8, os.cpu_count() or 1)
     torch.set_num_threads(wanted)
     return wanted
+
+
+def resolve_device(device: str, *, option: str, error: type[Stage15Error]) -> "torch.device":
+    """'auto' → CUDA when present, else CPU; anything else is passed to torch. An unknown or
+    unavailable device raises `error` naming the config `option`."""
+    import torch
+
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except RuntimeError as err:
+        raise error(f"{option}: unknown device {device!r} ({err})") from None
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise error(f"{option}: {device!r} requested but CUDA is not available on this machine")
+    return resolved

@@ -75,7 +75,7 @@ class HFAttachConfig:
         return cls(**fields)
 
     def resolved_device(self) -> torch.device:
-        return resolve_device(self.device)
+        return resolve_device(self.device, "sources.backbone.device")
 
     def resolved_dtype(self, device: torch.device) -> torch.dtype:
         return resolve_dtype(self.dtype, device)

@@ -45,7 +45,7 @@ class BackboneExtractor:
 
     @cached_property
     def device(self) -> "torch.device":
-        return resolve_device(self.cfg.device)
+        return resolve_device(self.cfg.device, "sources.backbone.device")
 
     @cached_property
     def adapter(self) -> Any:

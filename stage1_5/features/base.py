@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Any, Iterator, Protocol, Sequence
 
 import numpy as np
 
-from stage1_5.errors import FeatureError
+from stage1_5 import runtime
+from stage1_5.errors import FeatureError, Stage15Error
 
 if TYPE_CHECKING:
     import torch
@@ -61,19 +62,9 @@ def select_names(available: Sequence[str], requested: Sequence[str] | None, opti
     return [name for name in available if name in wanted]
 
 
-def resolve_device(device: str) -> "torch.device":
-    """'auto' → CUDA when present, else CPU; anything else is passed to torch (an unusable one fails here)."""
-    import torch
-
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        resolved = torch.device(device)
-    except RuntimeError as err:
-        raise FeatureError(f"device {device!r}: {err}") from None
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise FeatureError(f"device {device!r}: CUDA is not available on this machine")
-    return resolved
+def resolve_device(device: str, option: str = "device") -> "torch.device":
+    """The extractors' device ('auto' → CUDA when present); a bad one is a FeatureError naming `option`."""
+    return runtime.resolve_device(device, option=option, error=FeatureError)
 
 
 def resolve_dtype(dtype: str, device: "torch.device") -> "torch.dtype":
@@ -103,3 +94,26 @@ def length_sorted_batches(utterances: Sequence["Utterance"], batch_size: int) ->
     order = sorted(range(len(utterances)), key=lambda i: -(utterances[i].duration or 0.0))
     for start in range(0, len(order), batch_size):
         yield [utterances[i] for i in order[start : start + batch_size]]
+
+
+def check_feature_matrix(
+    name: str, X: np.ndarray, utt_ids: Sequence[str], *, error: type[Stage15Error], where: str = ""
+) -> np.ndarray:
+    """One representation's matrix: 2-D, one row per utterance, numeric, finite. Raises `error`
+    naming `where` (a file or the metadata), the representation and the first bad row's utt_id."""
+    prefix = f"{where}: " if where else ""
+    X = np.asarray(X)
+    if X.ndim != 2:
+        raise error(f"{prefix}representation {name!r} must be 2-D (utterances × dims), got shape {X.shape}")
+    if X.shape[0] != len(utt_ids):
+        raise error(f"{prefix}representation {name!r} has {X.shape[0]} feature rows for {len(utt_ids)} utterances")
+    if not (np.issubdtype(X.dtype, np.floating) or np.issubdtype(X.dtype, np.integer)):
+        raise error(f"{prefix}representation {name!r} must be numeric, got dtype {X.dtype}")
+    bad = ~np.isfinite(X).all(1)
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise error(
+            f"{prefix}representation {name!r} has NaN or infinite values in row {row} (utt_id {utt_ids[row]!r}); "
+            f"{int(bad.sum())} row(s) affected"
+        )
+    return X

@@ -132,7 +132,7 @@ class EcapaExtractor:
 
     @cached_property
     def device(self) -> "torch.device":
-        return resolve_device(self.cfg.device)
+        return resolve_device(self.cfg.device, "sources.ecapa.device")
 
     @cached_property
     def _modules(self) -> tuple[Any, Any, Any]:

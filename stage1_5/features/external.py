@@ -16,6 +16,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from stage1_5.errors import FeatureError
+from stage1_5.features.base import check_feature_matrix
 
 UTT_ID = "utt_id"
 
@@ -36,20 +37,7 @@ def load_external_features(path: str | Path) -> tuple[list[str], dict[str, np.nd
         raise FeatureError(f"{path}: no representation arrays besides {UTT_ID!r}")
     out = {}
     for name, arr in arrays.items():
-        if arr.ndim != 2:
-            raise FeatureError(f"{path}: representation {name!r} must be 2-D (utterances × dims), got shape {arr.shape}")
-        if arr.shape[0] != len(ids):
-            raise FeatureError(f"{path}: representation {name!r} has {arr.shape[0]} rows for {len(ids)} utt_id values")
-        if not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
-            raise FeatureError(f"{path}: representation {name!r} must be numeric, got dtype {arr.dtype}")
-        arr = arr.astype(np.float32, copy=False)
-        bad = ~np.isfinite(arr).all(1)
-        if bad.any():
-            row = int(np.flatnonzero(bad)[0])
-            raise FeatureError(
-                f"{path}: representation {name!r} has NaN or infinite values in row {row} (utt_id {ids[row]!r}); "
-                f"{int(bad.sum())} row(s) affected"
-            )
+        arr = check_feature_matrix(name, arr, ids, error=FeatureError, where=str(path)).astype(np.float32, copy=False)
         out[name] = arr
     seen: set[str] = set()
     for i, utt in enumerate(ids):

@@ -144,7 +144,7 @@ class SSLExtractor:
     # -- the model (weights load on first use) ------------------------------------------------
     @cached_property
     def device(self) -> "torch.device":
-        return resolve_device(self.cfg.device)
+        return resolve_device(self.cfg.device, "sources.ssl.device")
 
     @cached_property
     def _dtype(self) -> "torch.dtype":

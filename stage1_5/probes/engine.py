@@ -33,22 +33,15 @@ import torch
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_is_fitted
 
+from stage1_5 import runtime
 from stage1_5.errors import ProbeError
 
 NEG_INF = float("-inf")
 
 
 def resolve_device(device: str) -> torch.device:
-    """'auto' → cuda when available, else cpu; anything else is passed to torch (bad names raise ProbeError)."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except RuntimeError as err:
-        raise ProbeError(f"probes.device: unknown device {device!r} ({err})") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ProbeError(f"probes.device: {device!r} requested but CUDA is not available")
-    return dev
+    """The probes' device ('auto' → CUDA when present); a bad one is a ProbeError naming probes.device."""
+    return runtime.resolve_device(device, option="probes.device", error=ProbeError)
 
 
 # --------------------------------------------------------------------------- basis

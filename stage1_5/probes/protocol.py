@@ -32,6 +32,7 @@ from tqdm.auto import tqdm
 
 from stage1_5.config import ProbeConfig
 from stage1_5.errors import ProbeError
+from stage1_5.features.base import check_feature_matrix
 from stage1_5.probes.engine import FitJob, TorchBackend
 from stage1_5.probes.metrics import (
     batched_macro_f1,
@@ -449,20 +450,7 @@ def _check_features(features: Mapping[str, np.ndarray], design: _Design) -> dict
     out = {}
     N = len(design.utt_ids)
     for name, X in features.items():
-        X = np.asarray(X)
-        if X.ndim != 2:
-            raise ProbeError(f"representation {name!r}: features must be 2-D (utterances × dims), got shape {X.shape}")
-        if X.shape[0] != N:
-            raise ProbeError(f"representation {name!r}: {X.shape[0]} feature rows for {N} utterances in the metadata")
-        if not np.issubdtype(X.dtype, np.floating) and not np.issubdtype(X.dtype, np.integer):
-            raise ProbeError(f"representation {name!r}: features must be numeric, got dtype {X.dtype}")
-        bad = ~np.isfinite(X).all(1)
-        if bad.any():
-            row = int(np.flatnonzero(bad)[0])
-            raise ProbeError(
-                f"representation {name!r}: NaN or infinite value in row {row} (utt_id {design.utt_ids[row]!r}); "
-                f"{int(bad.sum())} row(s) affected"
-            )
+        X = check_feature_matrix(name, X, design.utt_ids, error=ProbeError, where="features")
         out[name] = X
     return out
 
