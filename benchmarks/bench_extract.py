@@ -83,8 +83,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--real-shape", choices=["0.6B", "1.7B"], help="real talker size with random weights (bf16 on GPU)")
     parser.add_argument("--utterances", type=int, default=None, help="default: 24 (CPU) or 256 (GPU)")
-    parser.add_argument("--naive-utterances", type=int, default=None, help="utterances for the naive way (default: 4)")
-    parser.add_argument("--batch-size", type=int, default=None, help="default: 24 (CPU) or 64 (GPU)")
+    parser.add_argument("--naive-utterances", type=int, default=None, help="utterances for the naive way (default: 12)")
+    parser.add_argument(
+        "--batch-size", type=int, default=None,
+        help="default: 4 (CPU: compute is linear in positions, so small length-bucketed batches waste least on padding) or 64 (GPU)",
+    )
     parser.add_argument("--min-s", type=float, default=1.5)
     parser.add_argument("--max-s", type=float, default=4.0)
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
@@ -99,8 +102,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.real_shape and not gpu:
         print(f"note: --real-shape {args.real_shape} on CPU is very slow; meant for a GPU", file=sys.stderr)
     n_utts = args.utterances or (256 if gpu else 24)
-    n_naive = args.naive_utterances or 4
-    batch_size = args.batch_size or (64 if gpu else 24)
+    n_naive = args.naive_utterances or 12
+    batch_size = args.batch_size or (64 if gpu else 4)
     workers = args.num_workers if args.num_workers is not None else (4 if gpu else 0)
     dtype = probe.resolved_dtype(device)
 
