@@ -247,26 +247,26 @@ def _f1_check(f1: float, thr: float, level: str, strict: bool) -> GateCheck:
     return GateCheck("accent_f1", level, f1, thr, ">=", ok, f"{name} {fmt_f1(f1)} {sign} {fmt_f1(thr)} {tag}")
 
 
-def _leak_check(excess: float, margin: float, level: str) -> GateCheck:
+def _upper_bound_check(
+    metric: str, label: str, value: float, limit: float, level: str, show_value, show_limit
+) -> GateCheck:
+    """A gate that passes when `value <= limit` (leakage excess, text drop); a missing value fails it."""
     tag = f"({'GO' if level == 'go' else 'conditional'})"
-    if is_missing(excess):
-        return GateCheck("leakage", level, excess, margin, "<=", False, f"leakage excess not computed {tag}")
-    ok = excess <= margin
+    if is_missing(value):
+        return GateCheck(metric, level, value, limit, "<=", False, f"{label} not computed {tag}")
+    ok = value <= limit
     sign = "<=" if ok else ">"
-    return GateCheck(
-        "leakage", level, excess, margin, "<=", ok, f"leakage excess {fmt_pp(excess)} {sign} {fmt_threshold(margin)} pp {tag}"
+    return GateCheck(metric, level, value, limit, "<=", ok, f"{label} {show_value(value)} {sign} {show_limit(limit)} {tag}")
+
+
+def _leak_check(excess: float, margin: float, level: str) -> GateCheck:
+    return _upper_bound_check(
+        "leakage", "leakage excess", excess, margin, level, fmt_pp, lambda m: f"{fmt_threshold(m)} pp"
     )
 
 
 def _text_check(drop: float, max_drop: float, level: str) -> GateCheck:
-    tag = f"({'GO' if level == 'go' else 'conditional'})"
-    if is_missing(drop):
-        return GateCheck("text_drop", level, drop, max_drop, "<=", False, f"text_drop not computed {tag}")
-    ok = drop <= max_drop
-    sign = "<=" if ok else ">"
-    return GateCheck(
-        "text_drop", level, drop, max_drop, "<=", ok, f"text_drop {fmt_f1(drop)} {sign} {fmt_f1(max_drop)} {tag}"
-    )
+    return _upper_bound_check("text_drop", "text_drop", drop, max_drop, level, fmt_f1, fmt_f1)
 
 
 def _p_check(p: float, alpha: float) -> GateCheck:
