@@ -240,6 +240,7 @@ def write_report(paths: RunPaths, cfg: Stage15Config, dataset, probe_results, de
         label_map=probe_results.label_map,
         device=_device_description(),
         figures=links,
+        probe_notes=probe_results.notes,
     )
     atomic_write_text(paths.report_md, text)
 

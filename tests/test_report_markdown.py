@@ -146,3 +146,14 @@ def test_package_versions_reports_missing_packages():
     v = package_versions(("numpy", "surely-not-installed-pkg"))
     assert v["surely-not-installed-pkg"] == "not installed"
     assert v["numpy"][0].isdigit() and "python" in v
+
+
+def test_probe_notes_are_listed_under_the_results():
+    m = dummy_metrics([row("backbone:decoder_block_08")])
+    d = decide(m, ExperimentConfig(), scientific=True, dataset_too_small=False)
+    note = "accent 'NE' has fewer than 2 training speakers in a fold: C fixed at 0.1"
+    text = render_report(m, d, dataset=FACTS, config=Stage15Config(), label_map=["a"], device="cpu", versions=VERSIONS, probe_notes=[note])
+    assert f"- {note}" in text
+    assert text.index("Probe notes:") < text.index("## Decision")
+    plain = render_report(m, d, dataset=FACTS, config=Stage15Config(), label_map=["a"], device="cpu", versions=VERSIONS)
+    assert "Probe notes:" not in plain

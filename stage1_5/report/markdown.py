@@ -284,6 +284,7 @@ def render_report(
     device: str,
     figures: Optional[Mapping[str, str]] = None,
     versions: Optional[Mapping[str, str]] = None,
+    probe_notes: Sequence[str] = (),
 ) -> str:
     """The whole report as Markdown.
 
@@ -291,6 +292,7 @@ def render_report(
     config: the resolved `Stage15Config` (hash, seeds, checkpoints, backbone layer order).
     figures: key (see `layout.FIGURES`) -> link relative to report/; default: all four under ../artifacts/analysis.
     versions: package -> version; default `package_versions()`.
+    probe_notes: protocol fallbacks the probes took (e.g. no inner CV possible), listed under the results.
     """
     facts = dataset if isinstance(dataset, DatasetFacts) else DatasetFacts.from_dataset(dataset)
     if figures is None:
@@ -320,6 +322,8 @@ def render_report(
         "permutations run; such a layer cannot reach GO).",
         "",
     ]
+    if probe_notes:
+        lines += ["Probe notes:", ""] + [f"- {_cell(note)}" for note in probe_notes] + [""]
     lines += _decision_section(decision)
     lines += _gate_details(metrics, decision, layer_order)
     if figures:
