@@ -312,8 +312,8 @@ def run_experiment(
     key = _digest("dataset", dataset.content_hash)
     if should_run("dataset", key):
         dataset.utterances.to_file(paths.analysis_dir / "manifest.jsonl")
-        _write_config(cfg, paths)
         finish("dataset", key, t0)
+    _write_config(cfg, paths)  # every run: the bundle's config/ must match the config that made the report
 
     features = None
     key = features_key(cfg, dataset)
@@ -344,7 +344,7 @@ def run_experiment(
         atomic_write_json(paths.decision_json, decision.to_json())
         finish("decision", key, t0)
 
-    key = _digest("report", key, __version__)
+    key = _digest("report", key, __version__, cfg.config_hash())
     if should_run("report", key):
         t0 = time.perf_counter()
         write_report(paths, cfg, dataset, results, decision)

@@ -133,6 +133,8 @@ def test_changed_threshold_reruns_decision_but_not_probes(planted, tmp_path):
     result = run_experiment(cfg, progress=False, echo=lambda _m: None)
     assert result.skipped == ["dataset", "features", "probes"]
     assert result.decision.decision == "GO_CONDITIONAL"
+    resolved = yaml.safe_load((result.paths.config_dir / "stage1_5.resolved.yaml").read_text())
+    assert resolved["experiment"]["alpha"] == 0.001  # the bundle's config is the one that made this report
     quiet_run(config_path)  # restore for other tests
 
 
