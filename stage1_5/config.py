@@ -6,8 +6,6 @@ dotted key. Paths in the file are taken relative to the current working director
 
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
 from typing import Any, Literal, Optional, Union
 
@@ -15,6 +13,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from stage1_5.errors import ConfigError
+from stage1_5.hashing import json_digest
 
 DEMO_DATASET = "demo"
 """`dataset.path: demo` names the dataset embedded in the package."""
@@ -165,8 +164,7 @@ class Stage15Config(StrictModel):
 
     def config_hash(self) -> str:
         """Hash of the resolved config (defaults filled in): changes whenever any setting does."""
-        blob = json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()
-        return hashlib.sha256(blob).hexdigest()[:16]
+        return json_digest(self.model_dump(mode="json"))
 
 
 def _format_validation_error(err: ValidationError, source: str) -> str:

@@ -9,7 +9,6 @@ read too, so a gate run after `stage1_5 run` extracts nothing.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
@@ -23,7 +22,9 @@ import pandas as pd
 from stage1_5 import __version__
 from stage1_5.config import Stage15Config
 from stage1_5.errors import ConfigError
+from stage1_5.hashing import file_sha256, json_digest
 from stage1_5.io import atomic_open, atomic_write_json, atomic_write_text
+from stage1_5.paths import cache_paths
 
 
 STAGES = ("dataset", "features", "probes", "decision", "report", "bundle")
@@ -74,16 +75,7 @@ class RunResult:
 
 
 def _digest(*parts: object) -> str:
-    blob = json.dumps(parts, sort_keys=True, default=str).encode()
-    return hashlib.sha256(blob).hexdigest()[:16]
-
-
-def _file_digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()[:16]
+    return json_digest(parts)
 
 
 # ----------------------------------------------------------------------------- representations
@@ -125,12 +117,12 @@ def dataset_stage(cfg: Stage15Config, progress: bool = True):
     from stage1_5.data.dataset import load_dataset
 
     return load_dataset(
-        cfg.dataset.path, cfg.dataset, work_dir=Path(cfg.output.cache_dir) / "datasets", progress=progress
+        cfg.dataset.path, cfg.dataset, work_dir=cache_paths(cfg.output).datasets, progress=progress
     )
 
 
 def features_key(cfg: Stage15Config, dataset) -> str:
-    external = [(str(p), _file_digest(Path(p))) for p in cfg.sources.external]
+    external = [(str(p), file_sha256(p)[:16]) for p in cfg.sources.external]
     sources = cfg.sources.model_dump(mode="json", exclude={"external"})
     return _digest("features", __version__, dataset.content_hash, sources, external, cfg.output.feature_dtype)
 
@@ -149,7 +141,7 @@ def probes_key(cfg: Stage15Config, dataset, representations: Optional[Iterable[s
 
 
 def _probe_cache_dir(cfg: Stage15Config, key: str) -> Path:
-    return Path(cfg.output.cache_dir) / "probes" / key
+    return cache_paths(cfg.output).probes / key
 
 
 def save_probe_results(results, folder: Path) -> None:

@@ -75,7 +75,7 @@ def test_reload_reuses_cached_hashes_and_stats(tmp_path, monkeypatch):
         raise AssertionError("audio was re-read although unchanged")
 
     monkeypatch.setattr(dataset_module, "measure_audio", fail)
-    monkeypatch.setattr(dataset_module, "sha256_file", fail)
+    monkeypatch.setattr(dataset_module, "file_sha256", fail)
     again = load(root, tmp_path)
     assert again.content_hash == first.content_hash and again.utterances == first.utterances
 

@@ -45,7 +45,7 @@ def test_complete_entry_is_memory_mapped_and_chunks_are_removed(tmp_path):
     store = FeatureStore(tmp_path)
     vectors, _ = _extract(store, _dataset(), CountingExtractor())
     assert all(isinstance(v, np.memmap) and v.shape == (10, 3) for v in vectors.values())
-    entry_dir = next((tmp_path / "features" / "acoustic").iterdir())
+    entry_dir = next((tmp_path / "acoustic").iterdir())
     assert not list(entry_dir.glob("chunk_*.npz"))
     stem = json.loads((entry_dir / "meta.json").read_text())["files"]["acoustic:a"]
     loaded = np.load(entry_dir / f"{stem}.npy", mmap_mode="r")
@@ -114,7 +114,7 @@ def test_subset_is_its_own_entry_when_no_full_entry_exists(tmp_path):
     full = CountingExtractor()
     _extract(store, _dataset(), full)
     assert len(full.computed) == 10
-    assert len(list((tmp_path / "features" / "acoustic").iterdir())) == 2
+    assert len(list((tmp_path / "acoustic").iterdir())) == 2
 
 
 def test_force_recomputes_a_complete_entry(tmp_path):

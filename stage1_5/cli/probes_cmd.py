@@ -40,6 +40,7 @@ def command(
     from stage1_5.data.dataset import load_dataset
     from stage1_5.errors import ConfigError
     from stage1_5.features.external import align_features, load_external_features
+    from stage1_5.paths import cache_paths
     from stage1_5.pipeline import save_probe_results
     from stage1_5.probes import evaluate_representations
     from stage1_5.runtime import configure_torch_threads
@@ -57,7 +58,7 @@ def command(
     dataset_cfg = cfg.dataset.model_copy(update={"audio_required": False})
     progress = not no_progress
     configure_torch_threads()
-    dataset = load_dataset(dataset_path, dataset_cfg, work_dir=Path(cfg.output.cache_dir) / "datasets", progress=progress)
+    dataset = load_dataset(dataset_path, dataset_cfg, work_dir=cache_paths(cfg.output).datasets, progress=progress)
     ids, arrays = load_external_features(features_file)
     vectors = align_features(ids, arrays, dataset.utterances.ids, source=features_file)
     results = evaluate_representations(vectors, dataset.utterances.to_frame(), probes, progress=progress)

@@ -10,7 +10,6 @@ of hours only stats the files. The content hash keys every downstream cache.
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import logging
 import zipfile
@@ -42,13 +41,14 @@ from stage1_5.data.validation import (
     validate_columns,
 )
 from stage1_5.errors import DatasetError
+from stage1_5.hashing import file_sha256, json_digest
 from stage1_5.io import atomic_write_json
+from stage1_5.paths import cache_paths
 
 log = logging.getLogger(__name__)
 
-DEFAULT_WORK_DIR = Path(OutputConfig().cache_dir) / "datasets"
+DEFAULT_WORK_DIR = cache_paths(OutputConfig()).datasets
 HASH_VERSION = "stage1_5-dataset-v1"
-_CHUNK = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -154,14 +154,6 @@ def read_texts(path: Path) -> tuple[Optional[dict[str, str]], list[Problem]]:
 # ----------------------------------------------------------------------------- file index (hash + stats cache)
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(_CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 class FileIndex:
     """sha256 and audio statistics per file, reused while (path, size, mtime) are unchanged.
 
@@ -196,7 +188,7 @@ class FileIndex:
     def sha256(self, path: Path) -> str:
         key, entry = self._lookup(path)
         if entry is None:
-            entry = {"size": key[1], "mtime_ns": key[2], "sha256": sha256_file(path)}
+            entry = {"size": key[1], "mtime_ns": key[2], "sha256": file_sha256(path)}
             self._entries[key[0]] = entry
             self._dirty = True
         return entry["sha256"]
@@ -214,7 +206,7 @@ class FileIndex:
             return cached
         key, _ = self._lookup(path)
         stats = measure_audio(path)
-        entry = {"size": key[1], "mtime_ns": key[2], "sha256": sha256_file(path), "audio": asdict(stats)}
+        entry = {"size": key[1], "mtime_ns": key[2], "sha256": file_sha256(path), "audio": asdict(stats)}
         self._entries[key[0]] = entry
         self._dirty = True
         return entry["sha256"], stats
@@ -301,15 +293,9 @@ def content_hash(rows: Sequence[MetadataRow], texts: Optional[dict[str, str]], a
 
     Independent of where the dataset lives (folder or zip, any absolute path), so it keys caches.
     """
-    h = hashlib.sha256(f"{HASH_VERSION}\n".encode())
-    for r in rows:
-        fields = [r.utt_id, r.speaker, r.accent, r.text_id, r.rel_path.replace("\\", "/"), sorted(r.extra.items())]
-        h.update(json.dumps(fields, ensure_ascii=False).encode() + b"\n")
-    h.update(b"texts " + json.dumps(texts, sort_keys=True, ensure_ascii=False).encode() + b"\n")
-    if audio_hashes is not None:
-        for r in rows:
-            h.update(f"audio {audio_hashes[r.row]}\n".encode())
-    return h.hexdigest()[:16]
+    fields = [[r.utt_id, r.speaker, r.accent, r.text_id, r.rel_path.replace("\\", "/"), sorted(r.extra.items())] for r in rows]
+    audio = None if audio_hashes is None else [audio_hashes[r.row] for r in rows]
+    return json_digest([HASH_VERSION, fields, texts, audio])
 
 
 def summarize(utterances: UtteranceSet) -> DatasetSummary:

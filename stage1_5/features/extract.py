@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 from stage1_5 import __version__
 from stage1_5.errors import FeatureError
 from stage1_5.features.base import AUDIO_SOURCES, FeatureExtractor
+from stage1_5.paths import cache_paths
 from stage1_5.features.store import DEFAULT_CHUNK_SIZE, FeatureStore, StoreEntry, StoreKey, ids_digest
 
 if TYPE_CHECKING:
@@ -96,7 +97,7 @@ def build_extractor(source: str, cfg: "Stage15Config", representations: Sequence
     if source == "ecapa":
         from stage1_5.features.ecapa import EcapaExtractor
 
-        return EcapaExtractor(cfg.sources.ecapa, representations, savedir=Path(cfg.output.cache_dir) / "models" / "ecapa")
+        return EcapaExtractor(cfg.sources.ecapa, representations, savedir=cache_paths(cfg.output).models("ecapa"))
     if source == "acoustic":
         from stage1_5.features.acoustic import AcousticExtractor
 
@@ -336,7 +337,7 @@ def extract_features(
         external = _load_external(external_paths, ids)
         external_wall = time.perf_counter() - t0
     plan = _plan(cfg, sources, representations, list(external))
-    store = FeatureStore(cfg.output.cache_dir)
+    store = FeatureStore(cache_paths(cfg.output).features)
     vectors: dict[str, np.ndarray] = {}
     stats: dict[str, ExtractionStats] = {}
 

@@ -2,7 +2,7 @@
 
 Layout, one entry per (source, key, representation set)::
 
-    <cache_dir>/features/<source>/<key>-<reps>/
+    <cache_dir>/features/<source>/<key>-<reps>/   (the store's root is `CachePaths.features`)
         meta.json                  key inputs, representations → file, utt_ids order, chunk size, dims, complete
         chunk_00000.npz ...        rows [i * chunk_size, (i + 1) * chunk_size), written atomically (tmp + rename)
         000_ssl_layer_00.npy ...   after completion: one (N, dim) array per representation, np.load(mmap_mode="r")
@@ -19,7 +19,6 @@ No pickle anywhere: JSON metadata, `.npz` / `.npy` loaded with `allow_pickle=Fal
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import re
@@ -36,6 +35,7 @@ except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
 
 from stage1_5.errors import FeatureError
+from stage1_5.hashing import json_digest, text_digest
 from stage1_5.io import atomic_open, atomic_write_json
 
 STORE_FORMAT = 1
@@ -46,13 +46,9 @@ DEFAULT_CHUNK_SIZE = 256
 META = "meta.json"
 
 
-def _digest(obj: Any, n: int = 16) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:n]
-
-
 def ids_digest(utt_ids: Sequence[str]) -> str:
     """Hash of the utterance order: the rows of every stored array follow it."""
-    return hashlib.sha256("\n".join(utt_ids).encode()).hexdigest()[:16]
+    return text_digest("\n".join(utt_ids))
 
 
 @dataclass(frozen=True)
@@ -83,7 +79,7 @@ class StoreKey:
 
     @property
     def digest(self) -> str:
-        return _digest(self.to_dict())
+        return json_digest(self.to_dict())
 
 
 def _file_stem(index: int, name: str) -> str:
@@ -259,11 +255,11 @@ class StoreEntry:
 class FeatureStore:
     """The `features/` folder under the cache dir; hands out entries by key."""
 
-    def __init__(self, cache_dir: str | os.PathLike):
-        self.root = Path(cache_dir) / "features"
+    def __init__(self, root: str | os.PathLike):
+        self.root = Path(root)
 
     def _entry_dir(self, key: StoreKey, representations: Sequence[str]) -> Path:
-        return self.root / key.source / f"{key.digest}-{_digest(sorted(representations), 8)}"
+        return self.root / key.source / f"{key.digest}-{json_digest(sorted(representations), 8)}"
 
     def _read(self, path: Path) -> StoreEntry | None:
         try:

@@ -3,7 +3,6 @@ a minimal dataset object and a deterministic extractor that counts its work."""
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Sequence
@@ -12,6 +11,7 @@ import numpy as np
 
 from stage1_5.data.manifest import Utterance, UtteranceSet
 from stage1_5.features.base import FeatureBatch
+from stage1_5.hashing import text_digest
 
 SAMPLE_RATE = 16_000
 
@@ -55,7 +55,7 @@ class FakeDataset:
 
     def __post_init__(self) -> None:
         if not self.content_hash:
-            self.content_hash = hashlib.sha256("\n".join(self.utterances.ids).encode()).hexdigest()[:16]
+            self.content_hash = text_digest("\n".join(self.utterances.ids))
 
 
 @dataclass
@@ -79,7 +79,7 @@ class CountingExtractor:
         return {"setting": self.setting}
 
     def vector(self, utt_id: str, name: str) -> np.ndarray:
-        seed = int(hashlib.sha256(f"{utt_id}/{name}/{self.setting}".encode()).hexdigest()[:8], 16)
+        seed = int(text_digest(f"{utt_id}/{name}/{self.setting}", 8), 16)
         return np.random.default_rng(seed).standard_normal(self.dim).astype(np.float32)
 
     def extract_batches(self, utterances: Sequence[Utterance], batch_size: int) -> Iterator[FeatureBatch]:
