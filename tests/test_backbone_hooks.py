@@ -1,4 +1,4 @@
-"""Generic hook capture and masked pooling (stage1_5.backbone.base), on plain modules and tensors."""
+"""Generic hook capture and masked pooling (stage1_5.backbone.base, stage1_5.torch_utils), on plain modules and tensors."""
 
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ from stage1_5.backbone.base import (
     attached_hooks,
     build_capture_hooks,
     make_capture_hook,
-    masked_pool,
     primary_output,
     single_capture,
 )
 from stage1_5.errors import FeatureError
+from stage1_5.torch_utils import masked_pool
 
 torch.set_num_threads(1)
 

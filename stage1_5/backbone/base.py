@@ -1,4 +1,4 @@
-"""Generic forward-hook capture (TransformerLens style) and masked pooling.
+"""Generic forward-hook capture (TransformerLens style); pooling is `stage1_5.torch_utils.masked_pool`.
 
 Hooks are global state on a module, so they are built separately from being attached
 (`build_capture_hooks` returns the cache and the hook functions without touching any module) and
@@ -10,14 +10,13 @@ attached only inside `attached_hooks`, whose `finally` removes every handle. Hoo
 from __future__ import annotations
 
 import contextlib
-from typing import Callable, Iterator, Literal, Mapping, Sequence
+from typing import Callable, Iterator, Mapping, Sequence
 
 import torch
 from torch import nn
 
 from stage1_5.errors import FeatureError
 
-Pooling = Literal["mean", "mean_std"]
 HookFn = Callable[[nn.Module, tuple, object], None]
 ActivationCache = dict[str, list[torch.Tensor]]
 """layer name -> one detached output per call of the hooked module during the pass."""
@@ -72,22 +71,3 @@ def single_capture(cache: ActivationCache, name: str) -> torch.Tensor:
     return outputs[0]
 
 
-def masked_pool(hidden: torch.Tensor, mask: torch.Tensor, pooling: Pooling) -> torch.Tensor:
-    """Pool `hidden [batch, pos, d]` over the positions where `mask [batch, pos]` is true, in fp32.
-
-    `mean_std` concatenates the mean and the population standard deviation (d -> 2d).
-    """
-    if hidden.dim() != 3 or hidden.shape[:2] != mask.shape:
-        raise FeatureError(f"cannot pool an output of shape {tuple(hidden.shape)} with a mask of shape {tuple(mask.shape)}")
-    x = hidden.float()
-    w = mask.to(dtype=x.dtype, device=x.device).unsqueeze(-1)  # [batch, pos, 1]
-    count = w.sum(dim=1)
-    if bool((count == 0).any()):
-        raise FeatureError("pooling over zero positions (an utterance has no frames or no text tokens)")
-    mean = (x * w).sum(dim=1) / count
-    if pooling == "mean":
-        return mean
-    if pooling == "mean_std":
-        var = (((x - mean.unsqueeze(1)) ** 2) * w).sum(dim=1) / count
-        return torch.cat([mean, var.sqrt()], dim=-1)
-    raise FeatureError(f"unknown pooling {pooling!r}; valid: mean, mean_std")

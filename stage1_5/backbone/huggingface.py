@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from stage1_5.backbone.base import ActivationCache, attached_hooks, build_capture_hooks, masked_pool, single_capture
+from stage1_5.backbone.base import ActivationCache, attached_hooks, build_capture_hooks, single_capture
 from stage1_5.backbone.qwen3_tts import (
     SAMPLE_RATE,
     LayerSite,
@@ -37,7 +37,8 @@ from stage1_5.backbone.qwen3_tts import (
 )
 from stage1_5.data.manifest import Utterance
 from stage1_5.errors import FeatureError
-from stage1_5.features.base import length_sorted_batches, resolve_device, resolve_dtype
+from stage1_5.data.manifest import length_sorted_batches
+from stage1_5.torch_utils import masked_pool, resolve_device, resolve_dtype
 
 if TYPE_CHECKING:
     from qwen_tts import Qwen3TTSModel

@@ -119,3 +119,10 @@ class UtteranceSet(Sequence[Utterance]):
     def from_file(cls, path: str | Path) -> "UtteranceSet":
         with open(path, encoding="utf-8") as fh:
             return cls(Utterance.from_dict(json.loads(line)) for line in fh if line.strip())
+
+
+def length_sorted_batches(utterances: Sequence["Utterance"], batch_size: int) -> Iterator[list["Utterance"]]:
+    """Batches of utterances of similar duration (longest first), so padded batches waste little."""
+    order = sorted(range(len(utterances)), key=lambda i: -(utterances[i].duration or 0.0))
+    for start in range(0, len(order), batch_size):
+        yield [utterances[i] for i in order[start : start + batch_size]]

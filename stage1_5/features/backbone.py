@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 import numpy as np
 
-from stage1_5.features.base import FeatureBatch, resolve_device, select_names
+from stage1_5.features.base import FeatureBatch, select_names
+from stage1_5.torch_utils import resolve_device
 
 if TYPE_CHECKING:
     import torch

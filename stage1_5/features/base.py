@@ -1,4 +1,4 @@
-"""The small interface every feature source implements, and the torch helpers the model sources share.
+"""The small interface every feature source implements, and the checks the driver and the probes share.
 
 An extractor turns utterances into one vector per utterance per representation (`source:layer`).
 It is built with the representations it must produce, so it computes only those; the driver
@@ -12,12 +12,9 @@ from typing import TYPE_CHECKING, Any, Iterator, Protocol, Sequence
 
 import numpy as np
 
-from stage1_5 import runtime
 from stage1_5.errors import FeatureError, Stage15Error
 
 if TYPE_CHECKING:
-    import torch
-
     from stage1_5.data.manifest import Utterance
 
 AUDIO_SOURCES = ("backbone", "ssl", "ecapa", "acoustic")
@@ -60,40 +57,6 @@ def select_names(available: Sequence[str], requested: Sequence[str] | None, opti
         raise FeatureError(f"{option}: unknown representation(s) {', '.join(unknown)}; available: {', '.join(available)}")
     wanted = set(requested)
     return [name for name in available if name in wanted]
-
-
-def resolve_device(device: str, option: str = "device") -> "torch.device":
-    """The extractors' device ('auto' → CUDA when present); a bad one is a FeatureError naming `option`."""
-    return runtime.resolve_device(device, option=option, error=FeatureError)
-
-
-def resolve_dtype(dtype: str, device: "torch.device") -> "torch.dtype":
-    """Model compute dtype: 'auto' is float32 on CPU and bfloat16 on a CUDA GPU that supports it."""
-    import torch
-
-    if dtype == "auto":
-        if device.type == "cuda" and torch.cuda.is_bf16_supported():
-            return torch.bfloat16
-        return torch.float32
-    return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
-
-
-def pad_waveforms(wavs: Sequence[np.ndarray]) -> tuple["torch.Tensor", "torch.Tensor"]:
-    """Right-pad mono waveforms with zeros: `([batch, samples] float32, [batch] int64 lengths)`."""
-    import torch
-
-    lengths = torch.tensor([len(w) for w in wavs], dtype=torch.long)
-    out = torch.zeros(len(wavs), int(lengths.max()), dtype=torch.float32)
-    for i, w in enumerate(wavs):
-        out[i, : len(w)] = torch.from_numpy(np.asarray(w, dtype=np.float32))
-    return out, lengths
-
-
-def length_sorted_batches(utterances: Sequence["Utterance"], batch_size: int) -> Iterator[list["Utterance"]]:
-    """Batches of utterances of similar duration (longest first), so padded batches waste little."""
-    order = sorted(range(len(utterances)), key=lambda i: -(utterances[i].duration or 0.0))
-    for start in range(0, len(order), batch_size):
-        yield [utterances[i] for i in order[start : start + batch_size]]
 
 
 def check_feature_matrix(

@@ -19,7 +19,9 @@ import numpy as np
 
 from stage1_5.config import TINY_RANDOM
 from stage1_5.errors import FeatureError
-from stage1_5.features.base import FeatureBatch, length_sorted_batches, resolve_device, select_names
+from stage1_5.data.manifest import length_sorted_batches
+from stage1_5.features.base import FeatureBatch, select_names
+from stage1_5.torch_utils import resolve_device
 
 if TYPE_CHECKING:
     import torch

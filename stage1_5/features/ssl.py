@@ -1,6 +1,6 @@
 """Self-supervised speech models (WavLM / HuBERT / wav2vec2) through transformers: every hidden state
 in one forward pass, pooled over valid frames
-(`stage1_5.backbone.base.masked_pool`, shared with the backbone).
+(`stage1_5.torch_utils.masked_pool`, shared with the backbone).
 
 `ssl:layer_00` is `hidden_states[0]` (the feature projection / CNN output entering the transformer),
 `ssl:layer_NN` the output of transformer layer NN. 'tiny-random' builds a small seeded WavLM from
@@ -17,7 +17,9 @@ import numpy as np
 
 from stage1_5.config import TINY_RANDOM
 from stage1_5.errors import FeatureError
-from stage1_5.features.base import FeatureBatch, length_sorted_batches, pad_waveforms, resolve_device, resolve_dtype, select_names
+from stage1_5.data.manifest import length_sorted_batches
+from stage1_5.features.base import FeatureBatch, select_names
+from stage1_5.torch_utils import pad_waveforms, resolve_device, resolve_dtype
 
 if TYPE_CHECKING:
     import torch
@@ -166,7 +168,7 @@ class SSLExtractor:
     def _forward(self, wavs: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
         import torch
 
-        from stage1_5.backbone.base import masked_pool
+        from stage1_5.torch_utils import masked_pool
 
         if self._preprocessing["normalize"]:
             wavs = [normalize_waveform(w) for w in wavs]
