@@ -1,4 +1,8 @@
-"""`stage1_5 run` end to end on procedural synthetic sets whose true answer is known."""
+"""`stage1_5 run` end to end on procedural synthetic sets whose true answer is known.
+
+The planted case is built once (its features and probe results land in a shared content-addressed
+cache); every test that runs it again writes to its own run folder, so no test sees another's run.
+"""
 
 from __future__ import annotations
 
@@ -111,36 +115,38 @@ def test_run_writes_report_analysis_config_and_bundle(planted):
         assert "artifacts/analysis/metrics.csv" in zf.namelist()
 
 
-def test_rerun_skips_every_finished_stage(planted):
-    config_path, first = planted
-    again = quiet_run(config_path)
+def test_rerun_skips_every_finished_stage(planted, tmp_path):
+    config_path, _ = planted
+    first = quiet_run(config_path, out_dir=tmp_path / "run")
+    again = quiet_run(config_path, out_dir=tmp_path / "run")
     assert again.skipped == ["dataset", "features", "probes", "decision", "report", "bundle"]
     assert again.decision.decision == first.decision.decision
 
 
-def test_force_redoes_the_stage_and_those_after_it(planted):
+def test_force_redoes_the_stage_and_those_after_it(planted, tmp_path):
     config_path, _ = planted
-    result = quiet_run(config_path, force="decision")
+    quiet_run(config_path, out_dir=tmp_path / "run")
+    result = quiet_run(config_path, out_dir=tmp_path / "run", force="decision")
     assert result.skipped == ["dataset", "features", "probes"]
     assert list(result.stage_times) == ["decision", "report", "bundle"]
 
 
 def test_changed_threshold_reruns_decision_but_not_probes(planted, tmp_path):
     config_path, _ = planted
+    quiet_run(config_path, out_dir=tmp_path / "run")
     cfg = load_config(config_path)
     # 30 permutations cannot reach p < 0.001: the GO p-gate fails, conditional remains
     cfg = cfg.model_copy(update={"experiment": cfg.experiment.model_copy(update={"alpha": 0.001})})
-    result = run_experiment(cfg, progress=False, echo=lambda _m: None)
+    result = run_experiment(cfg, out_dir=tmp_path / "run", progress=False, echo=lambda _m: None)
     assert result.skipped == ["dataset", "features", "probes"]
     assert result.decision.decision == "GO_CONDITIONAL"
     resolved = yaml.safe_load((result.paths.config_dir / "stage1_5.resolved.yaml").read_text())
     assert resolved["experiment"]["alpha"] == 0.001  # the bundle's config is the one that made this report
-    quiet_run(config_path)  # restore for other tests
 
 
-def test_cli_prints_decision_and_exits_0(planted):
+def test_cli_prints_decision_and_exits_0(planted, tmp_path):
     config_path, result = planted
-    out = CliRunner().invoke(cli, ["run", str(config_path), "--no-progress"])
+    out = CliRunner().invoke(cli, ["run", str(config_path), "-o", str(tmp_path / "run"), "--no-progress"])
     assert out.exit_code == 0, out.output
     assert f"Decision: {result.decision.decision.value}" in out.output
     assert "Wall time:" in out.output
