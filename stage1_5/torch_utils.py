@@ -1,14 +1,11 @@
 """Small torch helpers shared by the model providers (`backbone/`) and the feature sources (`features/`).
 
-It sits below both, so neither imports the other for a tensor helper: device and dtype resolution,
-waveform padding and masked pooling over time.
+It sits below both, so neither imports the other for a tensor helper: device and dtype resolution
+and masked pooling over time.
 """
 
 from __future__ import annotations
 
-from typing import Sequence
-
-import numpy as np
 import torch
 
 from stage1_5 import runtime
@@ -28,15 +25,6 @@ def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
             return torch.bfloat16
         return torch.float32
     return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
-
-
-def pad_waveforms(wavs: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Right-pad mono waveforms with zeros: `([batch, samples] float32, [batch] int64 lengths)`."""
-    lengths = torch.tensor([len(w) for w in wavs], dtype=torch.long)
-    out = torch.zeros(len(wavs), int(lengths.max()), dtype=torch.float32)
-    for i, w in enumerate(wavs):
-        out[i, : len(w)] = torch.from_numpy(np.asarray(w, dtype=np.float32))
-    return out, lengths
 
 
 def masked_pool(hidden: torch.Tensor, mask: torch.Tensor, pooling: Pooling) -> torch.Tensor:

@@ -92,3 +92,59 @@ def test_mean_std_pooling_doubles_the_dimension(utts):
     hidden = tiny_wavlm_config().hidden_size
     assert mean["ssl:layer_01"].shape == (2, hidden) and mean_std["ssl:layer_01"].shape == (2, 2 * hidden)
     np.testing.assert_allclose(mean_std["ssl:layer_01"][:, :hidden], mean["ssl:layer_01"], atol=1e-6)
+
+
+def _hand_written_features(model, wavs):
+    """What this extractor computed before it used the checkpoint's feature extractor: per-utterance
+    normalisation, zero padding, a sample mask, frame lengths from the CNN, then a masked mean."""
+    from stage1_5.torch_utils import masked_pool
+
+    normed = [(w - w.mean()) / np.sqrt(w.var() + 1e-7) for w in wavs]
+    lengths = torch.tensor([len(w) for w in normed])
+    audio = torch.zeros(len(normed), int(lengths.max()))
+    for i, w in enumerate(normed):
+        audio[i, : len(w)] = torch.from_numpy(w.astype(np.float32))
+    samples = (torch.arange(audio.shape[1])[None, :] < lengths[:, None]).long()
+    with torch.inference_mode():
+        hidden = model(audio, attention_mask=samples, output_hidden_states=True).hidden_states
+        frames = model._get_feat_extract_output_lengths(lengths)
+        mask = torch.arange(hidden[0].shape[1])[None, :] < frames[:, None]
+        return {f"ssl:layer_{i:02d}": masked_pool(h, mask, "mean").numpy() for i, h in enumerate(hidden)}
+
+
+@pytest.mark.filterwarnings("ignore:Support for mismatched key_padding_mask:UserWarning")
+def test_feature_extractor_gives_the_hand_written_features_within_1e_5(utts):
+    extractor = SSLExtractor(SSLConfig(model="tiny-random", dtype="float32"))
+    got = _vectors(extractor, utts, batch_size=5)
+    want = _hand_written_features(extractor.model, [u.load_audio(16_000) for u in utts])
+    for name in extractor.representation_names():
+        np.testing.assert_allclose(got[name], want[name], atol=1e-5, rtol=0)
+
+
+def test_checkpoint_feature_extractor_settings_are_used(tmp_path):
+    from transformers import Wav2Vec2FeatureExtractor
+
+    build_tiny_wavlm(0).save_pretrained(tmp_path / "wavlm")
+    Wav2Vec2FeatureExtractor(do_normalize=False, return_attention_mask=True).save_pretrained(tmp_path / "wavlm")
+    key = SSLExtractor(SSLConfig(model=str(tmp_path / "wavlm"))).config_key()
+    assert (key["normalize"], key["attention_mask"]) == (False, True)
+
+
+def test_group_norm_model_without_feature_extractor_gets_no_attention_mask(utts, tmp_path):
+    from transformers import WavLMModel
+
+    config = tiny_wavlm_config()
+    config.feat_extract_norm = "group"
+    WavLMModel(config).save_pretrained(tmp_path / "group")
+    extractor = SSLExtractor(SSLConfig(model=str(tmp_path / "group")))
+    assert extractor.config_key()["attention_mask"] is False and extractor.config_key()["normalize"] is True
+    assert _vectors(extractor, utts[:2], 2)["ssl:layer_01"].shape == (2, config.hidden_size)
+
+
+def test_checkpoint_whose_feature_extractor_takes_no_waveform_is_a_feature_error(tmp_path):
+    from transformers import WhisperFeatureExtractor
+
+    build_tiny_wavlm(0).save_pretrained(tmp_path / "odd")
+    WhisperFeatureExtractor().save_pretrained(tmp_path / "odd")
+    with pytest.raises(FeatureError, match="sources.ssl.model: .* takes input_features, not a waveform"):
+        SSLExtractor(SSLConfig(model=str(tmp_path / "odd"))).config_key()

@@ -1,6 +1,12 @@
 """Self-supervised speech models (WavLM / HuBERT / wav2vec2) through transformers: every hidden state
-in one forward pass, pooled over valid frames
-(`stage1_5.torch_utils.masked_pool`, shared with the backbone).
+in one forward pass, pooled over valid frames (`stage1_5.torch_utils.masked_pool`, shared with the backbone).
+
+The checkpoint's own feature extractor (`AutoFeatureExtractor`) pads, normalises and masks the
+waveforms: per-utterance zero mean and unit variance over the real samples, and an attention mask
+for the model only when its feature extractor asks for one (group-norm models such as wav2vec2-base
+are trained on zero-padded input without a mask). A checkpoint without one, and 'tiny-random', get
+`Wav2Vec2FeatureExtractor` with the same rule read from the model config (mask when the CNN uses
+layer norm).
 
 `ssl:layer_00` is `hidden_states[0]` (the feature projection / CNN output entering the transformer),
 `ssl:layer_NN` the output of transformer layer NN. 'tiny-random' builds a small seeded WavLM from
@@ -19,7 +25,7 @@ from stage1_5.config import TINY_RANDOM
 from stage1_5.errors import FeatureError
 from stage1_5.data.manifest import length_sorted_batches
 from stage1_5.features.base import FeatureBatch, select_names
-from stage1_5.torch_utils import pad_waveforms, resolve_device, resolve_dtype
+from stage1_5.torch_utils import masked_pool, resolve_device, resolve_dtype
 
 if TYPE_CHECKING:
     import torch
@@ -58,19 +64,6 @@ def build_tiny_wavlm(seed: int = 0) -> Any:
         return WavLMModel(tiny_wavlm_config()).eval()
 
 
-def normalize_waveform(wav: np.ndarray) -> np.ndarray:
-    """Zero mean, unit variance per utterance, as transformers' Wav2Vec2FeatureExtractor does."""
-    wav = np.asarray(wav, dtype=np.float32)
-    return ((wav - wav.mean()) / np.sqrt(wav.var() + 1e-7)).astype(np.float32)
-
-
-def _lengths_to_mask(lengths: "torch.Tensor", max_len: int) -> "torch.Tensor":
-    """`[batch]` valid lengths → `[batch, max_len]` bool, True at valid positions."""
-    import torch
-
-    return torch.arange(max_len, device=lengths.device)[None, :] < lengths[:, None]
-
-
 def layer_name(index: int) -> str:
     return f"ssl:layer_{index:02d}"
 
@@ -98,10 +91,9 @@ class SSLExtractor:
             raise FeatureError(f"sources.ssl.model: cannot load {self.cfg.model!r} ({str(err).splitlines()[0]})") from None
 
     @cached_property
-    def _preprocessing(self) -> dict[str, Any]:
-        """Normalise the waveform? pass an attention mask? Read from the checkpoint's feature
-        extractor; without one, normalise, and mask only when the CNN uses layer norm (group-norm
-        models such as wav2vec2-base are trained on zero-padded input without a mask)."""
+    def feature_extractor(self) -> Any:
+        """The checkpoint's `AutoFeatureExtractor`; without one, `Wav2Vec2FeatureExtractor` normalising
+        and masking as the model config implies."""
         fe = None
         if self.cfg.model != TINY_RANDOM:
             from transformers import AutoFeatureExtractor
@@ -109,14 +101,26 @@ class SSLExtractor:
             try:
                 fe = AutoFeatureExtractor.from_pretrained(self.cfg.model)
             except (OSError, ValueError):
-                fe = None
-        if fe is not None and getattr(fe, "sampling_rate", SAMPLE_RATE) != SAMPLE_RATE:
+                fe = None  # a checkpoint without preprocessor_config.json
+        if fe is None:
+            from transformers import Wav2Vec2FeatureExtractor
+
+            layer_norm_cnn = getattr(self._model_config, "feat_extract_norm", "layer") == "layer"
+            fe = Wav2Vec2FeatureExtractor(sampling_rate=SAMPLE_RATE, do_normalize=True, return_attention_mask=layer_norm_cnn)
+        if "input_values" not in getattr(fe, "model_input_names", ()):
+            raise FeatureError(
+                f"sources.ssl.model: {self.cfg.model!r} takes {', '.join(fe.model_input_names)}, not a waveform; "
+                "supported: wav2vec2 / HuBERT / WavLM checkpoints"
+            )
+        if getattr(fe, "sampling_rate", SAMPLE_RATE) != SAMPLE_RATE:
             raise FeatureError(f"sources.ssl.model: {self.cfg.model!r} expects {fe.sampling_rate} Hz; only 16 kHz models are supported")
-        layer_norm_cnn = getattr(self._model_config, "feat_extract_norm", "layer") == "layer"
-        return {
-            "normalize": bool(getattr(fe, "do_normalize", True)) if fe is not None else True,
-            "attention_mask": bool(getattr(fe, "return_attention_mask", layer_norm_cnn)) if fe is not None else layer_norm_cnn,
-        }
+        return fe
+
+    @property
+    def _preprocessing(self) -> dict[str, bool]:
+        """What the feature extractor does to the waveforms (part of the store key)."""
+        fe = self.feature_extractor
+        return {"normalize": bool(getattr(fe, "do_normalize", False)), "attention_mask": bool(fe.return_attention_mask)}
 
     @cached_property
     def _names(self) -> list[str]:
@@ -168,23 +172,23 @@ class SSLExtractor:
     def _forward(self, wavs: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
         import torch
 
-        from stage1_5.torch_utils import masked_pool
-
-        if self._preprocessing["normalize"]:
-            wavs = [normalize_waveform(w) for w in wavs]
-        audio, lengths = pad_waveforms(wavs)
+        # The sample mask is always asked for: normalisation must see only the real samples, and pooling
+        # the real frames; the model gets it only when its feature extractor says so.
+        inputs = self.feature_extractor(
+            list(wavs), sampling_rate=SAMPLE_RATE, padding=True, return_attention_mask=True, return_tensors="pt"
+        )
+        samples = inputs["attention_mask"].to(self.device)
         kwargs: dict[str, Any] = {"output_hidden_states": True}
         if self._preprocessing["attention_mask"]:
-            kwargs["attention_mask"] = _lengths_to_mask(lengths, audio.shape[1]).long().to(self.device)
+            kwargs["attention_mask"] = samples
         with torch.inference_mode(), warnings.catch_warnings():
             # WavLM mixes a bool padding mask with its float position bias; torch warns, the result is right.
             warnings.filterwarnings("ignore", message="Support for mismatched key_padding_mask", category=UserWarning)
-            out = self.model(audio.to(device=self.device, dtype=self._dtype), **kwargs)
+            out = self.model(inputs["input_values"].to(device=self.device, dtype=self._dtype), **kwargs)
             hidden = out.hidden_states
-            frames = self.model._get_feat_extract_output_lengths(lengths).to(self.device)
-            mask = _lengths_to_mask(frames, hidden[0].shape[1])
+            frames = self.model._get_feature_vector_attention_mask(hidden[0].shape[1], samples)
             wanted = {name: int(name.rsplit("_", 1)[1]) for name in self._names}
-            return {name: masked_pool(hidden[i], mask, self.cfg.pooling).cpu().numpy() for name, i in wanted.items()}
+            return {name: masked_pool(hidden[i], frames, self.cfg.pooling).cpu().numpy() for name, i in wanted.items()}
 
     def extract_batches(self, utterances: Sequence["Utterance"], batch_size: int) -> Iterator[FeatureBatch]:
         for batch in length_sorted_batches(utterances, batch_size):

@@ -254,7 +254,10 @@ def plot_f1_by_layer(
 
 
 def plot_confusion(labels: Sequence[str], matrix: np.ndarray, path: str | Path, *, title: str = "") -> Path:
-    """Confusion matrix (rows = true accent) coloured by row share, annotated with counts and percentages."""
+    """Confusion matrix (rows = true accent) coloured by row share, annotated with counts and percentages
+    (scikit-learn's `ConfusionMatrixDisplay`, drawn on the share, its cell texts given the counts too)."""
+    from sklearn.metrics import ConfusionMatrixDisplay
+
     counts = np.asarray(matrix, dtype=float)
     k = len(labels)
     if counts.shape != (k, k):
@@ -264,17 +267,17 @@ def plot_confusion(labels: Sequence[str], matrix: np.ndarray, path: str | Path, 
     side = min(max(4.5, 0.9 * k + 2.5), 14)
     fig = Figure(figsize=(side + 1.2, side))
     ax = fig.add_subplot(1, 1, 1)
-    im = ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
-    for i in range(k):
-        for j in range(k):
-            colour = "white" if share[i, j] > 0.6 else "black"
-            text = f"{int(counts[i, j])}\n{share[i, j]:.0%}"
-            ax.text(j, i, text, ha="center", va="center", fontsize=9, color=colour)
-    ax.set_xticks(range(k), labels, rotation=30, ha="right")
-    ax.set_yticks(range(k), labels)
+    display = ConfusionMatrixDisplay(share, display_labels=list(labels)).plot(
+        ax=ax, cmap="Blues", colorbar=False, xticks_rotation=30, im_kw={"vmin": 0, "vmax": 1}, text_kw={"fontsize": 9}
+    )
+    for (i, j), text in np.ndenumerate(display.text_):
+        text.set_text(f"{int(counts[i, j])}\n{share[i, j]:.0%}")
+        text.set_color("white" if share[i, j] > 0.6 else "black")  # against the fixed 0..1 scale, not the data's range
+    for tick in ax.get_xticklabels():
+        tick.set_horizontalalignment("right")
     ax.set_xlabel("predicted accent")
     ax.set_ylabel("true accent")
-    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="share of the true accent's utterances")
+    fig.colorbar(display.im_, ax=ax, fraction=0.046, pad=0.04, label="share of the true accent's utterances")
     ax.set_title(title or "Confusion matrix", fontsize=11)
     fig.tight_layout()
     return _save(fig, path)
