@@ -31,19 +31,24 @@ def test_extraction_throughput(benchmark, source, stage1_5_config, stage1_5_data
     """One source's extraction speed and peak memory on the first utterances of the dataset."""
     from stage1_5.features.extract import build_extractor, extract_source
     from stage1_5.features.store import FeatureStore
+    from stage1_5.sources import source_spec
 
     if not stage1_5_dataset.has_audio:
         pytest.skip(f"{source} extracts from audio; this dataset has none (features only)")
     utts = stage1_5_dataset.utterances[:BENCH_UTTERANCES]
     subset = _Subset(utts, f"{stage1_5_dataset.content_hash}/first{len(utts)}", True)
     extractor = build_extractor(source, stage1_5_config)
-    batch_size = getattr(getattr(stage1_5_config.sources, source), "batch_size", 16)
+    store_settings = {
+        "batch_size": source_spec(source).settings(stage1_5_config).batch_size,
+        "store_dtype": stage1_5_config.output.feature_dtype,
+        "chunk_size": stage1_5_config.output.feature_chunk_size,
+    }
     store = FeatureStore(tmp_path)
 
     vectors, stats = benchmark.pedantic(
         extract_source,
         args=(extractor, subset, store),
-        kwargs={"batch_size": batch_size, "force": True, "progress": False},
+        kwargs={**store_settings, "force": True, "progress": False},
         rounds=ROUNDS,
         iterations=1,
     )
@@ -68,9 +73,10 @@ def test_extraction_throughput(benchmark, source, stage1_5_config, stage1_5_data
 def test_probe_throughput(benchmark, stage1_5_config, stage1_5_dataset, stage1_5_features):
     """The probe engine's speed on one representation: outer CV with inner C selection, one seed."""
     from stage1_5.probes import evaluate_representations
+    from stage1_5.sources import decides, source_of
 
     names = sorted(stage1_5_features.vectors)
-    name = next((n for n in names if n.startswith("backbone:")), names[0])  # what the decision rests on
+    name = next((n for n in names if decides(source_of(n))), names[0])  # what the decision rests on
     vectors = {name: stage1_5_features.vectors[name]}
     frame = stage1_5_dataset.utterances.to_frame()
     probes = stage1_5_config.probes.model_copy(update={"seeds": 1, "permutations": 0, "bootstrap": 0})

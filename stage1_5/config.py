@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Literal, Optional, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, model_validator
 
 from stage1_5.errors import ConfigError
 from stage1_5.hashing import json_digest
@@ -39,6 +39,11 @@ class DatasetConfig(StrictModel):
 
 
 Pooling = Literal["mean", "mean_std"]
+ModelDtype = Literal["auto", "float32", "bfloat16", "float16"]
+"""Model compute dtype; 'auto' is float32 on a CPU and bfloat16 on a GPU that supports it."""
+AttnImplementation = Literal["auto", "sdpa", "eager", "flash_attention_2"]
+FeatureDtype = Literal["float32", "float16"]
+"""Storage dtype of the feature store."""
 
 
 class BackboneConfig(StrictModel):
@@ -57,15 +62,15 @@ class BackboneConfig(StrictModel):
         ],
         min_length=1,
     )
-    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
-    attn_implementation: Literal["auto", "sdpa", "eager", "flash_attention_2"] = "auto"
+    dtype: ModelDtype = "auto"
+    attn_implementation: AttnImplementation = "auto"
     device: str = "auto"
     batch_size: int = Field(8, ge=1)
     pooling: Pooling = "mean"
     positions: Literal["audio", "text", "all"] = "audio"
     speaker_slot: Literal["xvector", "zero"] = "xvector"
     language: Optional[str] = Field(None, description="Language tag for the codec track (None = auto).")
-    seed: int = Field(0, description="Initialisation seed for 'tiny-random'.")
+    seed: int = Field(0, description="Initialisation seed for 'tiny-random' (default: the run's seed).")
 
 
 class SSLConfig(StrictModel):
@@ -73,10 +78,10 @@ class SSLConfig(StrictModel):
     model: str = Field("microsoft/wavlm-base-plus", description="Hub name, local folder, or 'tiny-random'.")
     layers: Union[Literal["all"], list[str]] = "all"
     pooling: Pooling = "mean"
-    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    dtype: ModelDtype = "auto"
     device: str = "auto"
     batch_size: int = Field(8, ge=1)
-    seed: int = 0
+    seed: int = Field(0, description="Initialisation seed for 'tiny-random' (default: the run's seed).")
 
 
 class EcapaConfig(StrictModel):
@@ -84,13 +89,14 @@ class EcapaConfig(StrictModel):
     model: str = Field("speechbrain/spkrec-ecapa-voxceleb", description="Hub name, local folder, or 'tiny-random'.")
     device: str = "auto"
     batch_size: int = Field(16, ge=1)
-    seed: int = 0
+    seed: int = Field(0, description="Initialisation seed for 'tiny-random' (default: the run's seed).")
 
 
 class AcousticConfig(StrictModel):
     enabled: bool = True
     features: list[Literal["mfcc_stats", "egemaps"]] = Field(default_factory=lambda: ["mfcc_stats"], min_length=1)
     n_mfcc: int = Field(20, ge=1, le=128)
+    batch_size: int = Field(16, ge=1, description="Utterances per batch (computed one at a time on the CPU).")
 
 
 class SourcesConfig(StrictModel):
@@ -112,7 +118,7 @@ class ProbeConfig(StrictModel):
     permutations: int = Field(100, ge=0, description="Speaker-level label permutations for p-values (0 = skip).")
     bootstrap: int = Field(1000, ge=0, description="Cluster-bootstrap resamples for the F1 CI (0 = skip).")
     device: str = "auto"
-    seed: int = 0
+    seed: int = Field(0, description="Seed of the folds, permutations and bootstrap (default: the run's seed).")
 
     @model_validator(mode="after")
     def _check(self) -> "ProbeConfig":
@@ -147,17 +153,29 @@ class ExperimentConfig(StrictModel):
 class OutputConfig(StrictModel):
     dir: str = Field("runs/stage1_5", description="Run output folder (report/, artifacts/, config/, zip).")
     cache_dir: str = Field(".stage1_5_cache", description="Content-addressed feature store shared by runs and gates.")
-    feature_dtype: Literal["float32", "float16"] = Field("float32", description="Storage dtype of cached features (float16 halves disk and RAM).")
+    feature_dtype: FeatureDtype = Field("float32", description="Storage dtype of cached features (float16 halves disk and RAM).")
+    feature_chunk_size: int = Field(256, ge=1, description="Utterances per feature-store chunk: the most a killed extraction recomputes.")
 
 
 class Stage15Config(StrictModel):
     name: str = "stage1_5"
-    seed: int = 0
+    seed: int = Field(
+        0,
+        frozen=True,
+        description="The default of every section's seed (probes, random-weight models) when the config is built; a section's own seed wins.",
+    )
     dataset: DatasetConfig = Field(default_factory=DatasetConfig)
     sources: SourcesConfig = Field(default_factory=SourcesConfig)
     probes: ProbeConfig = Field(default_factory=ProbeConfig)
     experiment: ExperimentConfig = Field(default_factory=ExperimentConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _sections_inherit_the_seed(cls, data: Any, info: ValidationInfo) -> Any:
+        if not isinstance(data, dict) or info.field_name is not None:  # not on assigning one field
+            return data
+        return _with_default_seed(cls, data, data.get("seed", cls.model_fields["seed"].default))
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
@@ -165,6 +183,24 @@ class Stage15Config(StrictModel):
     def config_hash(self) -> str:
         """Hash of the resolved config (defaults filled in): changes whenever any setting does."""
         return json_digest(self.model_dump(mode="json"))
+
+
+def _with_default_seed(model: type[BaseModel], data: dict[str, Any], seed: Any) -> dict[str, Any]:
+    """`data` for `model` with `seed` filled into every nested section that has a seed field and sets none."""
+    out = dict(data)
+    for name, field in model.model_fields.items():
+        section = field.annotation
+        if not (isinstance(section, type) and issubclass(section, BaseModel)):
+            continue
+        value = out.get(name, {})
+        if isinstance(value, BaseModel):
+            value = value.model_dump(exclude_unset=True)  # revalidated from its explicitly set fields
+        if not isinstance(value, dict):
+            continue  # not a section: pydantic reports the type error with its dotted key
+        if "seed" in section.model_fields and "seed" not in value:
+            value = {**value, "seed": seed}
+        out[name] = _with_default_seed(section, value, seed)
+    return out
 
 
 def _format_validation_error(err: ValidationError, source: str) -> str:

@@ -25,10 +25,10 @@ from stage1_5.errors import ConfigError
 from stage1_5.hashing import file_sha256, json_digest
 from stage1_5.io import atomic_open, atomic_write_json, atomic_write_text
 from stage1_5.paths import cache_paths
+from stage1_5.sources import all_sources, configured_layer_order, decides, enabled_sources, source_of
 
 
 STAGES = ("dataset", "features", "probes", "decision", "report", "bundle")
-BACKBONE = "backbone"
 
 
 @dataclass(frozen=True)
@@ -81,32 +81,15 @@ def _digest(*parts: object) -> str:
 # ----------------------------------------------------------------------------- representations
 
 
-def external_representation_names(path: str | Path) -> list[str]:
-    """Representation names in a user feature file, read from its index (no arrays loaded)."""
-    path = Path(path)
-    if not path.exists():
-        raise ConfigError(f"sources.external: feature file {path} not found")
-    if path.suffix == ".npz":
-        with np.load(path, allow_pickle=False) as npz:
-            return [k for k in npz.files if k != "utt_id"]
-    if path.suffix == ".parquet":
-        import pyarrow.parquet as pq
+def deciding_representations(cfg: Stage15Config) -> list[str]:
+    """Representations of the deciding sources (the backbone) that the config asks for, without loading
+    any model: the configured layers of every enabled deciding source, then columns of external feature
+    files named after a deciding source (users may bring backbone features extracted elsewhere)."""
+    from stage1_5.features.external import representation_names
 
-        return [c for c in pq.read_schema(path).names if c != "utt_id"]
-    raise ConfigError(f"sources.external: {path}: expected a .npz or .parquet file")
-
-
-def configured_backbone_representations(cfg: Stage15Config) -> list[str]:
-    """Backbone representations the config asks for, without loading any model.
-
-    Configured layers when the backbone source is enabled, then backbone-named columns of external
-    feature files (users may bring backbone features extracted elsewhere).
-    """
-    names: list[str] = []
-    if cfg.sources.backbone.enabled:
-        names += [f"{BACKBONE}:{layer}" for layer in cfg.sources.backbone.layers]
+    names = [f"{spec.name}:{layer}" for spec in enabled_sources(cfg) if spec.decides for layer in spec.configured_layers(cfg) or ()]
     for path in cfg.sources.external:
-        names += [n for n in external_representation_names(path) if n.split(":", 1)[0] == BACKBONE]
+        names += [name for name in representation_names(path) if decides(source_of(name))]
     return list(dict.fromkeys(names))
 
 
@@ -123,16 +106,14 @@ def dataset_stage(cfg: Stage15Config, progress: bool = True):
 
 def features_key(cfg: Stage15Config, dataset) -> str:
     external = [(str(p), file_sha256(p)[:16]) for p in cfg.sources.external]
-    sources = cfg.sources.model_dump(mode="json", exclude={"external"})
+    sources = {spec.name: spec.settings(cfg).model_dump(mode="json") for spec in all_sources()}
     return _digest("features", __version__, dataset.content_hash, sources, external, cfg.output.feature_dtype)
 
 
 def features_stage(cfg: Stage15Config, dataset, representations: Optional[set[str]] = None, progress: bool = True, force: bool = False):
     from stage1_5.features.extract import extract_features
 
-    return extract_features(
-        cfg, dataset, representations=representations, progress=progress, force=force, store_dtype=cfg.output.feature_dtype
-    )
+    return extract_features(cfg, dataset, representations=representations, progress=progress, force=force)
 
 
 def probes_key(cfg: Stage15Config, dataset, representations: Optional[Iterable[str]] = None) -> str:
@@ -221,7 +202,7 @@ def write_report(paths: RunPaths, cfg: Stage15Config, dataset, probe_results, de
         probe_results.confusion,
         decision,
         paths.analysis_dir,
-        layer_order={BACKBONE: cfg.sources.backbone.layers},
+        layer_order=configured_layer_order(cfg),
     )
     links = {name: os.path.relpath(path, paths.report_dir) for name, path in figures.items()}
     text = render_report(

@@ -87,3 +87,30 @@ def test_config_show_bad_file_exits_2_with_one_line(tmp_path):
     result = CliRunner().invoke(cli, ["config", "show", str(write(tmp_path, "foo: 1\n"))])
     assert result.exit_code == 2
     assert result.output.strip().splitlines() == [f"error: {tmp_path / 'c.yaml'}: foo: unknown key"]
+
+
+def test_run_seed_is_the_default_of_every_section_seed(tmp_path):
+    cfg = load_config(write(tmp_path, "seed: 7\n"))
+    seeds = (cfg.probes.seed, cfg.sources.backbone.seed, cfg.sources.ssl.seed, cfg.sources.ecapa.seed)
+    assert seeds == (7, 7, 7, 7)
+
+
+def test_a_sections_own_seed_wins_over_the_run_seed(tmp_path):
+    cfg = load_config(write(tmp_path, "seed: 7\nprobes:\n  seed: 2\nsources:\n  ssl:\n    seed: 3\n"))
+    assert (cfg.probes.seed, cfg.sources.ssl.seed, cfg.sources.ecapa.seed) == (2, 3, 7)
+
+
+def test_run_seed_reaches_sections_given_as_objects():
+    from stage1_5.config import SourcesConfig, SSLConfig
+
+    cfg = Stage15Config(seed=5, sources=SourcesConfig(ssl=SSLConfig(model="tiny-random")))
+    assert (cfg.sources.ssl.seed, cfg.sources.ssl.model, cfg.probes.seed) == (5, "tiny-random", 5)
+
+
+def test_run_seed_cannot_be_changed_after_the_sections_took_it():
+    from pydantic import ValidationError
+
+    cfg = Stage15Config(seed=5)
+    with pytest.raises(ValidationError, match="frozen"):
+        cfg.seed = 6
+    assert cfg.probes.seed == 5

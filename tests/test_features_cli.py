@@ -72,3 +72,23 @@ def test_unknown_layer_of_the_model_exits_2_naming_it(config_file):
 def test_missing_config_file_exits_2(tmp_path):
     result = CliRunner().invoke(cli, ["features", "acoustic", "-c", str(tmp_path / "nope.yaml")])
     assert result.exit_code == 2 and "config file not found" in result.output
+
+
+def test_features_then_run_with_a_float16_store_extracts_once(tmp_path):
+    from stage1_5.data.synth import SynthConfig, synthesize
+
+    data = synthesize(tmp_path / "data", SynthConfig(accents=3, speakers_per_accent=2, texts=4), progress=False)
+    cfg = {
+        "dataset": {"path": str(data)},
+        "sources": {"backbone": {"enabled": False}, "ssl": {"enabled": False}, "ecapa": {"enabled": False}},
+        "probes": {"seeds": 1, "permutations": 0, "bootstrap": 0},
+        "output": {"dir": str(tmp_path / "run"), "cache_dir": str(tmp_path / "cache"), "feature_dtype": "float16"},
+    }
+    path = tmp_path / "f16.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    assert "(computed)" in _invoke("acoustic", "-c", str(path)).output
+    run = CliRunner().invoke(cli, ["run", str(path), "--no-progress"], catch_exceptions=False)
+    assert run.exit_code == 0, run.output
+    assert "[features] acoustic: 24 utterances, from cache" in run.output
+    (entry,) = (tmp_path / "cache" / "features" / "acoustic").iterdir()
+    assert yaml.safe_load((entry / "meta.json").read_text())["key"]["dtype"] == "float16"

@@ -28,8 +28,9 @@ torch.set_num_threads(1)
 ONLY_ACOUSTIC = {"backbone": {"enabled": False}, "ssl": {"enabled": False}, "ecapa": {"enabled": False}}
 
 
-def _cfg(tmp_path, sources=None) -> Stage15Config:
-    return Stage15Config.model_validate({"sources": sources or ONLY_ACOUSTIC, "output": {"cache_dir": str(tmp_path / "cache")}})
+def _cfg(tmp_path, sources=None, **output) -> Stage15Config:
+    output = {"cache_dir": str(tmp_path / "cache"), **output}
+    return Stage15Config.model_validate({"sources": sources or ONLY_ACOUSTIC, "output": output})
 
 
 @pytest.fixture(scope="module")
@@ -152,8 +153,8 @@ _CRASHING_RUN = textwrap.dedent(
     acoustic.AcousticExtractor.extract_batches = throttled
 
     manifest, cache = sys.argv[1], sys.argv[2]
-    cfg = Stage15Config.model_validate({"sources": %r, "output": {"cache_dir": cache}})
-    extract_features(cfg, FakeDataset(UtteranceSet.from_file(manifest)), chunk_size=2, progress=False)
+    cfg = Stage15Config.model_validate({"sources": %r, "output": {"cache_dir": cache, "feature_chunk_size": 2}})
+    extract_features(cfg, FakeDataset(UtteranceSet.from_file(manifest)), progress=False)
     """
     % ONLY_ACOUSTIC
 )
@@ -176,7 +177,7 @@ def test_kill_9_midway_then_rerun_resumes_and_equals_a_clean_run(tmp_path, datas
     done = len(list(entry.glob("chunk_*.npz")))
     assert 1 <= done < 3 and not json.loads((entry / "meta.json").read_text())["complete"]
 
-    resumed = extract_features(_cfg(tmp_path), dataset, chunk_size=2, progress=False)
+    resumed = extract_features(_cfg(tmp_path, feature_chunk_size=2), dataset, progress=False)
     assert resumed.stats["acoustic"].n_utterances == 6 - 2 * done
-    clean = extract_features(_cfg(tmp_path / "clean"), dataset, chunk_size=2, progress=False)
+    clean = extract_features(_cfg(tmp_path / "clean", feature_chunk_size=2), dataset, progress=False)
     np.testing.assert_array_equal(resumed.vectors["acoustic:mfcc_stats"], clean.vectors["acoustic:mfcc_stats"])

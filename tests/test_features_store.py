@@ -21,7 +21,7 @@ def _dataset(n: int = 10, content_hash: str = "h0") -> FakeDataset:
 
 
 def _extract(store, dataset, extractor, **kw):
-    kw = {"batch_size": 2, "chunk_size": 4, "progress": False, **kw}
+    kw = {"batch_size": 2, "chunk_size": 4, "store_dtype": "float32", "progress": False, **kw}
     return extract_source(extractor, dataset, store, **kw)
 
 
@@ -134,7 +134,7 @@ def test_float16_storage_rounds_to_half_precision(tmp_path):
 
 def test_float16_overflow_is_a_clear_error(tmp_path):
     ids = ["u0"]
-    entry = FeatureStore(tmp_path).open(_key(ids, dtype="float16"), ["acoustic:a"], ids)
+    entry = FeatureStore(tmp_path).open(_key(ids, dtype="float16"), ["acoustic:a"], ids, chunk_size=1)
     with pytest.raises(FeatureError, match="overflow the store dtype float16"):
         entry.write_chunk(0, {"acoustic:a": np.array([[1e6]], dtype=np.float32)})
 
@@ -165,10 +165,11 @@ def test_missing_utterance_in_extractor_output_is_an_error(tmp_path):
 def test_concurrent_run_waits_for_the_writer_and_reuses_its_entry(tmp_path):
     import threading
 
-    release = threading.Event()
+    entered, release = threading.Event(), threading.Event()
 
     class Gated(CountingExtractor):
         def extract_batches(self, utterances, batch_size):
+            entered.set()
             release.wait(10)
             return super().extract_batches(utterances, batch_size)
 
@@ -176,7 +177,7 @@ def test_concurrent_run_waits_for_the_writer_and_reuses_its_entry(tmp_path):
     results = {}
     first = threading.Thread(target=lambda: results.setdefault("writer", _extract(store, _dataset(), writer)))
     first.start()
-    time.sleep(0.2)  # the writer holds the entry's lock, blocked inside its extractor
+    assert entered.wait(10)  # the writer holds the entry's lock, blocked inside its extractor
     second = threading.Thread(target=lambda: results.setdefault("reader", _extract(store, _dataset(), reader)))
     second.start()
     time.sleep(0.3)  # the reader is now waiting on the lock

@@ -1,18 +1,19 @@
-"""`stage1_5 features {backbone,ssl,ecapa,acoustic} --config FILE [options]`: extract one source into the store.
+"""`stage1_5 features SOURCE --config FILE [options]`: extract one source into the store.
 
-Options override that source's config section (and enable it); the vectors land in the feature store
-under `output.cache_dir`, where `stage1_5 run` and the gates find them; `-o` also exports an `.npz`.
+One subcommand per registered source (`stage1_5.sources`): the built-in ones have their own options,
+any other registered source gets the common ones. Options override that source's config section
+(and enable it) or the `output:` store settings; left out, the config's values hold. The vectors land
+in the feature store under `output.cache_dir`, where `stage1_5 run` and the gates find them; `-o`
+also exports an `.npz` or `.parquet`.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, get_args
 
 import click
 
-from stage1_5.features.store import DEFAULT_CHUNK_SIZE, STORE_DTYPES
-
-MODEL_DTYPES = ("float32", "bfloat16", "float16")
+from stage1_5.config import AttnImplementation, FeatureDtype, ModelDtype
 
 
 def _split_layers(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> list[str] | None:
@@ -25,8 +26,8 @@ def _common(fn: Callable) -> Callable:
     options = [
         click.option("-c", "--config", "config_file", required=True, type=click.Path(dir_okay=False), help="Experiment config (YAML)."),
         click.option("-o", "--output", "export_path", type=click.Path(dir_okay=False), default=None, help="Also export the vectors to this .npz or .parquet (utt_id + one array per representation)."),
-        click.option("--store-dtype", type=click.Choice(STORE_DTYPES), default="float32", show_default=True, help="Dtype of the stored vectors."),
-        click.option("--chunk-size", type=click.IntRange(min=1), default=DEFAULT_CHUNK_SIZE, show_default=True, help="Utterances per store chunk (the most a killed run recomputes)."),
+        click.option("--store-dtype", type=click.Choice(get_args(FeatureDtype)), default=None, help="Dtype of the stored vectors [default: output.feature_dtype]."),
+        click.option("--chunk-size", type=click.IntRange(min=1), default=None, help="Utterances per store chunk, the most a killed run recomputes [default: output.feature_chunk_size]."),
         click.option("--force", is_flag=True, help="Recompute even if the store holds these vectors."),
         click.option("--no-progress", is_flag=True, help="Hide the progress bar."),
     ]
@@ -35,34 +36,43 @@ def _common(fn: Callable) -> Callable:
     return fn
 
 
-_layers = click.option("--layers", multiple=True, callback=_split_layers, help="Comma-separated layer names (repeatable); default: the config's.")
-_batch = click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Utterances per forward pass.")
-_dtype = click.option("--dtype", type=click.Choice(MODEL_DTYPES), default=None, help="Model compute dtype.")
+_layers = click.option("--layers", multiple=True, callback=_split_layers, help="Comma-separated layer names (repeatable) [default: the config's].")
+_batch = click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Utterances per forward pass [default: the config's].")
+_dtype = click.option("--dtype", type=click.Choice(get_args(ModelDtype)), default=None, help="Model compute dtype [default: the config's].")
 
 
-def _run(source: str, overrides: dict[str, Any], config_file: str, export_path: str | None, store_dtype: str, chunk_size: int, force: bool, no_progress: bool) -> None:
-    from pydantic import ValidationError
-
+def _run(
+    source: str,
+    overrides: dict[str, Any],
+    config_file: str,
+    export_path: str | None,
+    store_dtype: str | None,
+    chunk_size: int | None,
+    force: bool,
+    no_progress: bool,
+) -> None:
+    from stage1_5.cli.overrides import override
     from stage1_5.config import load_config
-    from stage1_5.errors import ConfigError
     from stage1_5.features.extract import export_features, extract_features
+    from stage1_5.paths import cache_paths
     from stage1_5.pipeline import dataset_stage
     from stage1_5.runtime import configure_torch_threads
+    from stage1_5.sources import source_spec
 
     cfg = load_config(config_file)
-    section = getattr(cfg.sources, source)
-    updates = {"enabled": True, **{k: v for k, v in overrides.items() if v is not None}}
-    try:
-        section = type(section).model_validate({**section.model_dump(), **updates})
-    except ValidationError as err:
-        first = err.errors()[0]
-        field = str(first["loc"][0])
-        option = "--layers" if field == "features" else "--" + field.replace("_", "-")
-        raise ConfigError(f"{option} {updates.get(field)!r}: {first['msg']}") from None
-    cfg = cfg.model_copy(update={"sources": cfg.sources.model_copy(update={source: section})})
+    spec = source_spec(source)
+    section = override(spec.settings(cfg), {"enabled": True, **overrides}, key=spec.key, options={"features": "--layers"})
+    output = override(
+        cfg.output,
+        {"feature_dtype": store_dtype, "feature_chunk_size": chunk_size},
+        key="output",
+        options={"feature_dtype": "--store-dtype", "feature_chunk_size": "--chunk-size"},
+    )
+    sources = cfg.sources.model_copy(update={spec.section or spec.name: section})
+    cfg = cfg.model_copy(update={"sources": sources, "output": output})
     configure_torch_threads()
     dataset = dataset_stage(cfg, progress=not no_progress)
-    features = extract_features(cfg, dataset, sources=[source], progress=not no_progress, force=force, store_dtype=store_dtype, chunk_size=chunk_size)
+    features = extract_features(cfg, dataset, sources=[source], progress=not no_progress, force=force)
     stats = features.stats[source]
     origin = "from cache" if stats.from_cache else "computed"
     click.echo(
@@ -72,12 +82,33 @@ def _run(source: str, overrides: dict[str, Any], config_file: str, export_path: 
     )
     for name, arr in features.vectors.items():
         click.echo(f"  {name}: {arr.shape[1]} dims")
-    click.echo(f"store: {cfg.output.cache_dir}/features/{source}")
+    click.echo(f"store: {cache_paths(cfg.output).features / source}")
     if export_path:
         click.echo(f"exported: {export_features(features, export_path)}")
 
 
-@click.group("features")
+class _SourceGroup(click.Group):
+    """Subcommands for the built-in sources, plus one with the common options for any other registered source."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        from stage1_5.sources import all_sources
+
+        return list(dict.fromkeys([*super().list_commands(ctx), *(spec.name for spec in all_sources())]))
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        from stage1_5.sources import source_spec
+
+        command = super().get_command(ctx, name)
+        if command is not None or source_spec(name) is None:
+            return command
+
+        def generic(**common: Any) -> None:
+            _run(name, {}, **common)
+
+        return click.command(name, help=f"The registered source {name!r}; its other settings come from the config.")(_common(generic))
+
+
+@click.group("features", cls=_SourceGroup)
 def command() -> None:
     """Extract one feature source into the on-disk store (resumable; cached by dataset and config)."""
 
@@ -86,7 +117,7 @@ def command() -> None:
 @_common
 @_layers
 @_dtype
-@click.option("--attn-implementation", type=click.Choice(("sdpa", "eager", "flash_attention_2")), default=None, help="Attention kernel.")
+@click.option("--attn-implementation", type=click.Choice(get_args(AttnImplementation)), default=None, help="Attention kernel [default: the config's].")
 @_batch
 def backbone(layers: list[str] | None, dtype: str | None, attn_implementation: str | None, batch_size: int | None, **common: Any) -> None:
     """Qwen3-TTS layers (aliases such as decoder_block_08, text_encoder_out, pre_vocoder)."""
@@ -114,6 +145,7 @@ def ecapa(batch_size: int | None, **common: Any) -> None:
 @command.command("acoustic")
 @_common
 @_layers
-def acoustic(layers: list[str] | None, **common: Any) -> None:
+@_batch
+def acoustic(layers: list[str] | None, batch_size: int | None, **common: Any) -> None:
     """MFCC statistics and (with opensmile installed) eGeMAPS; --layers picks mfcc_stats / egemaps."""
-    _run("acoustic", {"features": layers}, **common)
+    _run("acoustic", {"features": layers, "batch_size": batch_size}, **common)

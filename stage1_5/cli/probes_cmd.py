@@ -34,11 +34,9 @@ def command(
     no_progress: bool,
 ) -> None:
     """Train accent probes on precomputed features and write metrics, predictions and confusions."""
-    from pydantic import ValidationError
-
+    from stage1_5.cli.overrides import override
     from stage1_5.config import Stage15Config, load_config
     from stage1_5.data.dataset import load_dataset
-    from stage1_5.errors import ConfigError
     from stage1_5.features.external import align_features, load_external_features
     from stage1_5.paths import cache_paths
     from stage1_5.pipeline import save_probe_results
@@ -47,14 +45,7 @@ def command(
 
     cfg = load_config(config_file) if config_file else Stage15Config()
     updates = {"seeds": seeds, "permutations": permutations, "bootstrap": bootstrap, "device": device}
-    updates = {k: v for k, v in updates.items() if v is not None}
-    try:
-        probes = type(cfg.probes).model_validate({**cfg.probes.model_dump(), **updates})
-    except ValidationError as err:
-        first = err.errors()[0]
-        field = str(first["loc"][0]) if first["loc"] else ""
-        option = f"--{field}" if field in updates else f"probes.{field}"
-        raise ConfigError(f"{option} {updates.get(field, '')!r}: {first['msg']}".replace(" '':", ":")) from None
+    probes = override(cfg.probes, updates, key="probes")
     dataset_cfg = cfg.dataset.model_copy(update={"audio_required": False})
     progress = not no_progress
     configure_torch_threads()

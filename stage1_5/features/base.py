@@ -2,7 +2,8 @@
 
 An extractor turns utterances into one vector per utterance per representation (`source:layer`).
 It is built with the representations it must produce, so it computes only those; the driver
-(`extract.py`) decides what to compute and stores it (`store.py`).
+(`extract.py`) decides what to compute and stores it (`store.py`). Which extractor serves which
+source is the registry's (`stage1_5.sources`).
 """
 
 from __future__ import annotations
@@ -16,10 +17,6 @@ from stage1_5.errors import FeatureError, Stage15Error
 
 if TYPE_CHECKING:
     from stage1_5.data.manifest import Utterance
-
-AUDIO_SOURCES = ("backbone", "ssl", "ecapa", "acoustic")
-"""Sources computed from audio by an extractor; `external` sources are read from files instead."""
-
 
 @dataclass(frozen=True)
 class FeatureBatch:

@@ -113,15 +113,16 @@ def save_tiny_ecapa(directory: str | Path, seed: int = 0) -> Path:
 
 
 class EcapaExtractor:
-    """One speaker embedding per utterance."""
+    """One speaker embedding per utterance. `savedir` is where speechbrain keeps a checkpoint's files
+    (the driver passes `<cache_dir>/models/ecapa`); 'tiny-random' needs none."""
 
     source = "ecapa"
     version = "1"
 
-    def __init__(self, cfg: "EcapaConfig", representations: Sequence[str] | None = None, *, savedir: str | Path = ".stage1_5_cache/models/ecapa"):
+    def __init__(self, cfg: "EcapaConfig", representations: Sequence[str] | None = None, *, savedir: str | Path | None = None):
         self.cfg = cfg
         self._names = select_names([EMBEDDING], representations, "sources.ecapa")
-        self.savedir = Path(savedir)
+        self.savedir = None if savedir is None else Path(savedir)
 
     def representation_names(self) -> list[str]:
         return list(self._names)
@@ -141,6 +142,8 @@ class EcapaExtractor:
         if self.cfg.model == TINY_RANDOM:
             modules = build_tiny_ecapa(self.cfg.seed)
         else:
+            if self.savedir is None:
+                raise ValueError("EcapaExtractor needs savedir= to load a speechbrain checkpoint")
             import_speechbrain()
             from speechbrain.inference.speaker import EncoderClassifier
 

@@ -15,10 +15,25 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from stage1_5.errors import FeatureError
+from stage1_5.errors import ConfigError, FeatureError
 from stage1_5.features.base import check_feature_matrix
 
 UTT_ID = "utt_id"
+
+
+def representation_names(path: str | Path) -> list[str]:
+    """Representation names in a `sources.external` file, read from its index (no arrays loaded)."""
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"sources.external: feature file {path} not found")
+    if path.suffix == ".npz":
+        with np.load(path, allow_pickle=False) as npz:
+            return [k for k in npz.files if k != UTT_ID]
+    if path.suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        return [c for c in pq.read_schema(path).names if c != UTT_ID]
+    raise ConfigError(f"sources.external: {path}: expected a .npz or .parquet file")
 
 
 def load_external_features(path: str | Path) -> tuple[list[str], dict[str, np.ndarray]]:

@@ -1,6 +1,6 @@
 """`extract_features`: every enabled source, through the store, into one `FeatureSet`.
 
-For each source the driver builds an extractor for just the requested representations, looks for a
+The sources and their extractors come from the registry (`stage1_5.sources`). For each source the driver builds an extractor for just the requested representations, looks for a
 complete store entry that covers them (a full entry serves a subset request), and otherwise computes
 the missing chunks of the entry for exactly that set, so a killed run resumes at its last chunk.
 External feature files are read and aligned instead of extracted.
@@ -8,6 +8,7 @@ External feature files are read and aligned instead of extracted.
 
 from __future__ import annotations
 
+import pkgutil
 import sys
 import time
 import warnings
@@ -20,16 +21,17 @@ from tqdm.auto import tqdm
 
 from stage1_5 import __version__
 from stage1_5.errors import FeatureError
-from stage1_5.features.base import AUDIO_SOURCES, FeatureExtractor
+from stage1_5.features.base import FeatureExtractor
+from stage1_5.features.store import FeatureStore, StoreEntry, StoreKey, ids_digest
 from stage1_5.paths import cache_paths
-from stage1_5.features.store import DEFAULT_CHUNK_SIZE, FeatureStore, StoreEntry, StoreKey, ids_digest
+from stage1_5.sources import SourceSpec, all_sources, enabled_sources, source_of, source_spec
 
 if TYPE_CHECKING:
     from stage1_5.config import Stage15Config
     from stage1_5.data.manifest import UtteranceSet
 
 EXTERNAL = "external"
-SOURCES = (*AUDIO_SOURCES, EXTERNAL)
+"""`sources=["external"]` names the files of `sources.external`; their columns carry their own source prefixes."""
 
 
 class DatasetLike(Protocol):
@@ -84,34 +86,23 @@ class FeatureSet:
 # ----------------------------------------------------------------------------- extractors
 
 
+def _registered(source: str) -> SourceSpec:
+    spec = source_spec(source)
+    if spec is None:
+        names = [spec.name for spec in all_sources()] + [EXTERNAL]
+        raise FeatureError(f"unknown feature source {source!r}; expected one of {', '.join(names)}")
+    return spec
+
+
 def build_extractor(source: str, cfg: "Stage15Config", representations: Sequence[str] | None = None) -> FeatureExtractor:
-    """The extractor of an audio `source` restricted to `representations` (None = all configured)."""
-    if source == "backbone":
-        from stage1_5.features.backbone import BackboneExtractor
-
-        return BackboneExtractor(cfg.sources.backbone, representations)
-    if source == "ssl":
-        from stage1_5.features.ssl import SSLExtractor
-
-        return SSLExtractor(cfg.sources.ssl, representations)
-    if source == "ecapa":
-        from stage1_5.features.ecapa import EcapaExtractor
-
-        return EcapaExtractor(cfg.sources.ecapa, representations, savedir=cache_paths(cfg.output).models("ecapa"))
-    if source == "acoustic":
-        from stage1_5.features.acoustic import AcousticExtractor
-
-        return AcousticExtractor(cfg.sources.acoustic, representations)
-    raise FeatureError(f"unknown feature source {source!r}; expected one of {', '.join(AUDIO_SOURCES)}")
-
-
-def enabled_sources(cfg: "Stage15Config") -> list[str]:
-    names = [s for s in AUDIO_SOURCES if getattr(cfg.sources, s).enabled]
-    return names + ([EXTERNAL] if cfg.sources.external else [])
-
-
-def _batch_size(cfg: "Stage15Config", source: str) -> int:
-    return int(getattr(getattr(cfg.sources, source), "batch_size", 16))
+    """The extractor of a registered `source` restricted to `representations` (None = all configured)."""
+    spec = _registered(source)
+    factory = spec.extractor if callable(spec.extractor) else pkgutil.resolve_name(spec.extractor)
+    kwargs = {"savedir": cache_paths(cfg.output).models(spec.name)} if spec.model_dir else {}
+    extractor = factory(spec.settings(cfg), representations, **kwargs)
+    if extractor.source != spec.name:
+        raise FeatureError(f"source {spec.name!r}: its extractor says it computes source {extractor.source!r}")
+    return extractor
 
 
 # ----------------------------------------------------------------------------- memory / progress
@@ -204,12 +195,13 @@ def extract_source(
     store: FeatureStore,
     *,
     batch_size: int,
-    store_dtype: str = "float32",
-    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    store_dtype: str,
+    chunk_size: int,
     force: bool = False,
     progress: bool = True,
 ) -> tuple[dict[str, np.ndarray], ExtractionStats]:
-    """Vectors of one extractor's representations for the whole dataset, through the store."""
+    """Vectors of one extractor's representations for the whole dataset, through the store
+    (`store_dtype`, `chunk_size`: `output.feature_dtype`, `output.feature_chunk_size`)."""
     names = extractor.representation_names()
     utts = dataset.utterances
     ids = utts.ids
@@ -286,10 +278,13 @@ def _plan(
     external_names: Sequence[str],
 ) -> dict[str, list[str] | None]:
     """source → representations to compute (None = all configured), checking every name."""
-    chosen = enabled_sources(cfg) if sources is None else list(dict.fromkeys(sources))
-    for source in chosen:
-        if source not in SOURCES:
-            raise FeatureError(f"unknown feature source {source!r}; expected one of {', '.join(SOURCES)}")
+    if sources is None:
+        chosen = [spec.name for spec in enabled_sources(cfg)] + ([EXTERNAL] if cfg.sources.external else [])
+    else:
+        chosen = list(dict.fromkeys(sources))
+        for source in chosen:
+            if source != EXTERNAL:
+                _registered(source)
     if representations is None:
         return {source: None for source in chosen}
     plan: dict[str, list[str]] = {}
@@ -297,11 +292,13 @@ def _plan(
         if name in external_names and EXTERNAL in chosen:
             plan.setdefault(EXTERNAL, []).append(name)
             continue
-        source = name.split(":", 1)[0]
-        if ":" not in name or source not in AUDIO_SOURCES:
-            raise FeatureError(f"representation {name!r}: expected 'source:name' with source one of {', '.join(AUDIO_SOURCES)}, or a column of sources.external")
+        source = source_of(name)
+        spec = source_spec(source)
+        if ":" not in name or spec is None:
+            names = ", ".join(spec.name for spec in all_sources())
+            raise FeatureError(f"representation {name!r}: expected 'source:name' with source one of {names}, or a column of sources.external")
         if source not in chosen:
-            why = f"disabled in the config (sources.{source}.enabled)" if sources is None else "not among the requested sources"
+            why = f"disabled in the config ({spec.key}.enabled)" if sources is None else "not among the requested sources"
             raise FeatureError(f"representation {name!r}: source {source!r} is {why}")
         plan.setdefault(source, []).append(name)
     return {source: plan[source] for source in chosen if source in plan}
@@ -315,13 +312,12 @@ def extract_features(
     representations: set[str] | None = None,
     progress: bool = True,
     force: bool = False,
-    store_dtype: str = "float32",
-    chunk_size: int = DEFAULT_CHUNK_SIZE,
 ) -> FeatureSet:
     """Vectors for every enabled source (or `sources`), restricted to `representations` when given.
 
-    Results live in `<cfg.output.cache_dir>/features/`; `force=True` recomputes instead of reading
-    the store. An audio source on a dataset without audio is an error when asked for by name, and is
+    Results live in the feature store under `output.cache_dir`, as `output.feature_dtype`, written in
+    chunks of `output.feature_chunk_size` utterances; `force=True` recomputes instead of reading the
+    store. An audio source on a dataset without audio is an error when asked for by name, and is
     skipped with a warning when it is only enabled in the config.
     """
     ids = dataset.utterances.ids
@@ -362,9 +358,9 @@ def extract_features(
             extractor,
             dataset,
             store,
-            batch_size=_batch_size(cfg, source),
-            store_dtype=store_dtype,
-            chunk_size=chunk_size,
+            batch_size=_registered(source).settings(cfg).batch_size,
+            store_dtype=cfg.output.feature_dtype,
+            chunk_size=cfg.output.feature_chunk_size,
             force=force,
             progress=progress,
         )

@@ -25,15 +25,12 @@ import re
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Iterator, Mapping, Sequence, get_args
 
 import numpy as np
+from filelock import FileLock
 
-try:
-    import fcntl
-except ImportError:  # pragma: no cover - Windows
-    fcntl = None  # type: ignore[assignment]
-
+from stage1_5.config import FeatureDtype
 from stage1_5.errors import FeatureError
 from stage1_5.hashing import json_digest, text_digest
 from stage1_5.io import atomic_open, atomic_write_json
@@ -41,8 +38,7 @@ from stage1_5.io import atomic_open, atomic_write_json
 STORE_FORMAT = 1
 """Bump when the on-disk layout changes; it is part of every key."""
 
-STORE_DTYPES = ("float32", "float16")
-DEFAULT_CHUNK_SIZE = 256
+STORE_DTYPES = get_args(FeatureDtype)
 META = "meta.json"
 
 
@@ -130,21 +126,15 @@ class StoreEntry:
     def lock(self) -> Iterator["StoreEntry"]:
         """Hold an exclusive lock on the entry while computing it, so that two runs sharing the cache
         (a `stage1_5 run` and a gate session) never write one entry at once; the second waits, then
-        finds it complete. The OS drops the lock of a killed process. Temporary files a killed writer
-        left behind are removed. Without `fcntl` (Windows) the lock is a no-op."""
-        with open(self.path / ".lock", "a") as fh:
-            if fcntl is not None:
-                fcntl.flock(fh, fcntl.LOCK_EX)
-            try:
-                for tmp in self.path.glob(".*.tmp"):
-                    with contextlib.suppress(FileNotFoundError):
-                        tmp.unlink()
-                fresh = json.loads((self.path / META).read_text(encoding="utf-8"))
-                self.meta = fresh
-                yield self
-            finally:
-                if fcntl is not None:
-                    fcntl.flock(fh, fcntl.LOCK_UN)
+        finds it complete. `filelock` locks with flock on Unix (the OS drops the lock of a killed
+        process; the `.lock` file stays, since unlinking a flock file races a waiter) and with msvcrt
+        on Windows. Temporary files a killed writer left behind are removed."""
+        with FileLock(self.path / ".lock"):
+            for tmp in self.path.glob(".*.tmp"):
+                with contextlib.suppress(FileNotFoundError):
+                    tmp.unlink()
+            self.meta = json.loads((self.path / META).read_text(encoding="utf-8"))
+            yield self
 
     def missing_chunks(self) -> list[int]:
         if self.complete:
@@ -287,7 +277,7 @@ class FeatureStore:
         key: StoreKey,
         representations: Sequence[str],
         utt_ids: Sequence[str],
-        chunk_size: int = DEFAULT_CHUNK_SIZE,
+        chunk_size: int,
     ) -> StoreEntry:
         """The entry for exactly `representations`: resumed if it exists (keeping its chunk size), else created."""
         if chunk_size < 1:

@@ -18,25 +18,23 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
 
-from stage1_5.decision.rules import BACKBONE, Decision, Level, fmt_p, is_missing
+from stage1_5.decision.rules import Decision, Level, fmt_p, is_missing
 from stage1_5.io import atomic_write_bytes
-from stage1_5.report.layout import FIGURES, ordered, source_sort_key
+from stage1_5.report.layout import FIGURES, ordered
+from stage1_5.sources import decides, deciding_label, source_sort_key, source_spec, source_style
 
 LEVEL_COLOURS = {Level.GO: "#2e7d32", Level.CONDITIONAL: "#f9a825", Level.NOGO: "#c62828"}
 LEVEL_SHORT = {Level.GO: "GO", Level.CONDITIONAL: "COND", Level.NOGO: "NOGO"}
 # gate cell colours: passes GO, passes only the conditional gate, fails, not gated (context)
 CELL_GO, CELL_COND, CELL_FAIL, CELL_CONTEXT = "#a5d6a7", "#ffe082", "#ef9a9a", "#e3eaf2"
-SOURCE_COLOURS = {"backbone": "#1f4e9c", "ssl": "#7b3fa0", "ecapa": "#00897b", "acoustic": "#6d4c41"}
-SOURCE_MARKERS = {"backbone": "o", "ssl": "s", "ecapa": "^", "acoustic": "D"}
-_OTHER_COLOUR, _OTHER_MARKER = "#555555", "P"
 
 
 def _source_colour(source: str) -> str:
-    return SOURCE_COLOURS.get(source, _OTHER_COLOUR)
+    return source_style(source)[0]
 
 
 def _source_marker(source: str) -> str:
-    return SOURCE_MARKERS.get(source, _OTHER_MARKER)
+    return source_style(source)[1]
 
 
 def _save(fig: Figure, path: str | Path) -> Path:
@@ -111,9 +109,8 @@ def plot_metric_heatmap(
             ax.add_patch(_cell(j, i, colour))
             ax.text(j, i, text, ha="center", va="center", fontsize=9)
         level = decision.levels[rep]
-        role = decision.roles.get(rep, BACKBONE)
         ax.add_patch(_cell(m - 1, i, LEVEL_COLOURS[level]))
-        label = LEVEL_SHORT[level] + (" (ref)" if role != BACKBONE else "")
+        label = LEVEL_SHORT[level] + ("" if decides(str(row["source"])) else " (ref)")
         ax.text(m - 1, i, label, ha="center", va="center", fontsize=9, color="white", fontweight="bold")
 
     ax.set_xlim(-0.5, m - 0.5)
@@ -204,12 +201,15 @@ def plot_f1_by_layer(
     *,
     layer_order: Optional[Mapping[str, Sequence[str]]] = None,
 ) -> Path:
-    """Accent F1 (95% CI band) per layer with the GO / conditional / NOGO lines; backbone left, references right."""
+    """Accent F1 (95% CI band) per layer with the GO / conditional / NOGO lines; deciding sources
+    (the backbone) left, references right."""
     rows = ordered(metrics, layer_order)
     t = decision.thresholds
-    backbone = rows[rows["source"] == BACKBONE]
-    refs = rows[rows["source"] != BACKBONE]
-    panels = [(p, df) for p, df in (("Backbone (decides)", backbone), ("References (diagnose only)", refs)) if len(df)]
+    deciding = rows["source"].map(lambda src: decides(str(src))).astype(bool)
+    deciders, refs = rows[deciding], rows[~deciding]
+    titles = [spec.title for src in dict.fromkeys(deciders["source"]) if (spec := source_spec(str(src))) is not None]
+    decider = " + ".join(titles) or deciding_label().capitalize()
+    panels = [(p, df) for p, df in ((f"{decider} (decides)", deciders), ("References (diagnose only)", refs)) if len(df)]
     if not panels:
         panels = [("No representations", rows)]
     widths = [max(len(df), 2) for _, df in panels]
@@ -243,7 +243,7 @@ def plot_f1_by_layer(
     ] + [Line2D([], [], color=c, marker="o", linestyle="", label=f"{lv.value}") for lv, c in LEVEL_COLOURS.items()]
     fig.legend(handles=legend, loc="lower center", ncol=6 if width >= 11 else 3, fontsize=8, frameon=False)
     strict = " (strict: gates test the CI low)" if t.get("strict") else ""
-    none = " (no backbone layer evaluated)" if backbone.empty else ""
+    none = f" (no {deciding_label()} layer evaluated)" if deciders.empty else ""
     fig.suptitle(f"Accent F1 by layer — decision: {decision.decision.value}{none}{strict}", fontsize=12)
     fig.tight_layout(rect=(0, 0.06 if width >= 11 else 0.1, 0.97, 1))
     return _save(fig, path)
@@ -309,11 +309,11 @@ def plot_leakage_vs_f1(metrics: pd.DataFrame, decision: Decision, path: str | Pa
     ax.axhline(0, color="grey", linewidth=0.8)
     ax.set_xlim(0, 1.0)
     ax.set_ylim(y_lo, y_hi)
-    # label every backbone layer, the best one, single-layer references, and the top layer of each other source
+    # label every deciding (backbone) layer, the best one, single-layer references, and the top layer of each other source
     top_ref = {}
     for i, (_, row) in enumerate(rows.iterrows()):
         src = str(row["source"])
-        if ok[i] and src != BACKBONE and (src not in top_ref or xs[i] > xs[top_ref[src]]):
+        if ok[i] and not decides(src) and (src not in top_ref or xs[i] > xs[top_ref[src]]):
             top_ref[src] = i
     labels = []
     for i, (_, row) in enumerate(rows.iterrows()):
@@ -325,8 +325,8 @@ def plot_leakage_vs_f1(metrics: pd.DataFrame, decision: Decision, path: str | Pa
             [xs[i]], [ys[i]], s=220 if best else 70, marker="*" if best else _source_marker(src),
             facecolor=LEVEL_COLOURS[decision.levels[rep]], edgecolor=_source_colour(src), linewidth=1.5, zorder=3,
         )  # fmt: skip
-        if src == BACKBONE or best or top_ref.get(src) == i:
-            name = str(row["layer"]) if src == BACKBONE else f"{src}:{row['layer']}"
+        if decides(src) or best or top_ref.get(src) == i:
+            name = str(row["layer"]) if decides(src) else f"{src}:{row['layer']}"
             labels.append((xs[i], ys[i], name, _source_colour(src), best))
     handles, _ = ax.get_legend_handles_labels()
     present = sorted({str(s) for s in rows["source"]}, key=source_sort_key)
@@ -338,7 +338,7 @@ def plot_leakage_vs_f1(metrics: pd.DataFrame, decision: Decision, path: str | Pa
     ax.set_ylabel("Speaker leakage A→S: excess over chance (pp)")
     ax.grid(alpha=0.3)
     title = "Leakage vs accent F1 (regions ignore text drop and p; fill = level, outline/shape = source)"
-    if any(str(src) != BACKBONE for src in rows["source"]):
+    if not all(decides(str(src)) for src in rows["source"]):
         title += "\nreference sources with several layers: only their best layer is labelled"
     missing = [str(r) for r, good in zip(rows["representation"], ok) if not good]
     if missing:

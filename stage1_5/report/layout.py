@@ -1,14 +1,15 @@
-"""Row order and file names shared by the figures and the Markdown report, so both read the same way."""
+"""Row order and file names shared by the figures and the Markdown report, so both read the same way.
+
+Source order and each source's natural layer order come from the registry (`stage1_5.sources`).
+"""
 
 from __future__ import annotations
 
-import re
 from typing import Mapping, Optional, Sequence
 
 import pandas as pd
 
-SOURCE_ORDER = ("backbone", "ssl", "ecapa", "acoustic")
-"""Known sources first, in this order; any other (user-supplied) source follows alphabetically."""
+from stage1_5.sources import layer_sort_key, source_sort_key
 
 FIGURES = {
     "heatmap": "metrics_heatmap.png",
@@ -18,30 +19,13 @@ FIGURES = {
 }
 """File names of the four figures under artifacts/analysis/."""
 
-_BACKBONE_RANK = {"text_encoder_out": 0, "pre_vocoder": 2}
-
-
-def _natural(text: str) -> tuple:
-    return tuple(int(p) if p.isdigit() else p for p in re.split(r"(\d+)", text))
-
-
-def layer_sort_key(source: str, layer: str) -> tuple:
-    """Natural depth order: for the backbone text_encoder_out, decoder_block_NN ascending, pre_vocoder."""
-    if source == "backbone":
-        rank = _BACKBONE_RANK.get(layer, 1 if layer.startswith("decoder_block_") else 3)
-        return (rank, _natural(layer))
-    return (0, _natural(layer))
-
-
-def source_sort_key(source: str) -> tuple:
-    return (SOURCE_ORDER.index(source), "") if source in SOURCE_ORDER else (len(SOURCE_ORDER), source)
-
 
 def ordered(metrics: pd.DataFrame, layer_order: Optional[Mapping[str, Sequence[str]]] = None) -> pd.DataFrame:
-    """Rows grouped by source (SOURCE_ORDER) and in layer depth order within a source.
+    """Rows grouped by source (registry order, then other sources alphabetically) and in layer depth
+    order within a source.
 
-    `layer_order` maps a source to its configured layer list (e.g. backbone -> cfg.sources.backbone.layers);
-    layers named there come in that order, any others after them in natural order.
+    `layer_order` maps a source to its configured layer list (`stage1_5.sources.configured_layer_order`);
+    layers named there come in that order, any others after them in the source's natural order.
     """
     layer_order = layer_order or {}
 

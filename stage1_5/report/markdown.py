@@ -14,8 +14,17 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 
 import pandas as pd
 
-from stage1_5.decision.rules import BACKBONE, Decision, Level, fmt_f1, fmt_p, fmt_pp, is_missing
+from stage1_5.decision.rules import Decision, Level, fmt_f1, fmt_p, fmt_pp, is_missing
 from stage1_5.report.layout import FIGURES, ordered
+from stage1_5.sources import (
+    all_sources,
+    configured_layer_order,
+    deciding_label,
+    decides,
+    reference_label,
+    role_of,
+    source_of,
+)
 
 TABLE_HEADER = "| Layer | Accent F1 [95% CI] | Leak A→S | Text Drop | p | Level |"
 ANALYSIS_LINK = "../artifacts/analysis"
@@ -106,7 +115,7 @@ def _f1_ci(row: Mapping[str, Any]) -> str:
 def _level_text(decision: Decision, rep: str) -> str:
     level = decision.levels[rep]
     text = level.value
-    if decision.roles.get(rep) != BACKBONE:
+    if not decides(source_of(rep)):
         text += " (reference)"
     if decision.assessments[rep].borderline:
         text += " · borderline"
@@ -125,8 +134,7 @@ def results_table(metrics: pd.DataFrame, decision: Decision, layer_order=None) -
     for _, row in ordered(metrics, layer_order).iterrows():
         if row["source"] != current:
             current = row["source"]
-            role = "decides" if current == BACKBONE else "reference"
-            lines.append(f"| **{_cell(current)}** ({role}) | | | | | |")
+            lines.append(f"| **{_cell(current)}** ({role_of(str(current)).value}) | | | | | |")
         rep = row["representation"]
         lines.append(
             f"| {_layer_cell(row, decision.best_representation)} | {_f1_ci(row)} | {fmt_pp(row['leak_excess_pp'])} "
@@ -167,7 +175,7 @@ def _dataset_section(facts: DatasetFacts) -> List[str]:
 
 
 def _decision_section(decision: Decision) -> List[str]:
-    best = "none (no backbone layer evaluated)"
+    best = f"none (no {deciding_label()} layer evaluated)"
     if decision.best_representation:
         best = f"`{decision.best_representation}`"
     lines = [
@@ -186,16 +194,16 @@ def _decision_section(decision: Decision) -> List[str]:
             f"(F1 in [{fmt_f1(t['nogo_f1'])}, {fmt_f1(t['min_f1_conditional'])}): "
             "more speakers may lift them)"
         )
-    lines += ["", "Only backbone layers decide; references (ssl, ecapa, acoustic, your own) only diagnose a NOGO."]
+    lines += ["", f"Only {deciding_label()} layers decide; references ({reference_label()}, your own) only diagnose a NOGO."]
     lines.append("")
     return lines
 
 
 def _gate_details(metrics: pd.DataFrame, decision: Decision, layer_order=None) -> List[str]:
-    lines = ["### Why each backbone layer sits where it does", ""]
-    reps = [r for r in ordered(metrics, layer_order)["representation"] if decision.roles.get(r) == BACKBONE]
+    lines = [f"### Why each {deciding_label()} layer sits where it does", ""]
+    reps = [r for r in ordered(metrics, layer_order)["representation"] if decides(source_of(r))]
     if not reps:
-        return lines + ["No backbone layer was evaluated.", ""]
+        return lines + [f"No {deciding_label()} layer was evaluated.", ""]
     for rep in reps:
         a = decision.assessments[rep]
         lines.append(f"- `{rep}` — {a.level.value}: {'; '.join(a.reasons)}")
@@ -246,11 +254,12 @@ def _label_map_text(label_map: Union[Mapping[str, int], Sequence[str]]) -> str:
 def _repro_section(
     config: Any, facts: DatasetFacts, device: str, label_map: Any, versions: Mapping[str, str], t: Mapping[str, Any]
 ) -> List[str]:
-    src, probes = config.sources, config.probes
+    probes = config.probes
+    sections = [(spec, spec.settings(config)) for spec in all_sources()]
+    inits = "".join(f"; {spec.name} init {settings.seed}" for spec, settings in sections if hasattr(settings, "seed"))
     seeds = (
         f"run {config.seed}; probes {probes.seed} ({probes.seeds} fold seeds, {probes.permutations} permutations, "
-        f"{probes.bootstrap} bootstrap resamples); backbone init {src.backbone.seed}; ssl init {src.ssl.seed}; "
-        f"ecapa init {src.ecapa.seed}"
+        f"{probes.bootstrap} bootstrap resamples){inits}"
     )
     lines = [
         "## Reproducibility",
@@ -262,9 +271,13 @@ def _repro_section(
         f"| Device | {_cell(device)} |",
         f"| Seeds | {seeds} |",
         f"| Label map | {_label_map_text(label_map)} |",
-        f"| Backbone | `{_cell(src.backbone.checkpoint)}` ({'enabled' if src.backbone.enabled else 'disabled'}) |",
-        f"| SSL | `{_cell(src.ssl.model)}` ({'enabled' if src.ssl.enabled else 'disabled'}) |",
-        f"| ECAPA | `{_cell(src.ecapa.model)}` ({'enabled' if src.ecapa.enabled else 'disabled'}) |",
+    ]
+    lines += [
+        f"| {spec.title} | `{_cell(getattr(settings, spec.weights))}` ({'enabled' if settings.enabled else 'disabled'}) |"
+        for spec, settings in sections
+        if spec.weights is not None
+    ]
+    lines += [
         f"| Thresholds | {_thresholds_line(t)} |",
         "",
         "| Package | Version |",
@@ -289,7 +302,7 @@ def render_report(
     """The whole report as Markdown.
 
     dataset: `DatasetFacts` or the dataset layer's `Dataset` (read duck-typed).
-    config: the resolved `Stage15Config` (hash, seeds, checkpoints, backbone layer order).
+    config: the resolved `Stage15Config` (hash, seeds, checkpoints, configured layer order).
     figures: key (see `layout.FIGURES`) -> link relative to report/; default: all four under ../artifacts/analysis.
     versions: package -> version; default `package_versions()`.
     probe_notes: protocol fallbacks the probes took (e.g. no inner CV possible), listed under the results.
@@ -298,7 +311,7 @@ def render_report(
     if figures is None:
         figures = {k: f"{ANALYSIS_LINK}/{name}" for k, name in FIGURES.items()}
     versions = package_versions() if versions is None else versions
-    layer_order = {BACKBONE: list(config.sources.backbone.layers)}
+    layer_order = configured_layer_order(config)
     verdict = {Level.GO: "GO", Level.CONDITIONAL: "conditional GO", Level.NOGO: "NOGO"}[decision.decision]
 
     lines = [f"# Stage 1.5 accent probing report — {_cell(config.name)}", ""]

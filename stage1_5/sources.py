@@ -1,0 +1,239 @@
+"""The feature sources, one `SourceSpec` each: the one place that says what a source is.
+
+Extraction (which extractor computes `source:layer` vectors), the gates' parametrisation, the
+decision's roles, the report's row order and wording and the figures' colours all read this table.
+Adding a source (a Whisper encoder reference, a second TTS backbone) is its extractor module, its
+config section (`stage1_5.config.SourcesConfig`) and one entry in `BUILTIN_SOURCES`.
+
+A low module (it imports only the config), so that decision/ and report/ may read it. Extractors are
+named by import path ("module:attribute") and resolved by `stage1_5.features.extract` when a source is
+extracted: the registry never imports the heavy extractor modules.
+
+Sources that are not registered (columns of `sources.external` files such as `mymodel:layer_03`) are
+references, ordered after the registered sources, drawn in a neutral colour.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from dataclasses import dataclass
+from enum import Enum
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional, Union
+
+from stage1_5.config import TINY_RANDOM
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+    from stage1_5.config import Stage15Config
+
+
+class Role(str, Enum):
+    """What a source's layers do in the decision (DESIGN §5); the value is the report's wording."""
+
+    DECIDES = "decides"
+    REFERENCE = "reference"
+
+
+def _natural(text: str) -> tuple:
+    """'layer_10' after 'layer_2': digit runs compare as numbers."""
+    return tuple(int(p) if p.isdigit() else p for p in re.split(r"(\d+)", text))
+
+
+def natural_layer_key(layer: str) -> tuple:
+    return (0, _natural(layer))
+
+
+def backbone_depth_key(layer: str) -> tuple:
+    """Qwen3-TTS aliases in network depth: text_encoder_out, decoder_block_NN ascending, pre_vocoder, then raw module paths."""
+    rank = {"text_encoder_out": 0, "pre_vocoder": 2}.get(layer, 1 if layer.startswith("decoder_block_") else 3)
+    return (rank, _natural(layer))
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """One feature source.
+
+    name: the representation prefix (`<name>:<layer>`), the CLI subcommand and, by default, the config section.
+    title: how the report names it ("SSL").
+    extractor: "module:attribute" (or the callable itself) building the extractor as
+        `extractor(settings, representations)`, `settings` being the source's config section.
+    role: DECIDES (its layers make the decision) or REFERENCE (diagnoses a NOGO only).
+    order: report and figure order (ascending).
+    colour, marker: how the figures draw it.
+    weights: the settings field naming the weights; 'tiny-random' there adds a not-scientific caveat.
+    layers: the settings field listing its layers: their order is the report's row order, and a deciding
+        source's gates are parametrised over them without loading a model (references need none).
+    model_dir: the extractor keeps model files under `<cache_dir>/models/<name>` (passed as a third
+        argument, `savedir=`).
+    layer_key: natural order of layers the config does not list.
+    section: the attribute of `cfg.sources` holding its settings (default: `name`).
+    """
+
+    name: str
+    title: str
+    extractor: Union[str, Callable[..., Any]]
+    role: Role
+    order: int
+    colour: str
+    marker: str
+    weights: Optional[str] = None
+    layers: Optional[str] = None
+    model_dir: bool = False
+    layer_key: Callable[[str], tuple] = natural_layer_key
+    section: Optional[str] = None
+
+    @property
+    def decides(self) -> bool:
+        return self.role is Role.DECIDES
+
+    def settings(self, cfg: "Stage15Config") -> "BaseModel":
+        """The source's config section (`cfg.sources.<section>`): a pydantic model with at least
+        `enabled` and `batch_size`, handed to its extractor."""
+        return getattr(cfg.sources, self.section or self.name)
+
+    def enabled(self, cfg: "Stage15Config") -> bool:
+        return bool(self.settings(cfg).enabled)
+
+    @property
+    def key(self) -> str:
+        """Dotted config key of its section, for messages: 'sources.ssl'."""
+        return f"sources.{self.section or self.name}"
+
+    def random_weights(self, cfg: "Stage15Config") -> bool:
+        return self.weights is not None and getattr(self.settings(cfg), self.weights) == TINY_RANDOM
+
+    def configured_layers(self, cfg: "Stage15Config") -> Optional[list[str]]:
+        """The layers its config lists, in that order; None when it lists none ('all', or no such field)."""
+        layers = getattr(self.settings(cfg), self.layers) if self.layers else None
+        return list(layers) if isinstance(layers, list) else None
+
+
+BUILTIN_SOURCES = (
+    SourceSpec(
+        name="backbone", title="Backbone", extractor="stage1_5.features.backbone:BackboneExtractor",
+        role=Role.DECIDES, order=0, colour="#1f4e9c", marker="o", weights="checkpoint", layers="layers",
+        layer_key=backbone_depth_key,
+    ),
+    SourceSpec(
+        name="ssl", title="SSL", extractor="stage1_5.features.ssl:SSLExtractor",
+        role=Role.REFERENCE, order=10, colour="#7b3fa0", marker="s", weights="model",
+    ),
+    SourceSpec(
+        name="ecapa", title="ECAPA", extractor="stage1_5.features.ecapa:EcapaExtractor",
+        role=Role.REFERENCE, order=20, colour="#00897b", marker="^", weights="model", model_dir=True,
+    ),
+    SourceSpec(
+        name="acoustic", title="Acoustic", extractor="stage1_5.features.acoustic:AcousticExtractor",
+        role=Role.REFERENCE, order=30, colour="#6d4c41", marker="D",
+    ),
+)  # fmt: skip
+"""The sources stage1_5 ships. The Qwen3-TTS backbone decides; SSL, ECAPA and acoustic features are references."""
+
+UNREGISTERED_COLOUR, UNREGISTERED_MARKER = "#555555", "P"
+"""How the figures draw a source nobody registered (an external file's own prefix)."""
+
+_registry: dict[str, SourceSpec] = {spec.name: spec for spec in BUILTIN_SOURCES}
+
+
+@contextlib.contextmanager
+def registered(*specs: SourceSpec) -> Iterator[tuple[SourceSpec, ...]]:
+    """Add `specs` to the registry for the duration of the block (a plugin's or a test's own source).
+
+    A name that is already registered is refused: a source never silently replaces another.
+    """
+    names = [spec.name for spec in specs]
+    taken = [name for i, name in enumerate(names) if name in _registry or name in names[:i]]
+    if taken:
+        raise ValueError(f"feature source {taken[0]!r} is already registered")
+    _registry.update({spec.name: spec for spec in specs})
+    try:
+        yield specs
+    finally:
+        for spec in specs:
+            _registry.pop(spec.name, None)
+
+
+def all_sources() -> list[SourceSpec]:
+    """Every registered source, in report order."""
+    return sorted(_registry.values(), key=lambda spec: (spec.order, spec.name))
+
+
+def source_spec(name: str) -> Optional[SourceSpec]:
+    """The registered source called `name`, or None (e.g. an external file's prefix)."""
+    return _registry.get(name)
+
+
+def source_of(representation: str) -> str:
+    """'ssl' for 'ssl:layer_06': the source is the name's prefix."""
+    return representation.partition(":")[0]
+
+
+def enabled_sources(cfg: "Stage15Config") -> list[SourceSpec]:
+    """Registered sources whose config section is enabled, in report order."""
+    return [spec for spec in all_sources() if spec.enabled(cfg)]
+
+
+def role_of(source: str) -> Role:
+    """A registered source's role; any other source (an external file's prefix) is a reference."""
+    spec = source_spec(source)
+    return spec.role if spec is not None else Role.REFERENCE
+
+
+def decides(source: str) -> bool:
+    return role_of(source) is Role.DECIDES
+
+
+def deciding_sources() -> list[str]:
+    """Names of the sources whose layers make the decision (the backbone), in report order."""
+    return [spec.name for spec in all_sources() if spec.decides]
+
+
+def deciding_label() -> str:
+    """How sentences name the deciding sources: 'backbone' (or 'backbone or tts2')."""
+    return " or ".join(deciding_sources()) or "deciding"
+
+
+def reference_label() -> str:
+    """The registered references, for sentences: 'ssl, ecapa, acoustic'."""
+    return ", ".join(spec.name for spec in all_sources() if not spec.decides)
+
+
+def source_sort_key(source: str) -> tuple:
+    """Registered sources in their order, then any other source alphabetically."""
+    spec = source_spec(source)
+    return (0, spec.order, source) if spec is not None else (1, 0, source)
+
+
+def layer_sort_key(source: str, layer: str) -> tuple:
+    spec = source_spec(source)
+    return spec.layer_key(layer) if spec is not None else natural_layer_key(layer)
+
+
+def source_style(source: str) -> tuple[str, str]:
+    """(colour, marker) of a source in the figures."""
+    spec = source_spec(source)
+    return (spec.colour, spec.marker) if spec is not None else (UNREGISTERED_COLOUR, UNREGISTERED_MARKER)
+
+
+def configured_layer_order(cfg: "Stage15Config") -> dict[str, list[str]]:
+    """source → the layers its config lists, in that order (the report's row order within a source)."""
+    order = {spec.name: spec.configured_layers(cfg) for spec in all_sources()}
+    return {name: layers for name, layers in order.items() if layers is not None}
+
+
+def random_weights_caveats(cfg: "Stage15Config") -> list[str]:
+    """Why the enabled sources make the run not a scientific result: randomly initialised weights.
+
+    A deciding source gets its own sentence ("the backbone has randomly initialised weights (checkpoint
+    'tiny-random')"); references share one ("reference source(s) ssl, ecapa have ...").
+    """
+    random = [spec for spec in enabled_sources(cfg) if spec.random_weights(cfg)]
+    out = [f"the {s.name} has randomly initialised weights ({s.weights} '{TINY_RANDOM}')" for s in random if s.decides]
+    refs = [s for s in random if not s.decides]
+    if refs:
+        fields = " / ".join(dict.fromkeys(str(s.weights) for s in refs))
+        names = ", ".join(s.name for s in refs)
+        out.append(f"reference source(s) {names} have randomly initialised weights ({fields} '{TINY_RANDOM}')")
+    return out
