@@ -7,7 +7,7 @@ dotted key. Paths in the file are taken relative to the current working director
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal, Optional, Union
+from typing import Any, Literal, Mapping, Optional, Union
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, model_validator
@@ -26,13 +26,35 @@ class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
+class RecordingProbeConfig(StrictModel):
+    """The recording-confound probe: the project's speaker-disjoint accent probe fitted on per-file
+    recording statistics (sample rate, codec, level, noise floor, bandwidth, ...) instead of features."""
+
+    seeds: int = Field(3, ge=1, description="Repetitions of the outer CV.")
+    permutations: int = Field(199, ge=1, description="Speaker-level permutations; need 1/(1+B) < experiment.alpha.")
+    outer_folds: int = Field(5, ge=2, description="Grouped speaker folds; accents with fewer speakers use one speaker per accent per fold.")
+    utterances_per_speaker: int = Field(4, ge=1, description="Utterances probed per speaker (recording conditions are per speaker or session).")
+
+
 class DatasetConfig(StrictModel):
     path: str = Field(DEMO_DATASET, description="Folder or dataset.zip; 'demo' = the embedded demo set.")
     audio_required: bool = Field(True, description="False: audio may be absent (precomputed features only).")
     max_zip_uncompressed_bytes: int = Field(50 * 2**30, gt=0, description="Refuse zips that unpack to more.")
+    max_zip_inflation_ratio: float = Field(
+        100.0, gt=1, description="Refuse zips whose members inflate more than this many times (zip bombs), before extracting."
+    )
+    allow_symlinks_into: list[str] = Field(
+        default_factory=list, description="Folders that symbolic links in the dataset may lead into (e.g. a wav/ on another disk)."
+    )
     min_accents: int = Field(3, ge=2, description="Design minimum; fewer gives a warning, not an error.")
     min_speakers_per_accent: int = Field(8, ge=2)
     min_texts_per_speaker: int = Field(30, ge=1)
+    min_shared_texts: int = Field(
+        30, ge=1, description="Texts every accent should read; fewer (unless all texts are shared) is a text confound."
+    )
+    max_imbalance: float = Field(1.5, ge=1, description="Largest / smallest speakers or utterances per accent before a warning.")
+    confounds: Literal["warn", "error"] = Field("warn", description="'error': text and recording confounds stop the run (exit 2).")
+    recording_probe: RecordingProbeConfig = Field(default_factory=RecordingProbeConfig)
     min_duration_s: float = Field(0.1, gt=0, description="Shorter audio is an error (empty).")
     silence_dbfs: float = Field(-60.0, lt=0, description="RMS below this level is an error (silent).")
     clipped_fraction: float = Field(0.01, gt=0, le=1, description="More samples than this at full scale is an error.")
@@ -203,14 +225,18 @@ def _with_default_seed(model: type[BaseModel], data: dict[str, Any], seed: Any) 
     return out
 
 
+def error_text(error: Mapping[str, Any]) -> str:
+    """pydantic's message for one error, without its 'Value error, ' prefix; unknown keys said so."""
+    if error["type"] == "extra_forbidden":
+        return "unknown key"
+    return str(error["msg"]).removeprefix("Value error, ")
+
+
 def _format_validation_error(err: ValidationError, source: str) -> str:
     first = err.errors()[0]
     key = ".".join(str(p) for p in first["loc"]) or "<top level>"
-    msg = first["msg"]
-    if first["type"] == "extra_forbidden":
-        msg = "unknown key"
     more = f" (and {err.error_count() - 1} more)" if err.error_count() > 1 else ""
-    return f"{source}: {key}: {msg}{more}"
+    return f"{source}: {key}: {error_text(first)}{more}"
 
 
 def config_from_dict(data: Any, source: str = "<config>") -> Stage15Config:

@@ -97,11 +97,14 @@ def deciding_representations(cfg: Stage15Config) -> list[str]:
 
 
 def dataset_stage(cfg: Stage15Config, progress: bool = True):
+    """Load and validate the dataset, then run the confound checks (text sharing, recording probe);
+    `dataset.confounds: error` stops here, before any model runs."""
     from stage1_5.data.dataset import load_dataset
+    from stage1_5.probes.confounds import check_confounds
 
-    return load_dataset(
-        cfg.dataset.path, cfg.dataset, work_dir=cache_paths(cfg.output).datasets, progress=progress
-    )
+    work_dir = cache_paths(cfg.output).datasets
+    dataset = load_dataset(cfg.dataset.path, cfg.dataset, work_dir=work_dir, progress=progress)
+    return check_confounds(dataset, cfg.dataset, alpha=cfg.experiment.alpha, work_dir=work_dir)
 
 
 def features_key(cfg: Stage15Config, dataset) -> str:
@@ -182,7 +185,7 @@ def probes_stage(
 def decision_stage(cfg: Stage15Config, dataset, probe_results):
     from stage1_5.decision import decide, scientific_caveats
 
-    caveats = scientific_caveats(cfg.sources, meets_minima=dataset.meets_minima)
+    caveats = scientific_caveats(cfg.sources, meets_minima=dataset.meets_minima) + dataset.confounds.caveats
     return decide(
         probe_results.metrics,
         cfg.experiment,

@@ -40,9 +40,6 @@ COMPUTING_LAYERS = frozenset({"backbone", "features", "probes"})
 
 KNOWN_VIOLATIONS = frozenset(
     {
-        # The data circle dataset → demo → synth → dataset: synth imports `write_metadata` from dataset.
-        # Fixed with the data parts of issue 11 (the file layout moves to data/layout.py).
-        ("stage1_5.data.synth", "stage1_5.data.dataset"),
         # decision/dummies.py imports probes.protocol (and so torch) only for METRIC_COLUMNS.
         # Fixed with the decision rewrite of issue 11.
         ("stage1_5.decision.dummies", "stage1_5.probes.protocol"),

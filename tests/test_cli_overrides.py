@@ -23,5 +23,5 @@ def test_an_option_named_unlike_its_field_is_named_as_given():
 
 
 def test_a_problem_no_option_touched_names_the_config_section():
-    with pytest.raises(ConfigError, match=r"^probes: Value error, outer_folds must be"):
+    with pytest.raises(ConfigError, match=r"^probes: outer_folds must be"):
         override(ProbeConfig.model_construct(outer_folds=1), {"seeds": 2}, key="probes")

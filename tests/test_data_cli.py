@@ -1,68 +1,127 @@
-"""`stage1_5 dataset validate|manifest|synth` through click's CliRunner on the real root group."""
+"""`stage1_5 dataset validate|manifest|synth|demo` through click's CliRunner on the real root group."""
 
 from __future__ import annotations
 
+import re
 import zipfile
 
+import yaml
 from click.testing import CliRunner
 
 from stage1_5.cli import cli
+from stage1_5.data.layout import DEMO_DATA
 from stage1_5.data.manifest import UtteranceSet
-from stage1_5.data.testing import dataset_rows, write_dataset, zip_folder
+from stage1_5.data.testing import audio_file, dataset_rows, write_dataset, zip_folder
 
 
 def run(*args):
     return CliRunner().invoke(cli, list(map(str, args)))
 
 
+def validate(path, tmp_path, *options):
+    return run("dataset", "validate", path, "--work-dir", tmp_path / "work", *options)
+
+
 def test_validate_bad_set_exits_2_with_one_line_naming_the_row(tmp_path):
     rows = dataset_rows()
     root = write_dataset(tmp_path / "ds", rows)
-    (root / rows[4]["rel_path"]).unlink()
-    result = run("dataset", "validate", root, "--work-dir", tmp_path / "work")
+    audio_file(root, rows[4]).unlink()
+    result = validate(root, tmp_path)
+    rel = rows[4]["rel_path"]
     assert result.exit_code == 2
     assert result.stderr.splitlines() == [
-        f"error: metadata.csv row 6 (utt_id={rows[4]['utt_id']}): audio file {rows[4]['rel_path']} not found"
+        f"error: metadata.csv row 6 (utt_id={rows[4]['utt_id']}): audio file {rel} not found (looked for wav/{rel} and {rel})"
     ]
 
 
-def test_validate_lists_every_problem_on_stdout(tmp_path):
-    rows = dataset_rows()
-    rows[1]["utt_id"] = rows[0]["utt_id"]
-    root = write_dataset(tmp_path / "ds", rows)
-    (root / rows[4]["rel_path"]).unlink()
-    result = run("dataset", "validate", root, "--work-dir", tmp_path / "work")
-    assert result.exit_code == 2 and "(and 1 more problem)" in result.stderr
-    assert "2 problem(s)" in result.stdout and "row 3" in result.stdout and "row 6" in result.stdout
+def test_validate_lists_every_problem_exactly_once(tmp_path):
+    rows = dataset_rows(speakers_per_accent=8)
+    for r in rows[:14]:
+        r["text_id"] = "t99"  # 14 rows with an unknown text: more than the 10 a run lists
+    root = write_dataset(tmp_path / "ds", rows, texts={"t01": "a", "t02": "b"})
+    result = validate(root, tmp_path)
+    assert result.exit_code == 2 and "(and 13 more problems)" in result.stderr
+    lines = (result.stdout + result.stderr).splitlines()
+    for r in rows[:14]:
+        assert sum(f"(utt_id={r['utt_id']})" in line for line in lines) == 1
+    assert "more not shown" not in result.stderr
 
 
-def test_validate_good_set_prints_summary_warnings_and_hash(tmp_path):
+def test_validate_good_set_prints_summary_confound_checks_warnings_and_hash(tmp_path):
     root = write_dataset(tmp_path / "ds")
-    result = run("dataset", "validate", root, "--work-dir", tmp_path / "work")
+    result = validate(root, tmp_path)
     assert result.exit_code == 0, result.output
     assert "content hash  " in result.stdout and "north" in result.stdout
+    assert "texts shared by every accent: 2 of 2" in result.stdout
+    assert "recording probe: accent F1" in result.stdout
     assert "warning: DATASET BELOW DESIGN MINIMA" in result.stdout
     assert "meets design minima: NO" in result.stdout
 
 
+def test_validate_warns_about_accents_recorded_at_48_and_16_khz(tmp_path):
+    root = write_dataset(tmp_path / "ds", dataset_rows(("NE", "SE"), 6, 3), sample_rate={"NE": 48000, "SE": 16000})
+    result = validate(root, tmp_path)
+    assert result.exit_code == 0, result.output
+    (line,) = [l for l in result.stdout.splitlines() if l.startswith("warning: RECORDING CONFOUND")]
+    f1 = float(re.search(r"accent is predictable from recording conditions alone: F1 (\d\.\d\d)", line).group(1))
+    assert f1 > 0.9
+    assert "from sample rate" in line and "accent NE was recorded at 48 kHz, SE at 16 kHz" in line
+
+
+def test_validate_warns_about_accents_reading_disjoint_texts(tmp_path):
+    rows = dataset_rows(("NE", "SE"), 2, 4)
+    rows = [r for r in rows if (r["accent"] == "NE") == (r["text_id"] in ("t01", "t02"))]
+    result = validate(write_dataset(tmp_path / "ds", rows), tmp_path)
+    assert result.exit_code == 0, result.output
+    assert ("warning: TEXT CONFOUND: the accents share 0 of 4 texts (< dataset.min_shared_texts=30): "
+            "NE reads 2 (2 only in NE), SE reads 2 (2 only in SE)") in result.stdout
+
+
+def test_confounds_error_exits_2_naming_the_confound(tmp_path):
+    rows = dataset_rows(("NE", "SE"), 2, 4)
+    rows = [r for r in rows if (r["accent"] == "NE") == (r["text_id"] in ("t01", "t02"))]
+    result = validate(write_dataset(tmp_path / "ds", rows), tmp_path, "--confounds", "error")
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error: TEXT CONFOUND: the accents share 0 of 4 texts")
+    assert "(dataset.confounds=error)" in result.stderr
+
+
+def test_validate_reads_the_dataset_section_of_a_config(tmp_path):
+    rows = dataset_rows(("NE", "SE"), 2, 4)
+    rows = [r for r in rows if (r["accent"] == "NE") == (r["text_id"] in ("t01", "t02"))]
+    root = write_dataset(tmp_path / "ds", rows)
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump({"dataset": {"confounds": "error"}, "output": {"cache_dir": str(tmp_path / "cache")}}))
+    result = run("dataset", "validate", root, "--config", config)
+    assert result.exit_code == 2 and "TEXT CONFOUND" in result.stderr
+    assert (tmp_path / "cache" / "datasets" / "file_index.json").is_file()
+
+
+def test_bad_dataset_option_names_the_option(tmp_path):
+    result = validate(write_dataset(tmp_path / "ds"), tmp_path, "--max-zip-ratio", 0.5)
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == ["error: --max-zip-ratio 0.5: Input should be greater than 1"]
+
+
 def test_validate_features_only_accepts_absent_audio(tmp_path):
     root = write_dataset(tmp_path / "ds", audio=False)
-    assert run("dataset", "validate", root, "--work-dir", tmp_path / "work").exit_code == 2
-    result = run("dataset", "validate", root, "--features-only", "--work-dir", tmp_path / "work")
+    assert validate(root, tmp_path).exit_code == 2
+    result = validate(root, tmp_path, "--features-only")
     assert result.exit_code == 0 and "no audio (features only)" in result.stdout
+    assert "recording conditions: not checked (no audio)" in result.stdout
 
 
 def test_zip_attack_exits_2_with_one_line(tmp_path):
     z = zip_folder(write_dataset(tmp_path / "ds"), tmp_path / "ds.zip")
     with zipfile.ZipFile(z, "a") as zf:
         zf.writestr("/etc/evil", "x")
-    result = run("dataset", "validate", z, "--work-dir", tmp_path / "work")
+    result = validate(z, tmp_path)
     assert result.exit_code == 2 and len(result.stderr.splitlines()) == 1 and "'/etc/evil'" in result.stderr
 
 
 def test_max_zip_bytes_option_is_applied(tmp_path):
     z = zip_folder(write_dataset(tmp_path / "ds"), tmp_path / "ds.zip")
-    result = run("dataset", "validate", z, "--max-zip-bytes", 100, "--work-dir", tmp_path / "work")
+    result = validate(z, tmp_path, "--max-zip-bytes", 100)
     assert result.exit_code == 2 and "more than 100 bytes" in result.stderr
 
 
@@ -80,10 +139,30 @@ def test_synth_writes_a_valid_zip(tmp_path):
                  "--strength", 0.5, "--seed", 4, "--zip")
     assert result.exit_code == 0, result.output
     assert (tmp_path / "syn.zip").is_file()
-    check = run("dataset", "validate", tmp_path / "syn.zip", "--work-dir", tmp_path / "work")
+    check = validate(tmp_path / "syn.zip", tmp_path)
     assert check.exit_code == 0 and "acc02" in check.stdout
 
 
 def test_synth_rejects_strength_for_espeak_in_one_line(tmp_path):
     result = run("dataset", "synth", tmp_path / "x", "--engine", "espeak", "--strength", 1)
-    assert result.exit_code == 2 and len(result.stderr.splitlines()) == 1 and not (tmp_path / "x").exists()
+    assert result.exit_code == 2 and not (tmp_path / "x").exists()
+    assert result.stderr.splitlines() == ["error: --strength applies to the procedural engine only (espeak accents are real)"]
+
+
+def test_synth_bad_count_names_the_option(tmp_path):
+    result = run("dataset", "synth", tmp_path / "x", "--speakers-per-accent", 0)
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == ["error: --speakers-per-accent 0: Input should be greater than or equal to 1"]
+
+
+def test_demo_prints_where_the_embedded_set_lives():
+    result = run("dataset", "demo")
+    assert result.exit_code == 0 and result.stdout.strip() == str(DEMO_DATA)
+
+
+def test_demo_regenerates_byte_for_byte(tmp_path):
+    result = run("dataset", "demo", "--regenerate", "--out", tmp_path / "demo")
+    assert result.exit_code == 0, result.output
+    fresh = {p.relative_to(tmp_path / "demo"): p.read_bytes() for p in (tmp_path / "demo").rglob("*") if p.is_file()}
+    shipped = {p.relative_to(DEMO_DATA): p.read_bytes() for p in DEMO_DATA.rglob("*") if p.is_file()}
+    assert fresh.keys() == shipped.keys() and all(fresh[k] == shipped[k] for k in fresh)

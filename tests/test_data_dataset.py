@@ -9,10 +9,10 @@ import pytest
 
 from stage1_5.config import DEMO_DATASET, DatasetConfig
 from stage1_5.data import dataset as dataset_module
-from stage1_5.data.dataset import load_dataset, write_metadata
-from stage1_5.data.demo import demo_dataset_path
+from stage1_5.data.dataset import load_dataset
+from stage1_5.data.layout import DEMO_DATA, write_metadata
 from stage1_5.data.manifest import UtteranceSet
-from stage1_5.data.testing import dataset_rows, write_dataset, zip_folder
+from stage1_5.data.testing import audio_file, dataset_rows, write_dataset, zip_folder
 from stage1_5.errors import DatasetError
 
 
@@ -48,13 +48,26 @@ def test_hash_changes_when_one_audio_byte_changes(tmp_path):
     rows = dataset_rows()
     root = write_dataset(tmp_path / "ds", rows)
     before = load(root, tmp_path).content_hash
-    audio = root / rows[3]["rel_path"]
+    audio = audio_file(root, rows[3])
     data = bytearray(audio.read_bytes())
     data[-10] ^= 0x01  # one bit of one sample, same file size
     st = audio.stat()
     audio.write_bytes(bytes(data))
     os.utime(audio, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))  # as any later write would
     assert load(root, tmp_path).content_hash != before
+
+
+def test_hash_changes_with_the_group_column(tmp_path):
+    rows = dataset_rows()
+    plain = load(write_dataset(tmp_path / "a", rows), tmp_path).content_hash
+    grouped = load(write_dataset(tmp_path / "b", [{**r, "group": r["speaker"][-1]} for r in rows]), tmp_path).content_hash
+    assert plain != grouped
+
+
+def test_recording_statistics_are_kept_per_utterance(tmp_path):
+    ds = load(write_dataset(tmp_path / "ds", sample_rate={"north": 48000, "south": 16000}), tmp_path)
+    assert {u.accent: ds.recordings[u.id].sample_rate for u in ds.utterances} == {"north": 48000, "south": 16000}
+    assert all(ds.recordings[u.id].codec == "WAV PCM_16" for u in ds.utterances)
 
 
 def test_hash_changes_with_metadata_and_texts(tmp_path):
@@ -74,7 +87,7 @@ def test_reload_reuses_cached_hashes_and_stats(tmp_path, monkeypatch):
     def fail(*_args, **_kwargs):
         raise AssertionError("audio was re-read although unchanged")
 
-    monkeypatch.setattr(dataset_module, "measure_audio", fail)
+    monkeypatch.setattr(dataset_module, "measure_recording", fail)
     monkeypatch.setattr(dataset_module, "file_sha256", fail)
     again = load(root, tmp_path)
     assert again.content_hash == first.content_hash and again.utterances == first.utterances
@@ -96,7 +109,7 @@ def test_features_only_hash_covers_metadata_and_texts(tmp_path):
 def test_partial_audio_in_features_only_mode_is_noted(tmp_path):
     rows = dataset_rows()
     root = write_dataset(tmp_path / "ds", rows)
-    (root / rows[0]["rel_path"]).unlink()
+    audio_file(root, rows[0]).unlink()
     ds = load(root, tmp_path, audio_required=False)
     assert not ds.has_audio and any("7 of 8 audio files" in w for w in ds.warnings)
 
@@ -116,7 +129,7 @@ def test_folder_without_metadata_is_a_dataset_error(tmp_path):
 
 def test_demo_dataset_loads_with_three_accents_of_four_speakers(tmp_path):
     ds = load(DEMO_DATASET, tmp_path)
-    assert ds.root == demo_dataset_path()
+    assert ds.root == DEMO_DATA
     assert ds.summary.speakers_per_accent == {"en-gb": 4, "en-gb-scotland": 4, "en-us": 4}
     assert ds.summary.n_utterances == 96 and ds.summary.min_texts_per_speaker == 8
     assert all(u.text for u in ds.utterances) and ds.summary.sample_rates == {16000: 96}
@@ -124,5 +137,5 @@ def test_demo_dataset_loads_with_three_accents_of_four_speakers(tmp_path):
 
 
 def test_demo_dataset_is_small_enough_to_ship():
-    size = sum(p.stat().st_size for p in demo_dataset_path().rglob("*") if p.is_file())
-    assert size < 3_500_000
+    sizes = [p.stat().st_size for p in DEMO_DATA.rglob("*") if p.is_file()]
+    assert sum(sizes) <= 8_000_000 and max(sizes) <= 3_000_000

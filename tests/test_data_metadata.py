@@ -8,8 +8,7 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stage1_5.data.dataset import read_metadata
-from stage1_5.data.validation import REQUIRED_COLUMNS
+from stage1_5.data.layout import REQUIRED_COLUMNS, read_metadata
 
 # Field values as users write them: any printable unicode (commas and quotes included), or digit
 # strings that a careless parser turns into numbers ("007" -> 7). Surrounding whitespace is not part
@@ -87,9 +86,33 @@ def test_duplicate_header_column_is_a_problem():
     assert any("column speaker appears 2 times" in p.message for p in problems)
 
 
-def test_not_utf8_is_a_problem():
+def _parse_bytes(data: bytes):
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "metadata.csv"
-        path.write_bytes("utt_id,speaker,accent,text_id,rel_path\nJosé,s,x,t,p\n".encode("latin-1"))
-        _, problems = read_metadata(path)
-    assert "not UTF-8" in problems[0].message
+        path.write_bytes(data)
+        return read_metadata(path)
+
+
+def test_not_utf8_byte_is_reported_on_the_row_and_column_that_hold_it():
+    lines = ["utt_id,speaker,accent,text_id,rel_path"] + [f"u{i},s{i % 4},a{i % 2},t,s/{i}.wav" for i in range(600)]
+    data = "\n".join(lines).encode() + b"\n"
+    data = data.replace(b"s1,a1,t,s/401.wav", "Jos\u00e9,a1,t,s/401.wav".encode("latin-1"))  # row 403 (header = row 1)
+    rows, problems = _parse_bytes(data)
+    assert [p.message for p in problems] == ["metadata.csv row 403: speaker: byte 0xe9 is not UTF-8; save the file as UTF-8"]
+    assert len(rows) == 599 and "u401" not in {r.utt_id for r in rows}
+
+
+def test_not_utf8_header_is_a_problem_on_row_1():
+    _, problems = _parse_bytes("utt_id,speaker,accent,text_id,rel_path,g\u00e9nero\na,s,x,t,p,m\n".encode("latin-1"))
+    assert problems[0].row == 1 and "byte 0xe9 is not UTF-8" in problems[0].message
+
+
+def test_group_column_fills_group_and_is_not_an_extra_column():
+    parsed, _ = parse("utt_id,speaker,accent,text_id,rel_path,group,mic\na,s,x,t,p,donor1,usb\n")
+    assert parsed[0].group == "donor1" and parsed[0].extra == {"mic": "usb"}
+
+
+def test_without_group_column_group_is_none_and_blank_group_is_empty():
+    plain, _ = parse("utt_id,speaker,accent,text_id,rel_path\na,s,x,t,p\n")
+    blank, _ = parse("utt_id,speaker,accent,text_id,rel_path,group\na,s,x,t,p, \n")
+    assert plain[0].group is None and blank[0].group == ""

@@ -7,8 +7,11 @@ import json
 import numpy as np
 import pytest
 
+from pydantic import ValidationError
+
 from stage1_5.config import DatasetConfig
 from stage1_5.data.dataset import load_dataset
+from stage1_5.data.layout import read_metadata
 from stage1_5.data.synth import SENTENCES, SynthConfig, synthesize
 from stage1_5.errors import DatasetError
 
@@ -78,13 +81,13 @@ def test_espeak_set_uses_accent_variants_and_shared_sentences(tmp_path):
 
 
 def test_espeak_portuguese_has_two_accents(tmp_path):
-    out = synthesize(tmp_path / "pt", SynthConfig(engine="espeak", language="pt", accents=2, speakers_per_accent=1, texts=1),
+    out = synthesize(tmp_path / "pt", SynthConfig(engine="espeak", language="pt", accents=2, speakers_per_accent=2, texts=1),
                      progress=False)
-    assert load(out, tmp_path).summary.speakers_per_accent == {"pt": 1, "pt-br": 1}
+    assert load(out, tmp_path).summary.speakers_per_accent == {"pt": 2, "pt-br": 2}
 
 
 def test_zip_output_loads_like_the_folder(tmp_path):
-    cfg = SynthConfig(accents=2, speakers_per_accent=1, texts=2)
+    cfg = SynthConfig(accents=2, speakers_per_accent=2, texts=2)
     folder = synthesize(tmp_path / "f", cfg, progress=False)
     archive = synthesize(tmp_path / "z", cfg, as_zip=True, progress=False)
     assert archive.name == "z.zip" and load(archive, tmp_path).content_hash == load(folder, tmp_path).content_hash
@@ -94,21 +97,28 @@ def test_zip_output_loads_like_the_folder(tmp_path):
     "kwargs, message",
     [
         (dict(engine="espeak", strength=1.0), "--strength applies to the procedural engine only"),
-        (dict(engine="espeak", language="pt", accents=3), "3 accents asked"),
-        (dict(engine="espeak", texts=41), "--texts 41"),
-        (dict(language="en"), "espeak engine only"),
-        (dict(strength=-1.0), "--strength must be >= 0"),
-        (dict(accents=0), "accents must be >= 1"),
+        (dict(engine="espeak", language="pt", accents=3), "--accents: 3 accents asked, espeak has 2 for pt"),
+        (dict(engine="espeak", texts=41), "--texts 41 > the 40 built-in sentences"),
+        (dict(language="en"), "--language and accent names apply to the espeak engine only"),
+        (dict(strength=-1.0), "greater than or equal to 0"),
+        (dict(accents=0), "greater than or equal to 1"),
+        (dict(colour="red"), "Extra inputs are not permitted"),
     ],
 )
 def test_bad_synth_options_are_refused(kwargs, message):
-    with pytest.raises(DatasetError, match=message):
+    with pytest.raises(ValidationError, match=message):
         SynthConfig(**kwargs)
+
+
+def test_synth_writes_the_user_guide_layout(tmp_path):
+    out = synthesize(tmp_path / "syn", SynthConfig(accents=2, speakers_per_accent=2, texts=1), progress=False)
+    rows, _ = read_metadata(out / "metadata.csv")
+    assert rows[0].rel_path == "acc01_s01/t01.wav" and (out / "wav" / "acc01_s01" / "t01.wav").is_file()
 
 
 def test_existing_output_is_never_overwritten(tmp_path):
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "keep.txt").write_text("mine")
     with pytest.raises(DatasetError, match="already exists"):
-        synthesize(tmp_path / "out", SynthConfig(accents=2, speakers_per_accent=1, texts=1), progress=False)
+        synthesize(tmp_path / "out", SynthConfig(accents=2, speakers_per_accent=2, texts=1), progress=False)
     assert (tmp_path / "out" / "keep.txt").read_text() == "mine"

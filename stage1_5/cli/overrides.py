@@ -11,6 +11,7 @@ from typing import Any, Mapping, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from stage1_5.config import error_text
 from stage1_5.errors import ConfigError
 
 Section = TypeVar("Section", bound=BaseModel)
@@ -32,16 +33,18 @@ def override(
 
     A bad value is a `ConfigError` naming the option and its value ("--layers ['prosody']: ...");
     a problem in a setting no option touched names its dotted config key (`key` is the section's,
-    e.g. "probes"). `options` maps a field to its option where they differ (`features` → `--layers`).
+    e.g. "probes"; "" for settings that are all options). `options` maps a field to its option where they differ (`features` → `--layers`).
     """
     given = {field: value for field, value in updates.items() if value is not None}
     try:
         return type(section).model_validate({**section.model_dump(), **given})
     except ValidationError as err:
         first = err.errors()[0]
-        field = str(first["loc"][0]) if first["loc"] else ""
+        if not first["loc"]:  # a check across settings: its message names them
+            raise ConfigError(f"{key}: {error_text(first)}" if key else error_text(first)) from None
+        field = str(first["loc"][0])
         if field in given:
             where = f"{(options or {}).get(field, option_name(field))} {given[field]!r}"
         else:
-            where = f"{key}.{field}" if field else key
-        raise ConfigError(f"{where}: {first['msg']}") from None
+            where = f"{key}.{field}" if key else field
+        raise ConfigError(f"{where}: {error_text(first)}") from None

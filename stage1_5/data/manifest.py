@@ -13,12 +13,13 @@ import pandas as pd
 
 from stage1_5.io import atomic_open
 
-MANIFEST_COLUMNS = ["utt_id", "speaker", "accent", "text_id", "text", "audio_path", "duration", "sample_rate"]
+MANIFEST_COLUMNS = ["utt_id", "speaker", "accent", "text_id", "text", "audio_path", "duration", "sample_rate", "group"]
 
 
 @dataclass(frozen=True)
 class Utterance:
-    """One recording of one text by one speaker. `audio_path` is None when only features exist."""
+    """One recording of one text by one speaker. `audio_path` is None when only features exist;
+    `group` is the speaker's nuisance group (metadata.csv's optional group column), None without one."""
 
     id: str
     speaker: str
@@ -28,6 +29,7 @@ class Utterance:
     text: Optional[str] = None
     duration: Optional[float] = None
     sample_rate: Optional[int] = None
+    group: Optional[str] = None
     custom: Optional[Dict[str, Any]] = None
 
     def load_audio(self, target_sr: Optional[int] = None) -> np.ndarray:
@@ -93,7 +95,7 @@ class UtteranceSet(Sequence[Utterance]):
         return UtteranceSet(self[i] for i in ids)
 
     def to_frame(self) -> pd.DataFrame:
-        """One row per utterance with MANIFEST_COLUMNS (the probes read speaker/accent/text_id here)."""
+        """One row per utterance with MANIFEST_COLUMNS (the probes read speaker/accent/text_id/group here)."""
         rows = [
             {
                 "utt_id": u.id,
@@ -104,6 +106,7 @@ class UtteranceSet(Sequence[Utterance]):
                 "audio_path": u.audio_path,
                 "duration": u.duration,
                 "sample_rate": u.sample_rate,
+                "group": u.group,
             }
             for u in self._utts
         ]

@@ -1,8 +1,10 @@
 """Zip extraction that refuses path escapes, links, duplicates and zip bombs before writing anything.
 
-Every member is checked first (`check_zip`); only a zip that passes is unpacked, into a temporary
-folder beside the target that is renamed into place once complete, so a killed extraction never
-leaves a half-filled folder under the final name. A `COMPLETE_MARKER` file is written last.
+Every member is checked first (`check_zip`: names, types, total size, inflation ratio); only a zip
+that passes is unpacked, into a temporary folder beside the target that is renamed into place once
+complete, so a killed extraction never leaves a half-filled folder under the final name. A
+`COMPLETE_MARKER` file is written last. Extraction holds a lock per target (`filelock`); temporary
+folders whose lock nobody holds are leftovers of a killed run and are removed by the next extraction.
 """
 
 from __future__ import annotations
@@ -13,13 +15,21 @@ import shutil
 import stat
 import tempfile
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+
+from filelock import FileLock, Timeout
 
 from stage1_5.errors import DatasetError
 
 COMPLETE_MARKER = ".stage1_5_complete"
+RATIO_FLOOR_BYTES = 1 << 20
+"""Inflation ratios are judged only above 1 MiB inflated: small files compress unpredictably and
+cannot bomb on their own (many of them are judged together, as the whole zip)."""
 _DRIVE = re.compile(r"^[A-Za-z]:")
+_TEMP_SUFFIX = ".tmp"
+_DAMAGED = "copy or download it again"
 
 
 @dataclass(frozen=True)
@@ -56,29 +66,51 @@ def _file_type_problem(info: zipfile.ZipInfo) -> str | None:
     return None
 
 
-def check_zip(zf: zipfile.ZipFile, zip_path: Path, max_uncompressed_bytes: int) -> list[ZipMember]:
+def looks_like_zip(path: Path) -> bool:
+    """Named .zip or starting with a zip signature: worth opening as a zip (and calling it damaged if it fails)."""
+    if path.suffix.lower() == ".zip":
+        return True
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(2) == b"PK"
+    except OSError:
+        return False
+
+
+def _inflation_problem(inflated: int, compressed: int, max_ratio: float) -> str | None:
+    if inflated <= RATIO_FLOOR_BYTES or inflated <= max_ratio * max(compressed, 1):
+        return None
+    return (f"inflates {inflated / max(compressed, 1):.0f} times ({compressed} -> {inflated} bytes), more than "
+            f"dataset.max_zip_inflation_ratio={max_ratio:g} (a zip bomb?)")
+
+
+def check_zip(zf: zipfile.ZipFile, zip_path: Path, max_uncompressed_bytes: int, max_inflation_ratio: float) -> list[ZipMember]:
     """Check every member before anything is written; raise DatasetError naming the zip and the member."""
     members: list[ZipMember] = []
     seen: set[PurePosixPath] = set()
-    total = 0
+    total = total_compressed = 0
     for info in zf.infolist():
         try:
             path = safe_relative_path(info.filename)
         except ValueError as err:
             raise DatasetError(f"{zip_path}: member {info.filename!r}: refused: {err}") from None
-        problem = _file_type_problem(info)
+        problem = _file_type_problem(info) or _inflation_problem(info.file_size, info.compress_size, max_inflation_ratio)
         if problem:
             raise DatasetError(f"{zip_path}: member {info.filename!r}: refused: {problem}")
         if path in seen:
             raise DatasetError(f"{zip_path}: member {info.filename!r}: refused: duplicate member name")
         seen.add(path)
         total += info.file_size
+        total_compressed += info.compress_size
         if total > max_uncompressed_bytes:
             raise DatasetError(
                 f"{zip_path}: member {info.filename!r}: refused: the zip unpacks to more than "
                 f"{max_uncompressed_bytes} bytes (dataset.max_zip_uncompressed_bytes / --max-zip-bytes)"
             )
         members.append(ZipMember(info, path))
+    problem = _inflation_problem(total, total_compressed, max_inflation_ratio)
+    if problem:
+        raise DatasetError(f"{zip_path}: refused: the zip as a whole {problem}")
     return members
 
 
@@ -86,7 +118,34 @@ def is_complete(folder: Path) -> bool:
     return (folder / COMPLETE_MARKER).is_file()
 
 
-def extract_zip(zip_path: str | Path, target: str | Path, *, max_uncompressed_bytes: int) -> Path:
+def _lock(folder: Path, name: str) -> FileLock:
+    return FileLock(str(folder / f".{name}.lock"))
+
+
+def clear_stale_extractions(folder: Path, holding: str | None = None) -> list[Path]:
+    """Remove temporary extraction folders left by killed runs (nobody holds their target's lock).
+
+    `holding`: a target name whose lock the caller holds, so its temporary folders are stale too.
+    """
+    removed = []
+    for tmp in folder.glob(f".*{_TEMP_SUFFIX}"):
+        if not tmp.is_dir():
+            continue
+        target = tmp.name[1 : -len(_TEMP_SUFFIX)].rsplit(".", 1)[0]
+        if target == holding:
+            shutil.rmtree(tmp, ignore_errors=True)
+            removed.append(tmp)
+            continue
+        try:
+            with _lock(folder, target).acquire(timeout=0):
+                shutil.rmtree(tmp, ignore_errors=True)
+                removed.append(tmp)
+        except Timeout:  # another process is extracting it now
+            continue
+    return removed
+
+
+def extract_zip(zip_path: str | Path, target: str | Path, *, max_uncompressed_bytes: int, max_inflation_ratio: float) -> Path:
     """Unpack `zip_path` into `target` (reused when already complete) and return `target`."""
     zip_path, target = Path(zip_path), Path(target)
     if is_complete(target):
@@ -94,20 +153,27 @@ def extract_zip(zip_path: str | Path, target: str | Path, *, max_uncompressed_by
     try:
         zf = zipfile.ZipFile(zip_path)
     except (zipfile.BadZipFile, OSError) as err:
-        raise DatasetError(f"{zip_path}: not a readable zip file: {err}") from None
+        raise DatasetError(
+            f"{zip_path}: the zip file is damaged or truncated ({err}: its table of contents is missing or "
+            f"unreadable); {_DAMAGED}"
+        ) from None
     with zf:
-        members = check_zip(zf, zip_path, max_uncompressed_bytes)
+        members = check_zip(zf, zip_path, max_uncompressed_bytes, max_inflation_ratio)
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
-            tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
         except OSError as err:
             raise DatasetError(f"{zip_path}: cannot unpack into {target.parent}: {err}") from None
-        try:
-            _unpack(zf, zip_path, members, tmp)
-            (tmp / COMPLETE_MARKER).write_text(f"{zip_path.name}\n", encoding="utf-8")
-            _move_into_place(tmp, target)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+        with _lock(target.parent, target.name):
+            if is_complete(target):  # another process finished it while we waited
+                return target
+            clear_stale_extractions(target.parent, holding=target.name)
+            tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=_TEMP_SUFFIX, dir=target.parent))
+            try:
+                _unpack(zf, zip_path, members, tmp)
+                (tmp / COMPLETE_MARKER).write_text(f"{zip_path.name}\n", encoding="utf-8")
+                _move_into_place(tmp, target)
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
     return target
 
 
@@ -121,7 +187,11 @@ def _unpack(zf: zipfile.ZipFile, zip_path: Path, members: list[ZipMember], dest_
             dest.parent.mkdir(parents=True, exist_ok=True)
             with zf.open(member.info) as src, open(dest, "xb") as dst:
                 shutil.copyfileobj(src, dst, 1 << 20)
-        except (zipfile.BadZipFile, OSError, RuntimeError, EOFError) as err:
+        except (zipfile.BadZipFile, zlib.error, EOFError) as err:
+            raise DatasetError(
+                f"{zip_path}: member {member.info.filename!r} is damaged ({err}): the zip is corrupt; {_DAMAGED}"
+            ) from None
+        except (OSError, RuntimeError) as err:
             raise DatasetError(f"{zip_path}: member {member.info.filename!r}: cannot extract: {err}") from None
 
 

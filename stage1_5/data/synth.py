@@ -8,8 +8,8 @@
 - `espeak`: real synthetic speech from espeak-ng (accent = language variant, speaker = voice
   variant + pitch/rate/range offsets, texts = a shared sentence list).
 
-Both write the standard layout (metadata.csv, texts.json, wav/<speaker>/<text>.<ext>) plus
-`synth.json`, the parameters that generated the set.
+Both write the user guide's layout (metadata.csv with rel_path relative to wav/, texts.json,
+wav/<speaker>/<text>.<ext>) plus `synth.json`, the parameters that generated the set.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import shutil
 import tempfile
 import zipfile
 import zlib
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Optional
 
@@ -28,11 +28,13 @@ import soundfile as sf
 import soxr
 from tqdm.auto import tqdm
 
+from pydantic import ConfigDict, Field, model_validator
+
+from stage1_5.config import StrictModel
 from stage1_5.data.espeak import ACCENT_VOICES, VOICE_VARIANTS, EspeakVoice, espeak
-from stage1_5.data.dataset import write_metadata
-from stage1_5.data.validation import METADATA, TEXTS
+from stage1_5.data.layout import AUDIO_DIR, METADATA, TEXTS, write_metadata, write_texts
 from stage1_5.errors import DatasetError
-from stage1_5.io import atomic_open
+from stage1_5.io import atomic_open, atomic_write_text
 
 SYNTH_JSON = "synth.json"
 DEFAULT_STRENGTH = 1.0
@@ -125,52 +127,44 @@ SENTENCES: dict[str, tuple[str, ...]] = {
 }
 
 
-@dataclass(frozen=True)
-class SynthConfig:
-    """What `stage1_5 dataset synth` makes. `strength` is procedural-only, `language`/`accent_names` espeak-only."""
+class SynthConfig(StrictModel):
+    """What `stage1_5 dataset synth` makes. `strength` is procedural-only, `language`/`accent_names`
+    espeak-only; a bad combination is a validation error naming the option."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     engine: Literal["procedural", "espeak"] = "procedural"
-    accents: int = 3
-    speakers_per_accent: int = 4
-    texts: int = 8
+    accents: int = Field(3, ge=1)
+    speakers_per_accent: int = Field(4, ge=1)
+    texts: int = Field(8, ge=1)
     seed: int = 0
-    strength: Optional[float] = None
-    language: Optional[str] = None
-    accent_names: Optional[tuple[str, ...]] = None
-    sample_rate: int = 16000
+    strength: Optional[float] = Field(None, ge=0, description=f"Planted accent cue (procedural), 0 = none; None = {DEFAULT_STRENGTH}.")
+    language: Optional[str] = Field(None, description="espeak language (en, pt); None = en.")
+    accent_names: Optional[tuple[str, ...]] = Field(None, description="espeak accent variants; None = the language's first ones.")
+    sample_rate: int = Field(16000, ge=8000)
     audio_format: Literal["wav", "flac"] = "wav"
 
-    def __post_init__(self) -> None:
-        for name in ("accents", "speakers_per_accent", "texts"):
-            if getattr(self, name) < 1:
-                raise DatasetError(f"synth: {name} must be >= 1, got {getattr(self, name)}")
-        if self.audio_format not in ("wav", "flac"):
-            raise DatasetError(f"synth: audio format must be wav or flac, got {self.audio_format!r}")
+    @model_validator(mode="after")
+    def _engine_options(self) -> "SynthConfig":
         if self.engine == "procedural":
             if self.language is not None or self.accent_names is not None:
-                raise DatasetError("synth: --language and accent names apply to the espeak engine only")
-            if self.strength is not None and self.strength < 0:
-                raise DatasetError(f"synth: --strength must be >= 0, got {self.strength}")
-        elif self.engine == "espeak":
-            if self.strength is not None:
-                raise DatasetError("synth: --strength applies to the procedural engine only (espeak accents are real)")
-            voices = ACCENT_VOICES.get(self.language or "en")
-            if voices is None:
-                raise DatasetError(f"synth: --language must be one of {', '.join(ACCENT_VOICES)}, got {self.language!r}")
-            names = self.accent_names or tuple(voices)[: self.accents]
-            unknown = [a for a in names if a not in voices]
-            if unknown:
-                raise DatasetError(f"synth: unknown {self.language or 'en'} accent {unknown[0]!r} (known: {', '.join(voices)})")
-            if len(names) != self.accents:
-                raise DatasetError(
-                    f"synth: {self.accents} accents asked, espeak has {len(voices)} for {self.language or 'en'} "
-                    f"({', '.join(voices)})"
-                )
-            n_sentences = len(SENTENCES[self.language or "en"])
-            if self.texts > n_sentences:
-                raise DatasetError(f"synth: --texts {self.texts} > the {n_sentences} built-in sentences for espeak")
-        else:
-            raise DatasetError(f"synth: --engine must be procedural or espeak, got {self.engine!r}")
+                raise ValueError("--language and accent names apply to the espeak engine only")
+            return self
+        if self.strength is not None:
+            raise ValueError("--strength applies to the procedural engine only (espeak accents are real)")
+        language = self.language or "en"
+        voices = ACCENT_VOICES.get(language)
+        if voices is None:
+            raise ValueError(f"--language must be one of {', '.join(ACCENT_VOICES)}, got {self.language!r}")
+        names = self.accent_names or tuple(voices)[: self.accents]
+        unknown = [a for a in names if a not in voices]
+        if unknown:
+            raise ValueError(f"unknown {language} accent {unknown[0]!r} (known: {', '.join(voices)})")
+        if len(names) != self.accents:
+            raise ValueError(f"--accents: {self.accents} accents asked, espeak has {len(voices)} for {language} ({', '.join(voices)})")
+        if self.texts > len(SENTENCES[language]):
+            raise ValueError(f"--texts {self.texts} > the {len(SENTENCES[language])} built-in sentences for espeak")
+        return self
 
 
 @dataclass(frozen=True)
@@ -181,7 +175,8 @@ class _Item:
     text_id: str
 
     def rel_path(self, ext: str) -> str:
-        return f"wav/{self.speaker}/{self.text_id}.{ext}"
+        """Relative to wav/, as the user guide writes it."""
+        return f"{self.speaker}/{self.text_id}.{ext}"
 
 
 def _rng(seed: int, *key: object) -> np.random.Generator:
@@ -390,7 +385,7 @@ def _write_layout(root: Path, cfg: SynthConfig, accents: dict, speakers: dict, t
             wav = procedural_utterance(accent, speaker, text, cfg.sample_rate, _rng(cfg.seed, "utt", item.utt_id))
         else:
             wav = espeak_utterance(accent, speaker, text, cfg.sample_rate, seed=zlib.crc32(f"{cfg.seed}/{item.utt_id}".encode()))
-        path = root / item.rel_path(cfg.audio_format)
+        path = root / AUDIO_DIR / item.rel_path(cfg.audio_format)
         path.parent.mkdir(parents=True, exist_ok=True)
         extra = {"compression_level": 1.0} if cfg.audio_format == "flac" else {}
         sf.write(path, wav, cfg.sample_rate, format=cfg.audio_format.upper(), subtype="PCM_16", **extra)
@@ -403,14 +398,12 @@ def _write_layout(root: Path, cfg: SynthConfig, accents: dict, speakers: dict, t
             for i in items
         ],
     )
-    (root / TEXTS).write_text(
-        json.dumps({t: info["text"] for t, info in texts.items()}, ensure_ascii=False, indent=1) + "\n", encoding="utf-8"
-    )
+    write_texts(root / TEXTS, {t: info["text"] for t, info in texts.items()})
     truth = {
-        "config": asdict(cfg),
+        "config": cfg.model_dump(mode="json"),
         "strength": (DEFAULT_STRENGTH if cfg.strength is None else cfg.strength) if cfg.engine == "procedural" else None,
         "accents": accents,
         "speakers": speakers,
         "texts": texts,
     }
-    (root / SYNTH_JSON).write_text(json.dumps(truth, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+    atomic_write_text(root / SYNTH_JSON, json.dumps(truth, ensure_ascii=False, indent=1) + "\n")

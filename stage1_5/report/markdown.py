@@ -14,6 +14,8 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 
 import pandas as pd
 
+from stage1_5.data.confounds import ConfoundReport, RecordingConfound, TextSharing
+from stage1_5.data.recording import LABELS, STATISTICS
 from stage1_5.decision.rules import Decision, Level, fmt_f1, fmt_p, fmt_pp, is_missing
 from stage1_5.report.layout import FIGURES, ordered
 from stage1_5.sources import (
@@ -58,10 +60,13 @@ class DatasetFacts:
     warnings: Sequence[str] = ()
     meets_minima: bool = True
     content_hash: Optional[str] = None
+    speakers_per_group: Mapping[str, int] = field(default_factory=dict)
+    confounds: Optional[ConfoundReport] = None
 
     @classmethod
     def from_dataset(cls, dataset: Any) -> "DatasetFacts":
-        """Duck-typed: `dataset.summary` (DatasetSummary), `.warnings`, `.meets_minima`, `.content_hash`."""
+        """Duck-typed: `dataset.summary` (DatasetSummary), `.warnings`, `.meets_minima`, `.content_hash`,
+        `.confounds` (ConfoundReport)."""
         s = dataset.summary
         return cls(
             n_utterances=int(s.n_utterances),
@@ -76,6 +81,8 @@ class DatasetFacts:
             warnings=list(getattr(dataset, "warnings", ()) or ()),
             meets_minima=bool(getattr(dataset, "meets_minima", True)),
             content_hash=getattr(dataset, "content_hash", None),
+            speakers_per_group=dict(getattr(s, "speakers_per_group", None) or {}),
+            confounds=getattr(dataset, "confounds", None),
         )
 
 
@@ -166,12 +173,57 @@ def _dataset_section(facts: DatasetFacts) -> List[str]:
         f"| Utterances per accent | {_cell(per_accent(facts.utterances_per_accent))} |",
         f"| Min texts per speaker | {'n/a' if facts.min_texts_per_speaker is None else facts.min_texts_per_speaker} |",
         f"| Sample rates | {_cell(rates) if rates else 'n/a'} |",
-        f"| Meets design minima | {'yes' if facts.meets_minima else '**no**'} |",
-        "",
     ]
+    if facts.speakers_per_group:
+        lines.append(f"| Speakers per group | {_cell(per_accent(facts.speakers_per_group))} |")
+    lines += [f"| Meets design minima | {'yes' if facts.meets_minima else '**no**'} |", ""]
     if facts.warnings:
         lines += ["Warnings:", ""] + [f"- ⚠ {w}" for w in facts.warnings] + [""]
+    if facts.confounds is not None:
+        lines += confound_section(facts.confounds)
     return lines
+
+
+def _texts_block(texts: TextSharing) -> List[str]:
+    verdict = "**text confound**" if texts.confounded else "no text confound"
+    lines = [
+        f"Texts: the accents share {texts.shared} of {texts.n_texts} texts (dataset.min_shared_texts = "
+        f"{texts.min_shared}): {verdict}.",
+        "",
+        "| Accent | Texts read | Only in this accent |",
+        "|---|---:|---:|",
+    ]
+    lines += [f"| {_cell(a)} | {n} | {texts.own_texts[a]} |" for a, n in texts.texts_per_accent.items()]
+    return lines + [""]
+
+
+def _recording_block(recording: RecordingConfound) -> List[str]:
+    header = "| Accent | Speakers | Files | " + " | ".join(LABELS[s][0].upper() + LABELS[s][1:] for s in STATISTICS) + " |"
+    lines = [
+        "Recording conditions per accent (categorical: file counts; continuous: median over speakers):",
+        "",
+        header,
+        "|---|---:|---:|" + "---|" * len(STATISTICS),
+    ]
+    for a in recording.per_accent:
+        cells = " | ".join(_cell(a.describe(s)) for s in STATISTICS)
+        lines.append(f"| {_cell(a.accent)} | {a.n_speakers} | {a.n_files} | {cells} |")
+    separation = ", ".join(f"{LABELS[s]} {recording.separation[s]:.2f}" for s in STATISTICS)
+    lines += ["", f"Separation of the accents by each statistic (adjusted R² over speaker means, 0 = none, 1 = apart): {separation}.", ""]
+    if recording.probe is not None:
+        lines.append(f"Recording probe (the speaker-disjoint accent probe of the results below): **{recording.probe.summary}**.")
+    elif recording.probe_note:
+        lines.append(f"Accent probe on recording statistics: not run ({_cell(recording.probe_note)}).")
+    return lines + [""]
+
+
+def confound_section(report: ConfoundReport) -> List[str]:
+    """The dataset section's confound block: shared texts, recording conditions per accent and the
+    recording probe's F1 and p (the warnings themselves are listed above it)."""
+    lines = ["### Confound checks", ""] + _texts_block(report.texts)
+    if report.recording is None:
+        return lines + ["Recording conditions: not checked (features-only dataset, no audio).", ""]
+    return lines + _recording_block(report.recording)
 
 
 def _decision_section(decision: Decision) -> List[str]:
