@@ -39,6 +39,7 @@ class DatasetConfig(StrictModel):
 
 
 Pooling = Literal["mean", "mean_std"]
+ModelDtype = Literal["auto", "float32", "bfloat16", "float16"]
 
 
 class BackboneConfig(StrictModel):
@@ -57,13 +58,22 @@ class BackboneConfig(StrictModel):
         ],
         min_length=1,
     )
-    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
-    attn_implementation: Literal["auto", "sdpa", "eager", "flash_attention_2"] = "auto"
+    dtype: ModelDtype = Field(
+        "auto",
+        description="Talker compute dtype. auto: float32 on CPU, bfloat16 on GPUs of compute capability >= 8.0, "
+        "float16 below (the speech tokenizer always runs in float32).",
+    )
+    attn_implementation: Literal["auto", "sdpa", "eager", "flash_attention_2"] = Field(
+        "auto", description="auto: flash_attention_2 when flash-attn is installed and the GPU runs it, else sdpa."
+    )
     device: str = "auto"
-    batch_size: int = Field(8, ge=1)
+    batch_size: int = Field(8, ge=1, description="Utterances per teacher-forced pass; halved on CUDA out-of-memory.")
+    num_workers: Optional[int] = Field(None, ge=0, description="Background audio-decoding processes; None = 2 on CUDA, 0 on CPU.")
     pooling: Pooling = "mean"
     positions: Literal["audio", "text", "all"] = "audio"
-    speaker_slot: Literal["xvector", "zero"] = "xvector"
+    speaker_slot: Literal["xvector", "zero"] = Field(
+        "xvector", description="xvector: the speaker encoder's x-vector (Base checkpoints only); zero: an empty slot."
+    )
     language: Optional[str] = Field(None, description="Language tag for the codec track (None = auto).")
     seed: int = Field(0, description="Initialisation seed for 'tiny-random'.")
 
@@ -73,7 +83,7 @@ class SSLConfig(StrictModel):
     model: str = Field("microsoft/wavlm-base-plus", description="Hub name, local folder, or 'tiny-random'.")
     layers: Union[Literal["all"], list[str]] = "all"
     pooling: Pooling = "mean"
-    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    dtype: ModelDtype = "auto"
     device: str = "auto"
     batch_size: int = Field(8, ge=1)
     seed: int = 0
