@@ -39,15 +39,16 @@ _PROBE_DIMS = (120, 256, 768, 1024, 2048)
 _PROBE_BASE_S = (3.4, 8.8, 14.0, 20.0, 43.0)
 _PROBE_PER_PERMUTATION_S = (0.30, 0.27, 0.78, 0.80, 0.63)
 _PROBE_REFERENCE_N = 720
-_PROBE_N_EXPONENT = 1.3  # 720 -> 10,008 utterances costs 30x at B=0 (N^1.29)
+_PROBE_N_EXPONENT = 1.3  # 720 -> 10,008 utterances costs 30x at B=0 (N^1.29); below 720, per-fold overheads
+# dominate (the 96-utterance demo costs about as much per representation as 720 utterances)
 _PROBE_GPU_SPEEDUP = 10.0  # not measured: the notes' estimates are 13x (L4) to 80x (H100) at B=1000
 
 
 def estimate_probe_seconds(n_utterances: int, dims: Sequence[int], probes: ProbeConfig, device_type: str) -> float:
     """Rough wall time of the probe stage for representations of `dims` (a first model from the
     measured CPU figures: interpolated in d, linear in permutations, seeds and C values, N^1.3 in
-    utterances; a CUDA device is assumed 10x faster, which is not measured yet)."""
-    size = (max(n_utterances, 1) / _PROBE_REFERENCE_N) ** _PROBE_N_EXPONENT
+    utterances above 720 and flat below; a CUDA device is assumed 10x faster, which is not measured yet)."""
+    size = max(1.0, n_utterances / _PROBE_REFERENCE_N) ** _PROBE_N_EXPONENT
     work = (probes.seeds / 5) * (len(probes.c_grid) / 5)
     total = 0.0
     for d in dims:
