@@ -127,7 +127,7 @@ class PreflightPlan:
             out.append(
                 f"throughput  {s.source:<9} {len(s.dims):>3} repr  {s.sample_utterances} utt / {s.sample_audio_seconds:.1f} audio-s "
                 f"in {s.wall_s:.2f} s = {s.audio_seconds_per_s:.1f} audio-s/s; load {s.load_s:.1f} s; "
-                f"peak {_size(s.peak_memory_bytes)} ({s.peak_memory_kind})"
+                f"peak {_size(s.peak_memory_bytes)} ({'CUDA allocated' if s.peak_memory_kind == 'cuda' else 'process RSS so far'})"
             )
         if self.sources:
             out.append(f"extraction  ~{_duration(self.extraction_seconds)} projected for all {self.n_utterances} utterances")
