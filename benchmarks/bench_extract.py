@@ -25,8 +25,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch
 
-from stage1_5.backbone.huggingface import HFAttachConfig, HuggingFaceBackboneAdapter
-from stage1_5.backbone.qwen3_tts import build_tiny_qwen3_tts, layer_aliases
+from stage1_5.backbone.huggingface import HuggingFaceBackboneAdapter
+from stage1_5.backbone.qwen3_tts import layer_aliases
+from stage1_5.backbone.runtime import resolve_backbone_runtime
+from stage1_5.backbone.synthetic import build_tiny_qwen3_tts
+from stage1_5.config import BackboneConfig
 from stage1_5.features.testing import write_tone_utterances
 
 SHAPES = {
@@ -96,8 +99,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     torch.set_num_threads(args.threads)
-    probe = HFAttachConfig(device=args.device, dtype="auto")
-    device = probe.resolved_device()
+    runtime = resolve_backbone_runtime(BackboneConfig(device=args.device, dtype="auto"))
+    device = torch.device(runtime.device)
     gpu = device.type == "cuda"
     if args.real_shape and not gpu:
         print(f"note: --real-shape {args.real_shape} on CPU is very slow; meant for a GPU", file=sys.stderr)
@@ -105,13 +108,13 @@ def main(argv: list[str] | None = None) -> int:
     n_naive = args.naive_utterances or 12
     batch_size = args.batch_size or (64 if gpu else 4)
     workers = args.num_workers if args.num_workers is not None else (4 if gpu else 0)
-    dtype = probe.resolved_dtype(device)
+    dtype = getattr(torch, runtime.dtype)
 
     shape = SHAPES[args.real_shape or "bench"]
     tts = build_tiny_qwen3_tts(seed=0, **shape)
     tts.model.to(dtype=dtype)  # the adapter keeps the speech tokenizer in float32
     layers = tuple(layer_aliases(tts))
-    cfg = HFAttachConfig(checkpoint="in-memory", layers=layers, device=str(device), batch_size=batch_size, num_workers=workers)
+    cfg = BackboneConfig(checkpoint="in-memory", layers=list(layers), device=str(device), batch_size=batch_size, num_workers=workers)
     adapter = HuggingFaceBackboneAdapter(cfg, tts=tts)
     n_params = sum(p.numel() for p in tts.model.talker.model.parameters())
 

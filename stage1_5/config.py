@@ -62,7 +62,7 @@ class DatasetConfig(StrictModel):
 
 Pooling = Literal["mean", "mean_std"]
 ModelDtype = Literal["auto", "float32", "bfloat16", "float16"]
-"""Model compute dtype; 'auto' is float32 on a CPU and bfloat16 on a GPU that supports it."""
+"""Model compute dtype; 'auto' is float32 on a CPU, bfloat16 on a GPU of compute capability >= 8.0, float16 below."""
 AttnImplementation = Literal["auto", "sdpa", "eager", "flash_attention_2"]
 FeatureDtype = Literal["float32", "float16"]
 """Storage dtype of the feature store."""
@@ -84,13 +84,22 @@ class BackboneConfig(StrictModel):
         ],
         min_length=1,
     )
-    dtype: ModelDtype = "auto"
-    attn_implementation: AttnImplementation = "auto"
+    dtype: ModelDtype = Field(
+        "auto",
+        description="Talker compute dtype. auto: float32 on CPU, bfloat16 on GPUs of compute capability >= 8.0, "
+        "float16 below (the speech tokenizer always runs in float32).",
+    )
+    attn_implementation: AttnImplementation = Field(
+        "auto", description="auto: flash_attention_2 when flash-attn is installed and the GPU runs it, else sdpa."
+    )
     device: str = "auto"
-    batch_size: int = Field(8, ge=1)
+    batch_size: int = Field(8, ge=1, description="Utterances per teacher-forced pass; halved on CUDA out-of-memory.")
+    num_workers: Optional[int] = Field(None, ge=0, description="Background audio-decoding processes; None = 2 on CUDA, 0 on CPU.")
     pooling: Pooling = "mean"
     positions: Literal["audio", "text", "all"] = "audio"
-    speaker_slot: Literal["xvector", "zero"] = "xvector"
+    speaker_slot: Literal["xvector", "zero"] = Field(
+        "xvector", description="xvector: the speaker encoder's x-vector (Base checkpoints only); zero: an empty slot."
+    )
     language: Optional[str] = Field(None, description="Language tag for the codec track (None = auto).")
     seed: int = Field(0, description="Initialisation seed for 'tiny-random' (default: the run's seed).")
 

@@ -65,6 +65,11 @@ class RunPaths:
     def decision_json(self) -> Path:
         return self.analysis_dir / "decision.json"
 
+    @property
+    def backbone_runtime_json(self) -> Path:
+        """`stage1_5.backbone.runtime.BackboneRuntime` of the extraction: device, dtype, attention and why."""
+        return self.analysis_dir / "backbone_runtime.json"
+
 
 @dataclass
 class RunResult:
@@ -214,7 +219,7 @@ def write_report(paths: RunPaths, cfg: Stage15Config, dataset, probe_results, de
         dataset=dataset,
         config=cfg,
         label_map=probe_results.label_map,
-        device=_device_description(),
+        device=_device_description(paths),
         figures=links,
         probe_notes=probe_results.notes,
     )
@@ -295,6 +300,14 @@ def run_experiment(
     key = features_key(cfg, dataset)
     if should_run("features", key):
         t0 = time.perf_counter()
+        if cfg.sources.backbone.enabled and dataset.has_audio:
+            from stage1_5.backbone.checkpoint import check_backbone
+
+            check = check_backbone(cfg.sources.backbone)  # config.json and options, in seconds, before any model loads
+            atomic_write_json(paths.backbone_runtime_json, check.runtime.to_dict())
+            echo(f"[features] backbone: {check.checkpoint.summary()}; {check.runtime.summary()}")
+        else:
+            paths.backbone_runtime_json.unlink(missing_ok=True)
         features = features_stage(cfg, dataset, progress=progress, force="features" in forced)
         for source, stats in features.stats.items():
             origin = "from cache" if stats.from_cache else f"{stats.audio_seconds_per_s:.1f} audio-s/s"
@@ -338,9 +351,14 @@ def _write_config(cfg: Stage15Config, paths: RunPaths) -> None:
     atomic_write_text(paths.config_dir / "stage1_5.resolved.yaml", cfg.to_yaml())
 
 
-def _device_description() -> str:
+def _device_description(paths: RunPaths) -> str:
+    """This machine, and what the backbone was extracted with (when this run extracted it)."""
     import torch
 
-    if torch.cuda.is_available():
-        return f"cuda: {torch.cuda.get_device_name(0)}"
-    return f"cpu ({torch.get_num_threads()} threads)"
+    from stage1_5.backbone.runtime import BackboneRuntime
+
+    here = f"cuda: {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else f"cpu ({torch.get_num_threads()} threads)"
+    if not paths.backbone_runtime_json.exists():
+        return here
+    runtime = BackboneRuntime.from_dict(json.loads(paths.backbone_runtime_json.read_text()))
+    return f"{here}; backbone extracted on {runtime.summary()}"

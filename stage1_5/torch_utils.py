@@ -18,13 +18,46 @@ def resolve_device(device: str, option: str = "device") -> torch.device:
     return runtime.resolve_device(device, option=option, error=FeatureError)
 
 
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+"""Config spelling -> torch dtype of the model compute dtypes (`dtype:` options; 'auto' resolves below)."""
+
+BF16_MIN_CAPABILITY = (8, 0)
+"""Ampere and later run bfloat16 natively; on older GPUs (T4: 7.5) it is emulated, several times slower."""
+
+
+def compute_capability(device: torch.device) -> tuple[int, int] | None:
+    """(major, minor) of a CUDA device; None on CPU."""
+    return tuple(torch.cuda.get_device_capability(device)) if device.type == "cuda" else None  # type: ignore[return-value]
+
+
+def choose_dtype(dtype: str, device: torch.device) -> tuple[torch.dtype, str]:
+    """Model compute dtype and why. 'auto': float32 on CPU; bfloat16 on a GPU of compute capability
+    >= 8.0; float16 below (bfloat16 is only emulated there). An explicit name is taken as given."""
+    if dtype != "auto":
+        return DTYPES[dtype], "set in the config"
+    capability = compute_capability(device)
+    if capability is None:
+        return torch.float32, "auto: float32 on CPU"
+    cc = "{}.{}".format(*capability)
+    if capability >= BF16_MIN_CAPABILITY:
+        return torch.bfloat16, f"auto: bfloat16 on compute capability {cc} (>= 8.0)"
+    return torch.float16, f"auto: float16 on compute capability {cc} (< 8.0, where bfloat16 is only emulated)"
+
+
 def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
-    """Model compute dtype: 'auto' is float32 on CPU and bfloat16 on a CUDA GPU that supports it."""
-    if dtype == "auto":
-        if device.type == "cuda" and torch.cuda.is_bf16_supported():
-            return torch.bfloat16
-        return torch.float32
-    return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
+    """Model compute dtype (see `choose_dtype`)."""
+    return choose_dtype(dtype, device)[0]
+
+
+def non_native_dtype(dtype: torch.dtype, device: torch.device) -> str | None:
+    """Why `dtype` is emulated (slow) on `device`, or None when the hardware runs it natively."""
+    capability = compute_capability(device)
+    if capability is not None and dtype == torch.bfloat16 and capability < BF16_MIN_CAPABILITY:
+        name = torch.cuda.get_device_name(device)
+        return f"bfloat16 is only emulated on {name} (compute capability {capability[0]}.{capability[1]} < 8.0)"
+    if capability is None and dtype == torch.float16:
+        return "float16 matrix products are not native on a CPU"
+    return None
 
 
 def masked_pool(hidden: torch.Tensor, mask: torch.Tensor, pooling: Pooling) -> torch.Tensor:

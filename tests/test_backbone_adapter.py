@@ -8,14 +8,15 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import logging
-from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
 
-from stage1_5.backbone.huggingface import HFAttachConfig, HuggingFaceBackboneAdapter
-from stage1_5.backbone.qwen3_tts import get_module, save_tiny_checkpoint
+from stage1_5.backbone.huggingface import HuggingFaceBackboneAdapter
+from stage1_5.backbone.qwen3_tts import get_module
+from stage1_5.backbone.runtime import choose_attention, resolve_backbone_runtime
+from stage1_5.backbone.synthetic import save_tiny_checkpoint
 from stage1_5.config import BackboneConfig
 from stage1_5.errors import FeatureError
 from stage1_5.features.testing import write_tone_utterances
@@ -34,7 +35,11 @@ def utterances(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def config():
-    return HFAttachConfig(checkpoint="tiny-random", layers=LAYERS, batch_size=5, num_workers=0, device="cpu")
+    return BackboneConfig(checkpoint="tiny-random", layers=list(LAYERS), batch_size=5, num_workers=0, device="cpu")
+
+
+def _with(config: BackboneConfig, **changes) -> BackboneConfig:
+    return BackboneConfig.model_validate({**config.model_dump(), **changes})
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +104,7 @@ def test_capture_context_removes_its_hooks_even_on_error(adapter):
 
 
 def test_mean_std_pooling_doubles_the_width(adapter, config, utterances):
-    other = HuggingFaceBackboneAdapter(replace(config, pooling="mean_std"), tts=adapter.tts)
+    other = HuggingFaceBackboneAdapter(_with(config, pooling="mean_std"), tts=adapter.tts)
     batch = next(other.extract_batches(utterances[:2]))
     assert batch.vectors["decoder_block_02"].shape == (2, 128)
     assert batch.vectors["pre_vocoder"].shape == (2, 64)
@@ -107,7 +112,7 @@ def test_mean_std_pooling_doubles_the_width(adapter, config, utterances):
 
 def test_text_and_audio_positions_give_different_block_vectors_but_the_same_text_encoder_out(adapter, config, utterances, batched):
     audio = _by_utterance(batched)
-    text = _extract(HuggingFaceBackboneAdapter(replace(config, positions="text"), tts=adapter.tts), utterances)
+    text = _extract(HuggingFaceBackboneAdapter(_with(config, positions="text"), tts=adapter.tts), utterances)
     uid = utterances[0].id
     assert not np.allclose(text["decoder_block_02"][uid], audio["decoder_block_02"][uid], atol=1e-3)
     np.testing.assert_array_equal(text["text_encoder_out"][uid], audio["text_encoder_out"][uid])
@@ -115,7 +120,7 @@ def test_text_and_audio_positions_give_different_block_vectors_but_the_same_text
 
 def test_zeroed_speaker_slot_changes_block_vectors_but_not_the_codec_view(adapter, config, utterances, batched):
     xvec = _by_utterance(batched)
-    zero = _extract(HuggingFaceBackboneAdapter(replace(config, speaker_slot="zero"), tts=adapter.tts), utterances)
+    zero = _extract(HuggingFaceBackboneAdapter(_with(config, speaker_slot="zero"), tts=adapter.tts), utterances)
     uid = utterances[1].id
     assert not np.allclose(zero["decoder_block_03"][uid], xvec["decoder_block_03"][uid], atol=1e-4)
     np.testing.assert_allclose(zero["pre_vocoder"][uid], xvec["pre_vocoder"][uid], atol=1e-6)
@@ -140,7 +145,7 @@ def test_cuda_out_of_memory_halves_the_batch_and_loses_nothing(adapter, utteranc
 
 def test_unknown_layer_fails_at_construction_listing_valid_aliases(adapter, config):
     with pytest.raises(FeatureError, match=r"unknown backbone layer 'decoder_block_42'.*text_encoder_out.*pre_vocoder"):
-        HuggingFaceBackboneAdapter(replace(config, layers=("decoder_block_42",)), tts=adapter.tts)
+        HuggingFaceBackboneAdapter(_with(config, layers=("decoder_block_42",)), tts=adapter.tts)
 
 
 def test_missing_audio_names_the_utterance(adapter, utterances):
@@ -161,13 +166,13 @@ def offline_hub(monkeypatch):
 
 
 def test_unknown_checkpoint_says_it_cannot_be_found_or_downloaded(config, offline_hub):
-    with pytest.raises(FeatureError, match=r"'no-such-org/no-such-model' is not a local folder and cannot be downloaded"):
-        HuggingFaceBackboneAdapter(replace(config, checkpoint="no-such-org/no-such-model"))
+    with pytest.raises(FeatureError, match=r"'no-such-org/no-such-model' is not a local folder .*not in the Hugging Face cache while HF_HUB_OFFLINE is set"):
+        HuggingFaceBackboneAdapter(_with(config, checkpoint="no-such-org/no-such-model"))
 
 
 def test_missing_local_folder_is_named(config, tmp_path):
     with pytest.raises(FeatureError, match="local folder .* not found"):
-        HuggingFaceBackboneAdapter(replace(config, checkpoint=str(tmp_path / "absent")))
+        HuggingFaceBackboneAdapter(_with(config, checkpoint=str(tmp_path / "absent")))
 
 
 def test_local_tiny_checkpoint_loads_through_from_pretrained_and_matches_the_in_memory_model(
@@ -179,7 +184,7 @@ def test_local_tiny_checkpoint_loads_through_from_pretrained_and_matches_the_in_
     real = Qwen3TTSModel.from_pretrained.__func__
     monkeypatch.setattr(Qwen3TTSModel, "from_pretrained", classmethod(lambda cls, path, **kw: calls.append(path) or real(cls, path, **kw)))
     folder = save_tiny_checkpoint(tmp_path / "tiny", seed=config.seed)
-    loaded = HuggingFaceBackboneAdapter(replace(config, checkpoint=str(folder)))
+    loaded = HuggingFaceBackboneAdapter(_with(config, checkpoint=str(folder)))
     assert calls == [str(folder)]
     from_disk = _extract(loaded, utterances)
     in_memory = _by_utterance(batched)
@@ -193,24 +198,16 @@ def test_flash_attention_without_flash_attn_is_a_clear_error(config, monkeypatch
 
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "flash_attn" else object())
     with pytest.raises(FeatureError, match="flash_attention_2 needs the flash-attn package"):
-        replace(config, attn_implementation="flash_attention_2").resolved_attn_implementation(torch.device("cuda"))
-
-
-def test_from_backbone_config_copies_every_setting():
-    cfg = BackboneConfig(checkpoint="tiny-random", layers=["pre_vocoder"], pooling="mean_std", positions="all", speaker_slot="zero", language="english", seed=3)
-    attach = HFAttachConfig.from_backbone_config(cfg, num_workers=0)
-    assert attach.layers == ("pre_vocoder",) and attach.pooling == "mean_std" and attach.positions == "all"
-    assert attach.speaker_slot == "zero" and attach.language == "english" and attach.seed == 3 and attach.num_workers == 0
+        choose_attention("flash_attention_2", torch.device("cuda"), torch.bfloat16)
 
 
 def test_auto_resolves_to_fp32_sdpa_on_cpu():
-    cfg = HFAttachConfig(device="cpu")
-    device = cfg.resolved_device()
-    assert cfg.resolved_dtype(device) == torch.float32 and cfg.resolved_attn_implementation(device) == "sdpa"
+    runtime = resolve_backbone_runtime(BackboneConfig(device="cpu"))
+    assert (runtime.dtype, runtime.attn_implementation, runtime.speech_tokenizer_dtype) == ("float32", "sdpa", "float32")
 
 
 def test_background_audio_workers_give_the_same_vectors(adapter, config, utterances, batched):
-    with_workers = HuggingFaceBackboneAdapter(replace(config, num_workers=1), tts=adapter.tts)
+    with_workers = HuggingFaceBackboneAdapter(_with(config, num_workers=1), tts=adapter.tts)
     got = _extract(with_workers, utterances, batch_size=2)
     expected = _by_utterance(batched)
     for uid, vec in expected["decoder_block_03"].items():
@@ -226,7 +223,7 @@ def test_an_utterance_without_text_is_read_as_its_text_id(adapter, utterances):
 
 
 def test_bf16_stays_within_a_few_percent_of_fp32_and_keeps_codec_codes_exact(config, utterances, batched):
-    bf16 = HuggingFaceBackboneAdapter(replace(config, dtype="bfloat16"))
+    bf16 = HuggingFaceBackboneAdapter(_with(config, dtype="bfloat16"))
     got = _extract(bf16, utterances)
     expected = _by_utterance(batched)
     for layer in ("decoder_block_00", "decoder_block_03"):
@@ -237,7 +234,7 @@ def test_bf16_stays_within_a_few_percent_of_fp32_and_keeps_codec_codes_exact(con
 
 
 def test_missing_audio_in_a_background_worker_is_one_clear_error(adapter, config, utterances):
-    with_workers = HuggingFaceBackboneAdapter(replace(config, num_workers=1), tts=adapter.tts)
+    with_workers = HuggingFaceBackboneAdapter(_with(config, num_workers=1), tts=adapter.tts)
     broken = utterances[0].copy_with(audio_path="/nonexistent/y.wav")
     with pytest.raises(FeatureError, match=f"^utterance {broken.id}: cannot read audio") as info:
         list(with_workers.extract_batches([broken]))

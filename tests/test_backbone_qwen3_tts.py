@@ -13,15 +13,14 @@ import torch
 
 from stage1_5.backbone.base import attached_hooks, build_capture_hooks, single_capture
 from stage1_5.backbone.qwen3_tts import (
-    TINY_TALKER_LAYERS,
     build_teacher_forced_inputs,
-    build_tiny_qwen3_tts,
     codec_pre_transformer,
     encode_utterances,
     get_module,
     layer_aliases,
     resolve_layers,
 )
+from stage1_5.backbone.synthetic import TINY_TALKER_LAYERS, build_tiny_qwen3_tts
 from stage1_5.errors import FeatureError
 
 torch.set_num_threads(1)

@@ -1,9 +1,12 @@
 """Backbone adapter for a Hugging Face-style TTS checkpoint (Qwen3-TTS): hooks + teacher forcing.
 
-    adapter = HuggingFaceBackboneAdapter(HFAttachConfig.from_backbone_config(cfg.sources.backbone))
+    adapter = HuggingFaceBackboneAdapter(cfg.sources.backbone)   # the typed BackboneConfig
     for batch in adapter.extract_batches(utterances):
         batch.utt_ids, batch.vectors["decoder_block_08"], batch.n_audio_seconds
 
+Construction checks everything that needs no weights first (`checkpoint.check_backbone`: checkpoint
+location and config.json, speaker slot, language, layer aliases, device / dtype / attention), so a
+misconfiguration fails in seconds, before a real checkpoint spends minutes loading.
 Every requested layer is captured by forward hooks during ONE teacher-forced pass per batch and
 pooled to one fp32 vector per utterance. Batches are length-bucketed (sorted by duration) and
 padded; audio is decoded and resampled by a background DataLoader while the model works; a CUDA
@@ -13,32 +16,28 @@ out-of-memory error halves the batch and retries the same utterances.
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import logging
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Iterator, Literal, Optional, Sequence
+from typing import TYPE_CHECKING, Iterator, Optional, Sequence
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
 from stage1_5.backbone.base import ActivationCache, attached_hooks, build_capture_hooks, single_capture
+from stage1_5.backbone.checkpoint import check_backbone, load_backbone, place
 from stage1_5.backbone.qwen3_tts import (
     SAMPLE_RATE,
     LayerSite,
     encode_utterances,
     get_module,
-    hookable_module_paths,
-    layer_aliases,
-    load_qwen3_tts,
-    place,
     resolve_layers,
     teacher_forced_pass,
 )
-from stage1_5.data.manifest import Utterance
+from stage1_5.backbone.runtime import BackboneRuntime, describe_runtime
+from stage1_5.data.manifest import Utterance, length_sorted_batches
 from stage1_5.errors import FeatureError
-from stage1_5.data.manifest import length_sorted_batches
-from stage1_5.torch_utils import masked_pool, resolve_device, resolve_dtype
+from stage1_5.torch_utils import masked_pool, resolve_device
 
 if TYPE_CHECKING:
     from qwen_tts import Qwen3TTSModel
@@ -48,61 +47,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class HFAttachConfig:
-    """How to load the backbone and what to extract. "auto" values resolve at load time:
-    device -> cuda if available else cpu; dtype -> bfloat16 on CUDA, float32 on CPU; attention -> sdpa."""
-
-    checkpoint: str = "Qwen/Qwen3-TTS-12Hz-1.7B-Base"  # hub name, local folder, or "tiny-random"
-    layers: tuple[str, ...] = ("text_encoder_out", "decoder_block_08", "pre_vocoder")  # aliases or module paths
-    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
-    attn_implementation: Literal["auto", "sdpa", "eager", "flash_attention_2"] = "auto"
-    device: str = "auto"
-    batch_size: int = 8
-    pooling: Literal["mean", "mean_std"] = "mean"
-    positions: Literal["audio", "text", "all"] = "audio"  # talker positions pooled by decoder blocks;
-    # text_encoder_out always pools the transcript tokens, pre_vocoder the codec frames
-    speaker_slot: Literal["xvector", "zero"] = "xvector"
-    language: Optional[str] = None  # codec language tag; None = auto (no tag)
-    seed: int = 0  # initialisation seed for "tiny-random"
-    num_workers: Optional[int] = None  # background audio-decoding processes; None = 2 on CUDA, 0 on CPU
-
-    @classmethod
-    def from_backbone_config(cls, cfg: "BackboneConfig", **overrides) -> "HFAttachConfig":
-        """From the `sources.backbone` config section; `overrides` set fields it lacks (num_workers)."""
-        fields = cfg.model_dump(exclude={"enabled"})
-        fields["layers"] = tuple(fields["layers"])
-        fields.update(overrides)
-        return cls(**fields)
-
-    def resolved_device(self) -> torch.device:
-        return resolve_device(self.device, "sources.backbone.device")
-
-    def resolved_dtype(self, device: torch.device) -> torch.dtype:
-        return resolve_dtype(self.dtype, device)
-
-    def resolved_attn_implementation(self, device: torch.device) -> str:
-        if self.attn_implementation == "auto":
-            return "sdpa"
-        if self.attn_implementation == "flash_attention_2":
-            if importlib.util.find_spec("flash_attn") is None:
-                raise FeatureError(
-                    "sources.backbone.attn_implementation: flash_attention_2 needs the flash-attn package, "
-                    "which is not installed; use sdpa (the default) or `pip install flash-attn`"
-                )
-            if device.type != "cuda":
-                raise FeatureError("sources.backbone.attn_implementation: flash_attention_2 needs a CUDA device; use sdpa")
-        return self.attn_implementation
-
-
-@dataclass(frozen=True)
-class LayerInfo:
-    """One capturable layer: an alias or a raw module path, with the module it hooks and its time axis."""
-
-    name: str
-    module_path: str
-    kind: Literal["alias", "module"]
-    axis: str
+def default_num_workers(device: torch.device) -> int:
+    """Background audio-decoding processes when `num_workers` is not set: 2 on CUDA, 0 on CPU."""
+    return 2 if device.type == "cuda" else 0
 
 
 @dataclass
@@ -148,29 +95,36 @@ def _load_24k(utt: Utterance) -> _Loaded:
 class HuggingFaceBackboneAdapter:
     """Loads the backbone once; `extract_batches` yields pooled vectors for every requested layer."""
 
-    def __init__(self, config: HFAttachConfig, *, tts: Optional["Qwen3TTSModel"] = None):
-        """`tts`: an already built `Qwen3TTSModel` (benchmarks, tests; its dtype is kept, `checkpoint`
-        is ignored); otherwise `config.checkpoint` is loaded."""
+    def __init__(self, config: "BackboneConfig", *, tts: Optional["Qwen3TTSModel"] = None):
+        """`tts`: an already built `Qwen3TTSModel` (benchmarks, tests; its dtype and attention are
+        kept, `checkpoint` is ignored); otherwise `config.checkpoint` is checked, then loaded."""
         self.config = config
-        self.device = config.resolved_device()
-        self.dtype = config.resolved_dtype(self.device)
-        attn = config.resolved_attn_implementation(self.device)
         if tts is None:
-            tts = load_qwen3_tts(config.checkpoint, dtype=self.dtype, attn_implementation=attn, device=self.device, seed=config.seed)
-        self.tts = place(tts, self.device)
+            check = check_backbone(config)  # before any weight loads
+            self.runtime: BackboneRuntime = check.runtime
+            tts = load_backbone(check, seed=config.seed)
+        else:
+            device = resolve_device(config.device, "sources.backbone.device")
+            dtype = next(tts.model.parameters()).dtype
+            attn = str(tts.model.config._attn_implementation or "sdpa")
+            self.runtime = describe_runtime(device, dtype, "as built", attn, "as built")
+            tts = place(tts, device)
+        self.device = torch.device(self.runtime.device)
+        self.tts = tts
         self.model = tts.model
         self.sites = resolve_layers(tts, config.layers)  # unknown names fail here, before any compute
         self._batch_size = config.batch_size
+        self.oom_halvings = 0
+        """How often a CUDA out-of-memory error halved the batch (the back-off keeps the smaller size)."""
+
+    @property
+    def batch_size(self) -> int:
+        """The batch size in use: the requested one, or less after an out-of-memory back-off."""
+        return self._batch_size
 
     def representation_names(self) -> list[str]:
         """The configured layer names, in config order (the store prefixes them with 'backbone:')."""
         return [s.name for s in self.sites]
-
-    def list_layers(self) -> list[LayerInfo]:
-        """Aliases first, then every raw module path that can be hooked in the teacher-forced pass."""
-        infos = [LayerInfo(s.name, s.module_path, "alias", s.axis) for s in layer_aliases(self.tts).values()]
-        sites = resolve_layers(self.tts, hookable_module_paths(self.tts))
-        return infos + [LayerInfo(s.name, s.module_path, "module", s.axis) for s in sites]
 
     @contextlib.contextmanager
     def capture(self, layers: Optional[Sequence[str]] = None) -> Iterator[ActivationCache]:
@@ -196,7 +150,7 @@ class HuggingFaceBackboneAdapter:
         self._batch_size = batch_size or self.config.batch_size
         workers = self.config.num_workers
         if workers is None:
-            workers = 2 if self.device.type == "cuda" else 0
+            workers = default_num_workers(self.device)
         loader = DataLoader(
             _BatchAudioDataset(list(length_sorted_batches(utterances, self._batch_size))),
             batch_size=None,  # items are whole batches already
@@ -225,6 +179,7 @@ class HuggingFaceBackboneAdapter:
                 torch.cuda.empty_cache()
                 half = len(chunk) // 2
                 self._batch_size = half
+                self.oom_halvings += 1
                 log.warning("CUDA out of memory with %d utterances; retrying as batches of %d", len(chunk), half)
                 pending[:0] = [chunk[:half], chunk[half:]]
                 continue

@@ -1,4 +1,4 @@
-"""Qwen3-TTS specifics: layer aliases, teacher-forced inputs, loading, and a tiny random model.
+"""Qwen3-TTS specifics: layer aliases and teacher-forced inputs (loading: `checkpoint.py`; random models: `synthetic.py`).
 
 The talker is one decoder-only transformer over a dual-track sequence (text-track embedding +
 codec-track embedding per position). We probe it by teacher forcing: the inputs are laid out
@@ -17,11 +17,8 @@ are addressed under the `speech_tokenizer.model.` prefix and moved to the device
 
 from __future__ import annotations
 
-import json
-import shutil
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Literal, Optional, Sequence
+from typing import TYPE_CHECKING, Literal, Mapping, Optional, Sequence
 
 import numpy as np
 import torch
@@ -36,8 +33,6 @@ SAMPLE_RATE = 24000
 """Qwen3-TTS audio rate (speech tokenizer and speaker encoder)."""
 
 SPEECH_TOKENIZER_PREFIX = "speech_tokenizer.model."
-TINY_TALKER_LAYERS = 4
-"""The tiny model has talker blocks decoder_block_00..03."""
 
 Axis = Literal["talker", "text", "frames"]
 SpeakerSlot = Literal["xvector", "zero"]
@@ -59,7 +54,7 @@ class LayerSite:
     axis: Axis
 
 
-def _import_qwen_tts():
+def import_qwen_tts():
     """`import qwen_tts` without its import-time noise.
 
     qwen_tts prints a "flash-attn is not installed" banner on stdout, and the `sox` package it imports
@@ -85,13 +80,18 @@ def _import_qwen_tts():
     return sys.modules["qwen_tts"]
 
 
-def layer_aliases(tts: "Qwen3TTSModel") -> dict[str, LayerSite]:
-    """Friendly names -> sites: text_encoder_out, decoder_block_NN (one per talker block), pre_vocoder."""
-    n_layers = tts.model.config.talker_config.num_hidden_layers
+def alias_sites(n_layers: int) -> dict[str, LayerSite]:
+    """Friendly names -> sites for a talker of `n_layers` blocks: text_encoder_out, decoder_block_NN
+    (one per block), pre_vocoder. Needs only the checkpoint's config, not its weights."""
     sites = [LayerSite("text_encoder_out", "talker.text_projection", "text")]
     sites += [LayerSite(f"decoder_block_{i:02d}", f"talker.model.layers.{i}", "talker") for i in range(n_layers)]
     sites.append(LayerSite("pre_vocoder", SPEECH_TOKENIZER_PREFIX + "decoder.pre_transformer", "frames"))
     return {s.name: s for s in sites}
+
+
+def layer_aliases(tts: "Qwen3TTSModel") -> dict[str, LayerSite]:
+    """The aliases of a loaded model (see `alias_sites`)."""
+    return alias_sites(tts.model.config.talker_config.num_hidden_layers)
 
 
 def _axis_of(path: str) -> Optional[Axis]:
@@ -173,14 +173,19 @@ class TeacherForcedInputs:
     frame_mask: torch.Tensor  # [batch, max_frames] bool
 
 
-def language_id_for(tts: "Qwen3TTSModel", language: Optional[str]) -> Optional[int]:
-    """Codec language tag id as the package picks it; None / 'auto' -> no tag ('nothink' layout)."""
+def language_tag_id(table: Mapping[str, int], language: Optional[str]) -> Optional[int]:
+    """Codec language tag id from a checkpoint's `codec_language_id` table, as the package picks it;
+    None / 'auto' -> no tag ('nothink' layout). A language the table lacks is a FeatureError."""
     if language is None or language.lower() == "auto":
         return None
-    table = tts.model.config.talker_config.codec_language_id or {}
     if language.lower() not in table:
         raise FeatureError(f"sources.backbone.language: {language!r} is not supported by this checkpoint; valid: auto, {', '.join(sorted(table))}")
     return int(table[language.lower()])
+
+
+def language_id_for(tts: "Qwen3TTSModel", language: Optional[str]) -> Optional[int]:
+    """`language_tag_id` of a loaded model."""
+    return language_tag_id(tts.model.config.talker_config.codec_language_id or {}, language)
 
 
 def encode_utterances(
@@ -318,203 +323,3 @@ def teacher_forced_pass(tts: "Qwen3TTSModel", batch: EncodedBatch, *, run_talker
         tokenizer_model = tts.model.speech_tokenizer.model
         codec_pre_transformer(tokenizer_model, inputs.codes.to(tokenizer_model.device))
     return inputs
-
-
-# -------------------------------------------------------------------------------------- loading
-
-
-def load_qwen3_tts(
-    checkpoint: str,
-    *,
-    dtype: torch.dtype,
-    attn_implementation: str,
-    device: torch.device,
-    seed: int = 0,
-) -> "Qwen3TTSModel":
-    """Load a checkpoint by hub name or local folder ('tiny-random' builds the tiny model), in eval
-    mode on `device`, with the speech tokenizer moved there too. Unknown / unreachable -> FeatureError."""
-    from stage1_5.config import TINY_RANDOM
-
-    if checkpoint == TINY_RANDOM:
-        tts = build_tiny_qwen3_tts(seed, attn_implementation=attn_implementation)
-        tts.model.to(dtype=dtype)
-        return place(tts, device)
-    path = Path(checkpoint).expanduser()
-    if checkpoint.startswith((".", "/", "~")) and not path.is_dir():
-        raise FeatureError(f"sources.backbone.checkpoint: local folder {checkpoint!r} not found")
-    Qwen3TTSModel = _import_qwen_tts().Qwen3TTSModel
-    try:
-        tts = Qwen3TTSModel.from_pretrained(str(path) if path.is_dir() else checkpoint, dtype=dtype, attn_implementation=attn_implementation)
-    except (OSError, ValueError) as err:
-        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
-        if path.is_dir():
-            raise FeatureError(f"sources.backbone.checkpoint: {checkpoint!r} is not a loadable Qwen3-TTS checkpoint folder: {reason}") from None
-        raise FeatureError(
-            f"sources.backbone.checkpoint: {checkpoint!r} is not a local folder and cannot be downloaded here "
-            f"({reason}); give a local folder holding the checkpoint, or 'tiny-random'"
-        ) from None
-    return place(tts, device)
-
-
-def place(tts: "Qwen3TTSModel", device: torch.device) -> "Qwen3TTSModel":
-    """Move the model AND its speech tokenizer (not a registered submodule) to `device`, eval mode.
-
-    The speech tokenizer stays float32 whatever the model dtype: its codes are an argmin over
-    codebooks, and bf16 flips some of them, which would make features depend on the dtype.
-    """
-    tts.model.to(device).eval()
-    tokenizer = tts.model.speech_tokenizer
-    tokenizer.model.to(device=device, dtype=torch.float32).eval()
-    tokenizer.device = device
-    tts.device = device
-    return tts
-
-
-# ------------------------------------------------------------------------------ tiny random model
-
-
-def tiny_config_dicts(
-    *,
-    hidden_size: int = 64,
-    num_layers: int = TINY_TALKER_LAYERS,
-    intermediate_size: int = 128,
-    num_heads: int = 4,
-    head_dim: int = 16,
-    text_vocab_size: int = 320,
-    special_ids: Optional[dict[str, int]] = None,
-) -> dict:
-    """Config dicts of a randomly initialised Qwen3-TTS Base with the real layout (codec ids, 16
-    codebooks, interleaved MRoPE, 12.5 Hz tokenizer) at small widths. Sizes are parameters so the
-    benchmark can build bigger ones (and the real 1.7B talker shape)."""
-    special_ids = special_ids or {}
-    half = head_dim // 2
-    mrope = [half - 2 * (half // 3), half // 3, half // 3]  # sums to head_dim/2, like [24, 20, 20] for 128
-    talker = dict(
-        vocab_size=3072, hidden_size=hidden_size, intermediate_size=intermediate_size, num_hidden_layers=num_layers,
-        num_attention_heads=num_heads, num_key_value_heads=max(1, num_heads // 2), head_dim=head_dim,
-        text_vocab_size=text_vocab_size, text_hidden_size=hidden_size // 2 if hidden_size < 2048 else 2048,
-        num_code_groups=16, rope_theta=1000000.0,
-        rope_scaling=dict(rope_type="default", mrope_section=mrope, interleaved=True),
-        codec_pad_id=2148, codec_bos_id=2149, codec_eos_token_id=2150, codec_think_id=2154, codec_nothink_id=2155,
-        codec_think_bos_id=2156, codec_think_eos_id=2157, codec_language_id={"english": 2050, "chinese": 2055},
-        spk_id={}, spk_is_dialect={},
-        code_predictor_config=dict(
-            vocab_size=2048, hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
-            num_key_value_heads=1, head_dim=16, num_code_groups=16,
-        ),
-    )
-    speaker = dict(
-        mel_dim=128, enc_dim=hidden_size, enc_channels=[32, 32, 32, 32, 96], enc_kernel_sizes=[5, 3, 3, 3, 1],
-        enc_dilations=[1, 2, 3, 4, 1], enc_attention_channels=16, enc_res2net_scale=4, enc_se_channels=16, sample_rate=SAMPLE_RATE,
-    )
-    model = dict(
-        talker_config=talker, speaker_encoder_config=speaker, tokenizer_type="qwen3_tts_tokenizer_12hz",
-        tts_model_size="tiny", tts_model_type="base", **special_ids,
-    )
-    tokenizer = dict(
-        encoder_config=dict(
-            hidden_size=32, num_filters=4, num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=2, head_dim=16,
-            intermediate_size=64, codebook_size=2048, codebook_dim=16, vector_quantization_hidden_dimension=16,
-            num_quantizers=16, num_semantic_quantizers=1, upsampling_ratios=[8, 6, 5, 4], frame_rate=12.5,
-            sampling_rate=SAMPLE_RATE, upsample_groups=32,
-        ),
-        decoder_config=dict(
-            codebook_size=2048, codebook_dim=16, hidden_size=32, latent_dim=32, num_attention_heads=2, num_key_value_heads=2,
-            head_dim=16, intermediate_size=64, num_hidden_layers=2, num_quantizers=16, upsample_rates=[8, 5, 4, 3],
-            upsampling_ratios=[2, 2], decoder_dim=32, sliding_window=72,
-        ),
-        encoder_valid_num_quantizers=16, input_sample_rate=SAMPLE_RATE, output_sample_rate=SAMPLE_RATE,
-        decode_upsample_rate=1920, encode_downsample_rate=1920,
-    )
-    return {"model": model, "speech_tokenizer": tokenizer}
-
-
-def _tiny_text_tokenizer():
-    """A byte-level Qwen2 tokenizer with the chat / TTS special tokens (the real one needs the hub).
-    'assistant' is one token so the package's role slicing (`input_id[:, :3]`) holds."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
-    from transformers import Qwen2TokenizerFast
-    from transformers.models.gpt2.tokenization_gpt2 import bytes_to_unicode
-
-    vocab = {ch: i for i, ch in enumerate(bytes_to_unicode().values())}
-    backend = Tokenizer(models.BPE(vocab=vocab, merges=[]))
-    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
-    backend.decoder = decoders.ByteLevel()
-    tok = Qwen2TokenizerFast(tokenizer_object=backend, unk_token=None, eos_token="<|im_end|>", pad_token="<|endoftext|>")
-    tok.add_special_tokens({"additional_special_tokens": ["<|im_start|>", "<|im_end|>", "<tts_pad>", "<tts_text_bos>", "<tts_text_eod>"]})
-    tok.add_tokens(["assistant"])
-    return tok
-
-
-def _randomise_codebooks(tokenizer_model: nn.Module, generator: torch.Generator) -> None:
-    """Codebooks start as zeros (every code would be 0): give them random centroids."""
-    for name, buf in list(tokenizer_model.named_buffers()) + list(tokenizer_model.named_parameters()):
-        if name.endswith("embed_sum") or name.endswith("embedding_sum"):
-            with torch.no_grad():
-                buf.copy_(torch.randn(buf.shape, generator=generator) * 0.5)
-
-
-def build_tiny_qwen3_tts(seed: int = 0, *, attn_implementation: str = "sdpa", **sizes) -> "Qwen3TTSModel":
-    """A randomly initialised Qwen3-TTS Base (`Qwen3TTSModel` wrapper: model, processor, speech
-    tokenizer) built from config dicts, offline, deterministic in `seed`. fp32, CPU, eval mode."""
-    _import_qwen_tts()
-    from qwen_tts import Qwen3TTSModel
-    from qwen_tts.core import Qwen3TTSTokenizerV2Config, Qwen3TTSTokenizerV2Model
-    from qwen_tts.core.models import Qwen3TTSConfig, Qwen3TTSForConditionalGeneration, Qwen3TTSProcessor
-    from qwen_tts.inference.qwen3_tts_tokenizer import Qwen3TTSTokenizer
-    from transformers import EncodecFeatureExtractor
-
-    text_tok = _tiny_text_tokenizer()
-    ids = text_tok.convert_tokens_to_ids
-    special = dict(
-        im_start_token_id=ids("<|im_start|>"), im_end_token_id=ids("<|im_end|>"), tts_pad_token_id=ids("<tts_pad>"),
-        tts_bos_token_id=ids("<tts_text_bos>"), tts_eos_token_id=ids("<tts_text_eod>"),
-    )
-    dicts = tiny_config_dicts(special_ids=special, **sizes)
-    if len(text_tok) > dicts["model"]["talker_config"]["text_vocab_size"]:
-        raise FeatureError("tiny text tokenizer is larger than text_vocab_size")
-    generator = torch.Generator().manual_seed(seed)
-    with torch.random.fork_rng(devices=[]):  # initialisers draw from the global RNG: seed a fork of it
-        torch.manual_seed(seed)
-        config = Qwen3TTSConfig(**dicts["model"])
-        config._attn_implementation = attn_implementation
-        model = Qwen3TTSForConditionalGeneration(config)
-        tok_model = Qwen3TTSTokenizerV2Model(Qwen3TTSTokenizerV2Config(**dicts["speech_tokenizer"]))
-    _randomise_codebooks(tok_model, generator)
-    speech_tokenizer = Qwen3TTSTokenizer()
-    speech_tokenizer.model = tok_model.eval()
-    speech_tokenizer.config = tok_model.config
-    speech_tokenizer.feature_extractor = EncodecFeatureExtractor(feature_size=1, sampling_rate=SAMPLE_RATE, padding_value=0.0)
-    speech_tokenizer.device = torch.device("cpu")
-    model.load_speech_tokenizer(speech_tokenizer)
-    model.load_generate_config({"do_sample": False, "max_new_tokens": 8})
-    return Qwen3TTSModel(model.eval(), Qwen3TTSProcessor(tokenizer=text_tok), generate_defaults=model.generate_config)
-
-
-def save_tiny_checkpoint(directory: str | Path, seed: int = 0) -> Path:
-    """Write the tiny model as a local checkpoint folder that `Qwen3TTSModel.from_pretrained(dir)`
-    (the path that loads "Qwen/Qwen3-TTS-12Hz-1.7B-Base") reads offline.
-
-    Layout as released: model + processor at the top, `speech_tokenizer/` beside it, and
-    `generation_config.json`. `save_pretrained` writes `speaker_encoder_config.model_type`, which
-    the config class rejects on reload, so it is dropped.
-    """
-    directory = Path(directory)
-    tts = build_tiny_qwen3_tts(seed)
-    tmp = directory.with_name(f".{directory.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tts.model.save_pretrained(tmp)
-    tts.processor.save_pretrained(tmp)
-    config_path = tmp / "config.json"
-    config = json.loads(config_path.read_text(encoding="utf-8"))
-    config.get("speaker_encoder_config", {}).pop("model_type", None)
-    config_path.write_text(json.dumps(config, indent=2), encoding="utf-8")
-    tokenizer = tts.model.speech_tokenizer
-    tokenizer.model.save_pretrained(tmp / "speech_tokenizer")
-    tokenizer.feature_extractor.save_pretrained(tmp / "speech_tokenizer")
-    (tmp / "generation_config.json").write_text(json.dumps(tts.model.generate_config), encoding="utf-8")
-    if directory.exists():
-        shutil.rmtree(directory)
-    tmp.rename(directory)
-    return directory
-

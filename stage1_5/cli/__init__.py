@@ -28,9 +28,9 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from stage1_5.cli import config_cmd, dataset_cmd, features_cmd, layers_cmd, probes_cmd, run_cmd
+    from stage1_5.cli import config_cmd, dataset_cmd, features_cmd, layers_cmd, preflight_cmd, probes_cmd, run_cmd
 
-    for module in (dataset_cmd, features_cmd, probes_cmd, run_cmd, layers_cmd, config_cmd):
+    for module in (dataset_cmd, features_cmd, probes_cmd, preflight_cmd, run_cmd, layers_cmd, config_cmd):
         cli.add_command(module.command)
 
 

@@ -2,23 +2,37 @@
 
 from __future__ import annotations
 
-import click
+from typing import Optional
 
-from stage1_5.config import TINY_RANDOM
+import click
 
 
 @click.command("layers")
-@click.option("--checkpoint", default=TINY_RANDOM, show_default=True, help="Hub name, local folder, or 'tiny-random'.")
-@click.option("--modules", "show_modules", is_flag=True, help="Also list every hookable raw module path.")
-@click.option("--device", default="cpu", show_default=True, help="Where to load the model (auto, cpu, cuda...).")
-def command(checkpoint: str, show_modules: bool, device: str) -> None:
-    """List the layer aliases of a backbone checkpoint and the module each one hooks."""
-    from stage1_5.backbone.huggingface import HFAttachConfig, HuggingFaceBackboneAdapter
+@click.option("-c", "--config", "config_file", type=click.Path(dir_okay=False), default=None, help="Experiment config: its sources.backbone (default: the built-in defaults).")
+@click.option("--checkpoint", default=None, help="Hub name, local folder, or 'tiny-random' (overrides the config's).")
+@click.option("--modules", "show_modules", is_flag=True, help="Also list every hookable raw module path (loads the weights).")
+@click.option("--device", default=None, help="Where to load the model for --modules (overrides the config's: auto, cpu, cuda...).")
+def command(config_file: Optional[str], checkpoint: Optional[str], show_modules: bool, device: Optional[str]) -> None:
+    """List the layer aliases of a backbone checkpoint and the module each one hooks.
 
-    adapter = HuggingFaceBackboneAdapter(HFAttachConfig(checkpoint=checkpoint, layers=(), device=device, num_workers=0))
-    infos = [info for info in adapter.list_layers() if show_modules or info.kind == "alias"]
-    width = max(len(info.name) for info in infos)
-    click.echo(f"# {checkpoint}: {sum(i.kind == 'alias' for i in infos)} aliases" + ("" if show_modules else " (--modules lists raw module paths)"))
-    for info in infos:
-        target = f"-> {info.module_path}" if info.kind == "alias" else ""
-        click.echo(f"{info.name:<{width}}  {info.axis:<6}  {target}".rstrip())
+    The aliases come from the checkpoint's config.json alone; --modules loads the model."""
+    from stage1_5.backbone.checkpoint import check_backbone, inspect_checkpoint, load_backbone
+    from stage1_5.backbone.qwen3_tts import LayerSite, alias_sites, hookable_module_paths, resolve_layers
+    from stage1_5.config import Stage15Config, load_config
+
+    cfg = (load_config(config_file) if config_file else Stage15Config()).sources.backbone
+    updates = {k: v for k, v in {"checkpoint": checkpoint, "device": device}.items() if v is not None}
+    cfg = cfg.model_copy(update=updates)
+    info = inspect_checkpoint(cfg.checkpoint)
+    aliases = list(alias_sites(info.n_layers).values())
+    modules: list[LayerSite] = []
+    if show_modules:
+        tts = load_backbone(check_backbone(cfg, layers=False), seed=cfg.seed)
+        modules = resolve_layers(tts, hookable_module_paths(tts))
+    width = max(len(site.name) for site in aliases)
+    note = "" if show_modules else " (--modules lists raw module paths)"
+    click.echo(f"# {info.summary()}: {len(aliases)} aliases{note}")
+    for site in aliases:
+        click.echo(f"{site.name:<{width}}  {site.axis:<6}  -> {site.module_path}")
+    for site in modules:
+        click.echo(f"{site.name}  {site.axis}")

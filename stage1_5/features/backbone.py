@@ -13,22 +13,23 @@ from typing import TYPE_CHECKING, Any, Iterator, Sequence
 import numpy as np
 
 from stage1_5.features.base import FeatureBatch, select_names
-from stage1_5.torch_utils import resolve_device
 
 if TYPE_CHECKING:
     import torch
 
+    from stage1_5.backbone.runtime import BackboneRuntime
     from stage1_5.config import BackboneConfig
     from stage1_5.data.manifest import Utterance
 
 PREFIX = "backbone:"
-_NOT_IN_KEY = {"enabled", "layers", "batch_size", "device"}
-"""Settings that do not change a layer's vectors (the layer set is keyed by the store itself)."""
+_NOT_IN_KEY = {"enabled", "layers", "batch_size", "device", "num_workers", "dtype", "attn_implementation"}
+"""Settings that do not change a layer's vectors (the layer set is keyed by the store itself); dtype
+and attention enter the key as resolved on this machine instead ('auto' differs between GPUs)."""
 
 
 class BackboneExtractor:
     source = "backbone"
-    version = "1"
+    version = "2"  # 2: dtype and attention keyed as resolved on the machine
 
     def __init__(self, cfg: "BackboneConfig", representations: Sequence[str] | None = None):
         available = [PREFIX + layer for layer in cfg.layers]
@@ -40,19 +41,28 @@ class BackboneExtractor:
 
     def config_key(self) -> dict[str, Any]:
         key = self.cfg.model_dump(mode="json", exclude=_NOT_IN_KEY)
-        if self.cfg.dtype == "auto":
-            key["device_type"] = self.device.type  # 'auto' means bfloat16 on a GPU, float32 on a CPU
+        key["compute_dtype"] = self.runtime.dtype
+        key["attention"] = self.runtime.attn_implementation
         return key
 
     @cached_property
+    def runtime(self) -> "BackboneRuntime":
+        """Device, dtype and attention as resolved on this machine (cheap: loads no model)."""
+        from stage1_5.backbone.runtime import resolve_backbone_runtime
+
+        return resolve_backbone_runtime(self.cfg)
+
+    @property
     def device(self) -> "torch.device":
-        return resolve_device(self.cfg.device, "sources.backbone.device")
+        import torch
+
+        return torch.device(self.runtime.device)
 
     @cached_property
     def adapter(self) -> Any:
-        from stage1_5.backbone.huggingface import HFAttachConfig, HuggingFaceBackboneAdapter
+        from stage1_5.backbone.huggingface import HuggingFaceBackboneAdapter
 
-        return HuggingFaceBackboneAdapter(HFAttachConfig.from_backbone_config(self.cfg))
+        return HuggingFaceBackboneAdapter(self.cfg)
 
     def extract_batches(self, utterances: Sequence["Utterance"], batch_size: int) -> Iterator[FeatureBatch]:
         for batch in self.adapter.extract_batches(utterances, batch_size):

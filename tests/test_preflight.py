@@ -1,0 +1,116 @@
+"""`stage1_5 preflight`: the plan on a good config, one line and exit 2 on a bad one (before any model
+loads), and the arithmetic of the projections."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import pytest
+import torch
+import yaml
+from click.testing import CliRunner
+
+from stage1_5.backbone import synthetic
+from stage1_5.cli import cli
+from stage1_5.config import ProbeConfig
+from stage1_5.data.testing import write_dataset
+from stage1_5.preflight import PreflightPlan, SourcePlan, estimate_probe_seconds
+
+torch.set_num_threads(1)
+
+
+def write_config(tmp_path, backbone: dict | None = None, dataset: str | None = None, acoustic: bool = True) -> str:
+    """A valid 2 accents x 2 speakers x 2 texts set (0.5 s tones), the tiny backbone and MFCC statistics."""
+    cfg = {
+        "dataset": {"path": dataset or str(write_dataset(tmp_path / "data"))},
+        "sources": {
+            "backbone": {"checkpoint": "tiny-random", "layers": ["decoder_block_01"], "dtype": "float32", "batch_size": 2, **(backbone or {})},
+            "ssl": {"enabled": False},
+            "ecapa": {"enabled": False},
+            "acoustic": {"enabled": acoustic},
+        },
+        "probes": {"device": "cpu", "permutations": 100},
+        "output": {"dir": str(tmp_path / "run"), "cache_dir": str(tmp_path / "cache")},
+    }
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return str(path)
+
+
+@pytest.fixture
+def no_model_builds(monkeypatch):
+    """Fail the test if the tiny backbone is built at all."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a model was built before the options were checked")
+
+    monkeypatch.setattr(synthetic, "build_tiny_qwen3_tts", refuse)
+
+
+def test_preflight_prints_the_plan_and_exits_0(tmp_path):
+    result = CliRunner().invoke(cli, ["preflight", write_config(tmp_path)])
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert "no problem found" in out and "8 utterances, 4 speakers, 2 accents" in out
+    assert "device      cpu" in out and "dtype       float32 (set in the config); speech tokenizer float32" in out
+    assert "attention   sdpa" in out
+    for line in ("throughput  backbone", "throughput  acoustic", "extraction  ~", "probes      ~", "store       "):
+        assert line in out, line
+    assert not (tmp_path / "run").exists() and not (tmp_path / "cache" / "features").exists()
+
+
+def test_a_missing_checkpoint_folder_fails_in_one_line(tmp_path):
+    result = CliRunner().invoke(cli, ["preflight", write_config(tmp_path, {"checkpoint": str(tmp_path / "qwen")})])
+    assert result.exit_code == 2
+    assert result.output.count("error:") == 1 and "sources.backbone.checkpoint: local folder" in result.output
+
+
+def test_an_unknown_language_fails_before_any_model_is_built(tmp_path, no_model_builds):
+    result = CliRunner().invoke(cli, ["preflight", write_config(tmp_path, {"language": "klingon"})])
+    assert result.exit_code == 2, result.output
+    assert "sources.backbone.language: 'klingon' is not supported by this checkpoint; valid: auto, chinese, english" in result.output
+
+
+def test_a_layer_the_checkpoint_lacks_fails_before_any_model_is_built(tmp_path, no_model_builds):
+    result = CliRunner().invoke(cli, ["preflight", write_config(tmp_path, {"layers": ["decoder_block_08"]})])
+    assert result.exit_code == 2, result.output
+    assert "sources.backbone.layers: 'decoder_block_08' does not exist: 'tiny-random' has 4 talker blocks" in result.output
+
+
+def test_a_bad_dataset_fails_before_any_model_is_built(tmp_path, no_model_builds):
+    result = CliRunner().invoke(cli, ["preflight", write_config(tmp_path, dataset=str(tmp_path / "nowhere.zip"))])
+    assert result.exit_code == 2 and result.output.count("error:") == 1 and "nowhere.zip" in result.output
+
+
+def test_probe_estimate_is_linear_in_permutations():
+    t = [estimate_probe_seconds(720, [2048], ProbeConfig(permutations=b), "cpu") for b in (0, 100, 200)]
+    assert t[0] < t[1] < t[2] and t[2] - t[1] == pytest.approx(t[1] - t[0])
+
+
+def test_probe_estimate_adds_up_over_representations():
+    cfg = ProbeConfig()
+    assert estimate_probe_seconds(720, [768, 2048], cfg, "cpu") == pytest.approx(
+        estimate_probe_seconds(720, [768], cfg, "cpu") + estimate_probe_seconds(720, [2048], cfg, "cpu")
+    )
+
+
+def _plan(**changes) -> PreflightPlan:
+    source = SourcePlan("backbone", {"backbone:a": 1024, "backbone:b": 1024}, 8, 32.0, 2.0, 5.0, 2**30, "cuda")
+    fields = dict(
+        config_name="x.yaml", n_utterances=720, n_speakers=24, n_accents=3, audio_hours=1.0, dataset_warnings=[], backbone=None,
+        sources=[source], external_dims={}, probe_device="cuda", probe_seconds=60.0, feature_dtype="float16", cache_dir="cache",
+    )
+    return PreflightPlan(**{**fields, **changes})
+
+
+def test_plan_projects_extraction_from_the_measured_throughput():
+    plan = _plan()  # 16 audio-s/s measured, one hour of audio
+    assert plan.extraction_seconds == pytest.approx(3600 / 16)
+    assert any(line.startswith("extraction  ~3m45s") for line in plan.lines())
+
+
+def test_plan_sizes_the_feature_store_from_the_dims_and_the_feature_dtype():
+    assert _plan().feature_store_bytes == 720 * 2048 * 2
+    assert _plan(feature_dtype="float32").feature_store_bytes == 720 * 2048 * 4
