@@ -3,8 +3,6 @@ readings, the model left as it was found, and the documented LoRA example under 
 
 from __future__ import annotations
 
-import csv
-import json
 import runpy
 from dataclasses import replace
 from pathlib import Path
@@ -16,7 +14,8 @@ from sklearn.metrics import f1_score
 
 from stage1_5.backbone.huggingface import HFAttachConfig, HuggingFaceBackboneAdapter
 from stage1_5.backbone.qwen3_tts import build_tiny_qwen3_tts, encode_utterances, get_module, teacher_forced_pass
-from stage1_5.data.demo import demo_dataset_path
+from stage1_5.config import DEMO_DATASET, DatasetConfig
+from stage1_5.data.dataset import load_dataset
 from stage1_5.data.manifest import Utterance
 from stage1_5.errors import Stage2Error
 from stage1_5.paths import STAGE2_DIR
@@ -30,17 +29,15 @@ LAYER = "decoder_block_02"
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "stage2_lora_monitor.py"
 
 
-def demo_utterances(speakers: tuple[str, ...], texts: tuple[str, ...]) -> list[Utterance]:
-    """Utterances of the embedded demo set (audio + transcript) for speaker numbers and text ids."""
-    root = demo_dataset_path()
-    sentences = json.loads((root / "texts.json").read_text())
-    with open(root / "metadata.csv", newline="") as fh:
-        rows = list(csv.DictReader(fh))
-    return [
-        Utterance(r["utt_id"], r["speaker"], r["accent"], r["text_id"], str(root / r["rel_path"]), text=sentences[r["text_id"]])
-        for r in rows
-        if r["speaker"].endswith(speakers) and r["text_id"] in texts
-    ]
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    """The embedded demo set through the data layer (audio paths resolved, transcripts attached)."""
+    return load_dataset(DEMO_DATASET, DatasetConfig(), work_dir=tmp_path_factory.mktemp("datasets"), progress=False).utterances
+
+
+def pick(demo, speakers: tuple[str, ...], texts: tuple[str, ...]) -> list[Utterance]:
+    """The demo utterances of speaker numbers (`_s01`) and text ids (`t01`)."""
+    return [u for u in demo if u.speaker.endswith(speakers) and u.text_id in texts]
 
 
 @pytest.fixture(scope="module")
@@ -49,8 +46,8 @@ def tts():
 
 
 @pytest.fixture(scope="module")
-def heldout():
-    return demo_utterances(("_s03", "_s04"), ("t01", "t02"))
+def heldout(demo):
+    return pick(demo, ("_s03", "_s04"), ("t01", "t02"))
 
 
 def extraction_vectors(tts, utterances) -> np.ndarray:
@@ -60,9 +57,9 @@ def extraction_vectors(tts, utterances) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory, tts):
+def run_dir(tmp_path_factory, tts, demo):
     """A run folder holding directions fit on speakers s01, s02 of every demo accent (texts t01..t04)."""
-    fit = demo_utterances(("_s01", "_s02"), ("t01", "t02", "t03", "t04"))
+    fit = pick(demo, ("_s01", "_s02"), ("t01", "t02", "t03", "t04"))
     X = extraction_vectors(tts, fit).astype(np.float64)
     accents = np.array([u.accent for u in fit])
     d = fit_layer_directions(X, accents, CChoice(1.0, (1.0,)), layer=LAYER, representation=f"backbone:{LAYER}", module_path="talker.model.layers.2", axis="talker")
@@ -138,11 +135,11 @@ def test_leakage_finds_speakers_that_the_projection_separates_and_not_shuffled_o
     assert abs(acc - chance) < 0.12
 
 
-def test_the_documented_lora_example_logs_a_reading_every_n_steps(run_dir, heldout, tmp_path):
+def test_the_documented_lora_example_logs_a_reading_every_n_steps(run_dir, demo, heldout, tmp_path):
     example = runpy.run_path(str(EXAMPLE))
     tts = build_tiny_qwen3_tts(0)  # its own model: the LoRA adapters are injected in place
     base = {n: p.detach().clone() for n, p in tts.model.talker.named_parameters()}
-    train = demo_utterances(("_s01", "_s02"), ("t01", "t02"))
+    train = pick(demo, ("_s01", "_s02"), ("t01", "t02"))
     trainer, callback = example["train_with_monitor"](tts, run_dir, LAYER, train, heldout, steps=2, every_n_steps=1, output_dir=tmp_path)
     assert [r.step for r in callback.history] == [0, 1, 2]
     logged = [e for e in trainer.state.log_history if f"accent_monitor/{LAYER}/accent_f1" in e]
