@@ -64,7 +64,10 @@ def run_dir(tmp_path_factory, tts, demo):
     accents = np.array([u.accent for u in fit])
     d = fit_layer_directions(X, accents, CChoice(1.0, (1.0,)), layer=LAYER, representation=f"backbone:{LAYER}", module_path="talker.model.layers.2", axis="talker")
     root = tmp_path_factory.mktemp("run")
-    meta = {"accents": list(d.accents), "checkpoint": "tiny-random", "pooling": "mean", "positions": "audio", "speaker_slot": "xvector", "language": None}
+    meta = {
+        "accents": list(d.accents), "checkpoint": "tiny-random", "pooling": "mean", "positions": "audio", "speaker_slot": "xvector",
+        "language": None, "origins": {d.representation: "extracted"},
+    }  # fmt: skip
     save_directions([d], root / STAGE2_DIR, meta)
     return root
 
@@ -115,6 +118,13 @@ def test_a_layer_at_another_module_path_is_refused(run_dir, tts, heldout):
     moved.directions = replace(moved.directions, module_path="talker.model.layers.1")
     with pytest.raises(Stage2Error, match="is 'talker.model.layers.2' in this model but 'talker.model.layers.1' in the directions"):
         moved.measure(tts, heldout[:3])
+
+
+def test_directions_from_external_features_cannot_be_measured_through_a_model(run_dir, tts, heldout):
+    external = AccentMonitor(run_dir, LAYER)
+    external.meta["origins"] = {external.directions.representation: "external"}
+    with pytest.raises(Stage2Error, match="came from external features; measure"):
+        external.measure(tts, heldout[:3])
 
 
 def test_vectors_of_another_width_are_a_clear_error(monitor):

@@ -64,9 +64,13 @@ class Stage2Result:
     notes: list[str] = field(default_factory=list)
 
 
+NOT_EXTRACTED = {"origin": "external", "checkpoint": None, "pooling": None, "positions": None, "speaker_slot": None, "language": None, "dtype": None}
+"""What the sidecar can say of vectors read from an external feature file: nothing about their extraction."""
+
+
 def _origin(cfg: Stage15Config, representation: str) -> dict[str, Any]:
     """Where a deciding representation's vectors came from: the configured extractor (its settings
-    name the checkpoint, pooling, positions) or an external feature file (nothing known)."""
+    name the checkpoint, pooling, positions) or an external feature file."""
     spec = source_spec(source_of(representation))
     layer = representation.partition(":")[2]
     if spec is not None and spec.enabled(cfg) and layer in (spec.configured_layers(cfg) or ()):
@@ -76,12 +80,14 @@ def _origin(cfg: Stage15Config, representation: str) -> dict[str, Any]:
             "checkpoint": getattr(settings, spec.weights) if spec.weights else None,
             **{key: getattr(settings, key, None) for key in ("pooling", "positions", "speaker_slot", "language", "dtype")},
         }
-    return {"origin": "external", "checkpoint": None, "pooling": None, "positions": None, "speaker_slot": None, "language": None, "dtype": None}
+    return dict(NOT_EXTRACTED)
 
 
 def _directions_meta(cfg: Stage15Config, deciding: list[str], meta: pd.DataFrame, dataset_hash: Optional[str]) -> dict[str, Any]:
+    """The sidecar's run-wide facts; checkpoint, pooling and positions are the extractor's (every
+    extracted layer shares them), and `origins` says per layer whether they apply."""
     origins = {rep: _origin(cfg, rep) for rep in deciding}
-    common = next(iter(origins.values()), _origin(cfg, ""))
+    common = next((o for o in origins.values() if o["origin"] == "extracted"), NOT_EXTRACTED)
     accents = sorted(meta["accent"].astype(str).unique())
     return {
         **{k: v for k, v in common.items() if k != "origin"},

@@ -184,10 +184,9 @@ class AccentMonitor:
 
     def pool(self, cache: ActivationCache, mask: torch.Tensor) -> torch.Tensor:
         """The captured output [batch, time, d] pooled over `mask` [batch, time] as the extraction pooled."""
-        pooling = self.meta.get("pooling")
-        if pooling is None:
+        if self.meta.get("origins", {}).get(self.directions.representation) != "extracted":
             raise Stage2Error(f"layer {self.layer!r}: the directions came from external features (pooling unknown); pool yourself and call score()")
-        return masked_pool(single_capture(cache, self.layer), mask, pooling)
+        return masked_pool(single_capture(cache, self.layer), mask, self.meta["pooling"])
 
     def score(self, vectors, accents: Sequence[str], speakers: Sequence[str], texts: Sequence[str]) -> MonitorReading:
         """A reading of pooled vectors you computed yourself."""
@@ -203,7 +202,7 @@ class AccentMonitor:
         adapter = self._adapters.get(id(tts))
         if adapter is not None:
             return adapter
-        if self.meta.get("pooling") is None or self.meta.get("positions") is None:
+        if self.meta.get("origins", {}).get(self.directions.representation) != "extracted":
             raise Stage2Error(f"layer {self.layer!r}: the directions came from external features; measure() cannot redo their extraction")
         device = next(tts.model.parameters()).device
         config = HFAttachConfig(
