@@ -199,8 +199,10 @@ def decision_stage(cfg: Stage15Config, dataset, probe_results):
 
 def stage2_key(cfg: Stage15Config, dataset) -> str:
     """Everything the Stage 2 computation depends on: the probed features and probe settings (its C
-    grid, inner folds, fold seeds, device) and the stage2 settings; not the decision."""
-    return _digest("stage2", probes_key(cfg, dataset), cfg.stage2.model_dump(mode="json"))
+    grid, inner folds, fold seeds, device), the stage2 settings and the directions file format; not the decision."""
+    from stage1_5.stage2.directions import FORMAT_VERSION
+
+    return _digest("stage2", probes_key(cfg, dataset), cfg.stage2.model_dump(mode="json"), FORMAT_VERSION)
 
 
 def stage2_stage(cfg: Stage15Config, dataset, features=None, progress: bool = True, force: bool = False):
