@@ -21,9 +21,10 @@ Two questions, each answered on speakers the eraser never saw:
 Both are repeated over `stage2.fold_seeds` speaker assignments and pooled per speaker; intervals are
 a percentile cluster bootstrap over held-out speakers (resampled within accent) of these fixed
 out-of-fold results, so they leave out the eraser's and probes' training variability.
-LEACE runs with `constrain_cov_trace=False`: that option blends in an orthogonal projection to keep
-the variance from growing when erased states are fed back into a model, and it leaves part of the
-concept in place; here nothing is fed back and the erasure must be exact.
+LEACE runs with `constrain_cov_trace=False`: when the eraser would grow the variance, that option
+blends in an orthogonal projection (for erased states fed back into a model), and the blend no
+longer guarantees zero covariance with the concept; here nothing is fed back and the erasure must
+be exact. (On the planted sets of the tests it never triggers: both settings give the same eraser.)
 """
 
 from __future__ import annotations
