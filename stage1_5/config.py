@@ -181,6 +181,24 @@ class ExperimentConfig(StrictModel):
         return self
 
 
+class Stage2Config(StrictModel):
+    """Stage 2 handoff after the decision (accent directions, concept erasure, layer similarity).
+
+    The directions reuse the probes' C grid, inner folds and fold seeds (`probes:`), so that the C they
+    are refit at is the one the protocol's inner CV would choose.
+    """
+
+    enabled: bool = Field(True, description="Write artifacts/stage2/ and the report's Stage 2 section.")
+    fold_seeds: int = Field(2, ge=1, description="Repetitions of the erasure folds with different speaker assignments.")
+    erasure_folds: int = Field(
+        2, ge=2, description="Speaker folds of the accent erasure: each holds out 1/k of every accent's speakers (at least 2)."
+    )
+    speaker_c: float = Field(1.0, gt=0, description="C of the within-accent speaker-ID probe (standardised L2 logistic regression).")
+    bootstrap: int = Field(1000, ge=0, description="Cluster-bootstrap resamples over held-out speakers for the erasure intervals (0 = skip).")
+    cka_rows: int = Field(2000, ge=10, description="At most this many held-out utterances (whole speakers) for the layer-similarity matrix.")
+    seed: int = Field(0, description="Seed of the erasure folds, text splits and bootstrap (default: the run's seed).")
+
+
 class OutputConfig(StrictModel):
     dir: str = Field("runs/stage1_5", description="Run output folder (report/, artifacts/, config/, zip).")
     cache_dir: str = Field(".stage1_5_cache", description="Content-addressed feature store shared by runs and gates.")
@@ -199,6 +217,7 @@ class Stage15Config(StrictModel):
     sources: SourcesConfig = Field(default_factory=SourcesConfig)
     probes: ProbeConfig = Field(default_factory=ProbeConfig)
     experiment: ExperimentConfig = Field(default_factory=ExperimentConfig)
+    stage2: Stage2Config = Field(default_factory=Stage2Config)
     output: OutputConfig = Field(default_factory=OutputConfig)
 
     @model_validator(mode="before")

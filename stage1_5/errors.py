@@ -23,3 +23,7 @@ class FeatureError(Stage15Error):
 
 class ProbeError(Stage15Error):
     """The probing protocol cannot run on this data (one accent, too few speakers...)."""
+
+
+class Stage2Error(Stage15Error):
+    """The Stage 2 handoff cannot run or load (no backbone layer, a missing or mismatched directions file...)."""

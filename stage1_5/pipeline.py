@@ -1,4 +1,4 @@
-"""`stage1_5 run`: dataset → features → probes → decision → report → bundle, one resumable run.
+"""`stage1_5 run`: dataset → features → probes → decision → stage2 → report → bundle, one resumable run.
 
 Each stage has a key made of everything its output depends on. The run folder remembers the key of
 every finished stage (`.stage1_5_state.json`); a rerun skips stages whose key is unchanged and whose
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,11 +25,11 @@ from stage1_5.config import Stage15Config
 from stage1_5.errors import ConfigError
 from stage1_5.hashing import file_sha256, json_digest
 from stage1_5.io import atomic_open, atomic_write_json, atomic_write_text
-from stage1_5.paths import cache_paths
+from stage1_5.paths import STAGE2_DIR, cache_paths
 from stage1_5.sources import all_sources, configured_layer_order, decides, enabled_sources, source_of
 
 
-STAGES = ("dataset", "features", "probes", "decision", "report", "bundle")
+STAGES = ("dataset", "features", "probes", "decision", "stage2", "report", "bundle")
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,10 @@ class RunPaths:
     @property
     def analysis_dir(self) -> Path:
         return self.root / "artifacts" / "analysis"
+
+    @property
+    def stage2_dir(self) -> Path:
+        return self.root / STAGE2_DIR
 
     @property
     def config_dir(self) -> Path:
@@ -200,10 +205,61 @@ def decision_stage(cfg: Stage15Config, dataset, probe_results):
     )
 
 
+def stage2_key(cfg: Stage15Config, dataset) -> str:
+    """Everything the Stage 2 computation depends on: the probed features and probe settings (its C
+    grid, inner folds, fold seeds, device), the stage2 settings and the directions file format; not the decision."""
+    from stage1_5.stage2.directions import FORMAT_VERSION
+
+    return _digest("stage2", probes_key(cfg, dataset), cfg.stage2.model_dump(mode="json"), FORMAT_VERSION)
+
+
+def stage2_stage(cfg: Stage15Config, dataset, features=None, progress: bool = True, force: bool = False):
+    """The Stage 2 handoff (directions, erasure, CKA) over every extracted representation; cached in
+    `<cache_dir>/stage2/<stage2_key>` like the probe results (features are loaded only on a miss)."""
+    from stage1_5.stage2 import compute_stage2
+    from stage1_5.stage2.analysis import load_stage2, save_stage2
+
+    folder = cache_paths(cfg.output).stage2 / stage2_key(cfg, dataset)
+    if not force and (folder / "complete").exists():
+        return load_stage2(folder)
+    (folder / "complete").unlink(missing_ok=True)
+    features = features if features is not None else features_stage(cfg, dataset, progress=progress)
+    result = compute_stage2(features.vectors, dataset.utterances.to_frame(), cfg, dataset_hash=dataset.content_hash, progress=progress)
+    save_stage2(result, folder)
+    atomic_write_text(folder / "complete", folder.name)
+    return result
+
+
+def merge_stage2_metrics(metrics: pd.DataFrame, erasure: Optional[pd.DataFrame]) -> pd.DataFrame:
+    """metrics.csv with the erasure columns of this run (by representation; NaN for references), any
+    earlier run's erasure columns dropped first; `erasure=None` (stage2 disabled) only drops them."""
+    from stage1_5.stage2 import ERASURE_COLUMNS
+
+    base = metrics.drop(columns=[c for c in ERASURE_COLUMNS if c in metrics.columns])
+    return base if erasure is None else base.merge(erasure, on="representation", how="left")
+
+
+def load_stage2_facts(paths: RunPaths):
+    """The report's view of artifacts/stage2/ (summary + CKA), or None when the run wrote none."""
+    from stage1_5.report.stage2 import Stage2Facts
+    from stage1_5.stage2.analysis import CKA_FILE, SUMMARY_FILE
+
+    summary = paths.stage2_dir / SUMMARY_FILE
+    if not summary.is_file():
+        return None
+    cka = paths.stage2_dir / CKA_FILE
+    return Stage2Facts(
+        summary=json.loads(summary.read_text(encoding="utf-8")),
+        cka=pd.read_csv(cka, index_col=0) if cka.is_file() else None,
+        folder_link=os.path.relpath(paths.stage2_dir, paths.report_dir),
+    )
+
+
 def write_report(paths: RunPaths, cfg: Stage15Config, dataset, probe_results, decision) -> None:
-    """Figures under artifacts/analysis/, then the Markdown report that links them."""
+    """Figures under artifacts/analysis/ (and artifacts/stage2/), then the Markdown report that links them."""
     from stage1_5.report import render_report
     from stage1_5.report.figures import render_figures
+    from stage1_5.report.stage2_figures import render_stage2_figures
 
     figures = render_figures(
         probe_results.metrics,
@@ -213,6 +269,14 @@ def write_report(paths: RunPaths, cfg: Stage15Config, dataset, probe_results, de
         layer_order=configured_layer_order(cfg),
     )
     links = {name: os.path.relpath(path, paths.report_dir) for name, path in figures.items()}
+    stage2 = load_stage2_facts(paths)
+    stage2_links = None
+    if stage2 is not None:
+        strongest = (stage2.summary.get("strongest") or {}).get("representation")
+        drawn = render_stage2_figures(
+            probe_results.metrics, stage2.cka, decision, paths.stage2_dir, highlight=strongest, layer_order=configured_layer_order(cfg)
+        )
+        stage2_links = {name: os.path.relpath(path, paths.report_dir) for name, path in drawn.items()}
     text = render_report(
         probe_results.metrics,
         decision,
@@ -222,6 +286,8 @@ def write_report(paths: RunPaths, cfg: Stage15Config, dataset, probe_results, de
         device=_device_description(paths),
         figures=links,
         probe_notes=probe_results.notes,
+        stage2=stage2,
+        stage2_figures=stage2_links,
     )
     atomic_write_text(paths.report_md, text)
 
@@ -236,13 +302,16 @@ def _read_state(paths: RunPaths) -> dict[str, str]:
         return {}
 
 
-def _stage_outputs(paths: RunPaths) -> dict[str, list[Path]]:
+def _stage_outputs(paths: RunPaths, cfg: Stage15Config) -> dict[str, list[Path]]:
+    from stage1_5.stage2.analysis import SUMMARY_FILE
+
     a = paths.analysis_dir
     return {
         "dataset": [a / "manifest.jsonl"],
         "features": [],
         "probes": [a / "metrics.csv", a / "predictions.csv"],
         "decision": [paths.decision_json],
+        "stage2": [paths.stage2_dir / SUMMARY_FILE] if cfg.stage2.enabled else [],
         "report": [paths.report_md],
         "bundle": [paths.bundle],
     }
@@ -263,7 +332,7 @@ def run_experiment(
     paths = RunPaths(Path(out_dir or cfg.output.dir))
     paths.analysis_dir.mkdir(parents=True, exist_ok=True)
     state = _read_state(paths)
-    outputs = _stage_outputs(paths)
+    outputs = _stage_outputs(paths, cfg)
     forced = set(STAGES[STAGES.index(force):]) if force else set()
     times: dict[str, float] = {}
     skipped: list[str] = []
@@ -332,6 +401,24 @@ def run_experiment(
         t0 = time.perf_counter()
         atomic_write_json(paths.decision_json, decision.to_json())
         finish("decision", key, t0)
+
+    key = _digest("stage2", key, __version__, cfg.stage2.model_dump(mode="json"))
+    if should_run("stage2", key):
+        t0 = time.perf_counter()
+        erasure = None
+        shutil.rmtree(paths.stage2_dir, ignore_errors=True)  # nothing of an earlier stage2 survives a rerun
+        if cfg.stage2.enabled:
+            from stage1_5.stage2.analysis import save_stage2, stage2_summary
+
+            handoff = stage2_stage(cfg, dataset, features, progress=progress, force="stage2" in forced)
+            for note in handoff.notes:
+                echo(f"[stage2] NOTE: {note}")
+            save_stage2(handoff, paths.stage2_dir, stage2_summary(handoff, decision))
+            erasure = handoff.erasure
+        results.metrics = merge_stage2_metrics(results.metrics, erasure)
+        with atomic_open(paths.analysis_dir / "metrics.csv", "w", newline="") as fh:
+            results.metrics.to_csv(fh, index=False)
+        finish("stage2", key, t0)
 
     key = _digest("report", key, __version__, cfg.config_hash())
     if should_run("report", key):

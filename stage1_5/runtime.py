@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterator
 
 from stage1_5.errors import Stage15Error
 
@@ -19,6 +20,21 @@ def configure_torch_threads() -> int:
     wanted = int(os.environ.get("STAGE1_5_THREADS", "0")) or min(8, os.cpu_count() or 1)
     torch.set_num_threads(wanted)
     return wanted
+
+
+@contextlib.contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Run the block with `n` intra-op threads and restore the previous number after: small solves
+    (a few hundred rows) gain nothing from threads, and on a loaded CPU two threads were measured
+    30x slower than one."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def resolve_device(device: str, *, option: str, error: type[Stage15Error]) -> "torch.device":

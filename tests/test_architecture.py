@@ -4,12 +4,13 @@ The import graph is read from the source with `ast`: every `import` / `from ... 
 `stage1_5` module, function-local ones included. The layers, lowest first:
 
     low modules (errors, io, hashing, paths, config, runtime, torch_utils, sources, the package root)
-    data → backbone → features → probes → decision → report → orchestration (pipeline, preflight) → cli
+    data → backbone → features → probes → decision → stage2 → report → orchestration (pipeline, preflight) → cli
 
 A module may import its own layer and the layers below it, never one above (`backbone` is a provider
-of models beside `features`: features use it, it never uses features). Decision and report read
-results, never the machinery that computes them: they import no backbone, features or probes module
-(so that they load without torch). Circles are looked for among imports that run: an import under
+of models beside `features`: features use it, it never uses features; `stage2`, the Stage 2 handoff,
+reads the decision and computes with the probes' estimator, so it sits between decision and report).
+Decision and report read results, never the machinery that computes them: they import no backbone,
+features or probes module (so that they load without torch). Circles are looked for among imports that run: an import under
 `if TYPE_CHECKING:` never executes and is there precisely to name a type without one (it still
 counts for the layer order).
 """
@@ -34,7 +35,7 @@ LOW_MODULES = frozenset(
     for suffix in ("", ".errors", ".io", ".hashing", ".paths", ".config", ".runtime", ".torch_utils", ".sources")
 )
 ORCHESTRATION_MODULES = frozenset({"stage1_5.pipeline", "stage1_5.preflight"})
-LAYERS = ("low", "data", "backbone", "features", "probes", "decision", "report", "orchestration", "cli")
+LAYERS = ("low", "data", "backbone", "features", "probes", "decision", "stage2", "report", "orchestration", "cli")
 RESULT_READERS = frozenset({"decision", "report"})
 COMPUTING_LAYERS = frozenset({"backbone", "features", "probes"})
 

@@ -18,8 +18,10 @@ from stage1_5.cli import cli
 from stage1_5.config import load_config
 from stage1_5.data.synth import SynthConfig, synthesize
 from stage1_5.pipeline import run_experiment
+from stage1_5.stage2 import load_directions
 
 import numpy as np
+import pandas as pd
 
 from stage1_5.data.testing import write_dataset
 from stage1_5.probes.planted import planted_dataset
@@ -115,11 +117,55 @@ def test_run_writes_report_analysis_config_and_bundle(planted):
         assert "artifacts/analysis/metrics.csv" in zf.namelist()
 
 
+def test_run_writes_the_stage2_handoff_into_metrics_report_and_bundle(planted):
+    _, result = planted
+    paths = result.paths
+    written = {p.name for p in paths.stage2_dir.iterdir()}
+    assert {"directions.safetensors", "directions.json", "erasure.csv", "cka.csv", "stage2.json", "erasure.png", "cka.png"} <= written
+    metrics = pd.read_csv(paths.analysis_dir / "metrics.csv").set_index("representation")
+    assert metrics.loc["backbone:decoder_block_08", "erase_speaker_accent_f1"] > 0.8  # a clean planted accent survives
+    assert np.isnan(metrics.loc["backbone:decoder_block_00", "erase_accent_speaker_loss"])  # noise: no speaker ID to lose
+    report = paths.report_md.read_text()
+    assert "**GO → prepare Stage 2 (LoRA) on `backbone:decoder_block_08`, module `talker.model.layers.8`.**" in report
+    assert "![LEACE erasure" in report and "(../artifacts/stage2/erasure.png)" in report
+    with zipfile.ZipFile(paths.bundle) as zf:
+        assert {"artifacts/stage2/directions.safetensors", "artifacts/stage2/stage2.json"} <= set(zf.namelist())
+    directions = load_directions(paths.root)
+    assert directions["decoder_block_08"].module_path == "talker.model.layers.8"
+    assert directions.meta["origins"]["backbone:decoder_block_08"] == "external" and directions.meta["pooling"] is None
+
+
+def test_a_run_into_a_new_folder_takes_stage2_from_the_cache(planted, tmp_path, monkeypatch):
+    config_path, first = planted
+
+    def recompute(*args, **kwargs):
+        raise AssertionError("stage2 recomputed although the cache holds it")
+
+    monkeypatch.setattr("stage1_5.stage2.compute_stage2", recompute)
+    again = quiet_run(config_path, out_dir=tmp_path / "run")
+    erasure = "artifacts/stage2/erasure.csv"
+    assert (again.paths.root / erasure).read_bytes() == (first.paths.root / erasure).read_bytes()
+
+
+def test_disabling_stage2_removes_its_folder_columns_and_report_section(planted, tmp_path):
+    config_path, _ = planted
+    quiet_run(config_path, out_dir=tmp_path / "run")
+    cfg = load_config(config_path)
+    cfg = cfg.model_copy(update={"stage2": cfg.stage2.model_copy(update={"enabled": False})})
+    result = run_experiment(cfg, out_dir=tmp_path / "run", progress=False, echo=lambda _m: None)
+    assert result.skipped == ["dataset", "features", "probes", "decision"]
+    assert not result.paths.stage2_dir.exists()
+    assert not any(c.startswith("erase_") for c in pd.read_csv(result.paths.analysis_dir / "metrics.csv").columns)
+    assert "## Stage 2 handoff" not in result.paths.report_md.read_text()
+    with zipfile.ZipFile(result.paths.bundle) as zf:
+        assert not any(name.startswith("artifacts/stage2/") for name in zf.namelist())
+
+
 def test_rerun_skips_every_finished_stage(planted, tmp_path):
     config_path, _ = planted
     first = quiet_run(config_path, out_dir=tmp_path / "run")
     again = quiet_run(config_path, out_dir=tmp_path / "run")
-    assert again.skipped == ["dataset", "features", "probes", "decision", "report", "bundle"]
+    assert again.skipped == ["dataset", "features", "probes", "decision", "stage2", "report", "bundle"]
     assert again.decision.decision == first.decision.decision
 
 
@@ -128,7 +174,7 @@ def test_force_redoes_the_stage_and_those_after_it(planted, tmp_path):
     quiet_run(config_path, out_dir=tmp_path / "run")
     result = quiet_run(config_path, out_dir=tmp_path / "run", force="decision")
     assert result.skipped == ["dataset", "features", "probes"]
-    assert list(result.stage_times) == ["decision", "report", "bundle"]
+    assert list(result.stage_times) == ["decision", "stage2", "report", "bundle"]
 
 
 def test_changed_threshold_reruns_decision_but_not_probes(planted, tmp_path):

@@ -1,4 +1,4 @@
-"""stage1_5_results.zip holds report/, artifacts/analysis/ and config/ and nothing else."""
+"""stage1_5_results.zip holds report/, artifacts/analysis/, config/ (and artifacts/stage2/ when written) and nothing else."""
 
 import zipfile
 
@@ -59,3 +59,11 @@ def test_missing_folder_is_a_clear_error(run_dir):
     with pytest.raises(Stage15Error, match="missing folder.*config"):
         write_bundle(run_dir)
     assert not (run_dir / BUNDLE_NAME).exists()
+
+
+def test_the_stage2_handoff_goes_in_when_the_run_wrote_one(run_dir):
+    (run_dir / "artifacts" / "stage2").mkdir(parents=True)
+    (run_dir / "artifacts" / "stage2" / "directions.json").write_text("{}\n")
+    with zipfile.ZipFile(write_bundle(run_dir)) as zf:
+        assert "artifacts/stage2/directions.json" in zf.namelist()
+        assert "artifacts/features/chunk_0000.npy" not in zf.namelist()

@@ -15,7 +15,7 @@ from stage1_5.pipeline import STAGES
 @click.option("--force", type=click.Choice(STAGES), default=None, help="Redo this stage and every stage after it.")
 @click.option("--no-progress", is_flag=True, help="Hide progress bars (logs stay).")
 def command(config_file: str, out_dir: str | None, force: str | None, no_progress: bool) -> None:
-    """Run dataset → features → probes → decision → report → bundle, resuming finished stages."""
+    """Run dataset → features → probes → decision → stage2 → report → bundle, resuming finished stages."""
     from stage1_5.config import load_config
     from stage1_5.pipeline import run_experiment
     from stage1_5.runtime import configure_torch_threads
@@ -36,6 +36,8 @@ def command(config_file: str, out_dir: str | None, force: str | None, no_progres
     click.echo("")
     click.echo(f"Report:   {result.paths.report_md}")
     click.echo(f"Analysis: {result.paths.analysis_dir}")
+    if result.paths.stage2_dir.is_dir():
+        click.echo(f"Stage 2:  {result.paths.stage2_dir}")
     click.echo(f"Bundle:   {result.paths.bundle}")
     times = ", ".join(f"{stage} {secs:.1f}s" for stage, secs in result.stage_times.items())
     skipped = f" (skipped, up to date: {', '.join(result.skipped)})" if result.skipped else ""

@@ -19,6 +19,9 @@ FIGURES = {
 }
 """File names of the four figures under artifacts/analysis/."""
 
+STAGE2_FIGURES = {"erasure": "erasure.png", "cka": "cka.png"}
+"""File names of the Stage 2 figures under artifacts/stage2/."""
+
 
 def ordered(metrics: pd.DataFrame, layer_order: Optional[Mapping[str, Sequence[str]]] = None) -> pd.DataFrame:
     """Rows grouped by source (registry order, then other sources alphabetically) and in layer depth

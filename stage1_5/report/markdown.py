@@ -18,6 +18,7 @@ from stage1_5.data.confounds import ConfoundReport, RecordingConfound, TextShari
 from stage1_5.data.recording import LABELS, STATISTICS
 from stage1_5.decision.rules import Decision, Level, fmt_f1, fmt_p, fmt_pp, is_missing
 from stage1_5.report.layout import FIGURES, ordered
+from stage1_5.report.stage2 import Stage2Facts, render_stage2_section
 from stage1_5.sources import (
     all_sources,
     configured_layer_order,
@@ -350,6 +351,8 @@ def render_report(
     figures: Optional[Mapping[str, str]] = None,
     versions: Optional[Mapping[str, str]] = None,
     probe_notes: Sequence[str] = (),
+    stage2: Optional[Stage2Facts] = None,
+    stage2_figures: Optional[Mapping[str, str]] = None,
 ) -> str:
     """The whole report as Markdown.
 
@@ -358,6 +361,8 @@ def render_report(
     figures: key (see `layout.FIGURES`) -> link relative to report/; default: all four under ../artifacts/analysis.
     versions: package -> version; default `package_versions()`.
     probe_notes: protocol fallbacks the probes took (e.g. no inner CV possible), listed under the results.
+    stage2: the Stage 2 handoff (summary, CKA); None (stage2 disabled) leaves the section out.
+    stage2_figures: key (see `layout.STAGE2_FIGURES`) -> link relative to report/.
     """
     facts = dataset if isinstance(dataset, DatasetFacts) else DatasetFacts.from_dataset(dataset)
     if figures is None:
@@ -391,6 +396,8 @@ def render_report(
         lines += ["Probe notes:", ""] + [f"- {_cell(note)}" for note in probe_notes] + [""]
     lines += _decision_section(decision)
     lines += _gate_details(metrics, decision, layer_order)
+    if stage2 is not None:
+        lines += render_stage2_section(metrics, decision, stage2, figures=stage2_figures, layer_order=layer_order)
     if figures:
         lines += ["## Figures", ""]
         for key, link in figures.items():
