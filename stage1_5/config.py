@@ -146,8 +146,20 @@ class ProbeConfig(StrictModel):
     inner_folds: int = Field(3, ge=2, description="Speaker-grouped inner CV choosing C.")
     c_grid: list[float] = Field(default_factory=lambda: [0.01, 0.1, 1.0, 10.0], min_length=1)
     text_folds: int = Field(2, ge=2, description="Texts are split into this many groups for the crossed text-drop folds.")
-    permutations: int = Field(100, ge=0, description="Speaker-level label permutations for p-values (0 = skip).")
-    bootstrap: int = Field(1000, ge=0, description="Cluster-bootstrap resamples for the F1 CI (0 = skip).")
+    permutations: int = Field(
+        999, ge=0, description="Speaker-level label permutations for p-values (0 = skip; the smallest p is 1/(1+B), so GO needs 1/(1+B) < alpha)."
+    )
+    bootstrap: int = Field(
+        200, ge=0, description="Speaker-bootstrap resamples; each one refits the seed-0 CV on the resampled speakers (0 = no intervals)."
+    )
+    interval_level: float = Field(0.95, gt=0, lt=1, description="Confidence level of the F1, text-drop and leakage intervals.")
+    interval_method: Literal["normal", "percentile"] = Field(
+        "normal",
+        description="normal: point estimate ± z·SD of the refit bootstrap (calibrated, see benchmarks/calibrate.py); percentile: the bootstrap's quantiles.",
+    )
+    leak_chance_permutations: int = Field(
+        20, ge=1, description="Within-accent speaker shuffles that estimate the leakage probe's chance accuracy."
+    )
     device: str = "auto"
     seed: int = Field(0, description="Seed of the folds, permutations and bootstrap (default: the run's seed).")
 
@@ -169,8 +181,22 @@ class ExperimentConfig(StrictModel):
     leakage_margin_pp: float = Field(7.0, ge=0, le=100)
     leakage_margin_conditional_pp: float = Field(15.0, ge=0, le=100)
     max_text_drop: float = Field(0.10, ge=0, le=1)
-    alpha: float = Field(0.05, gt=0, lt=1)
-    strict: bool = Field(False, description="Test the F1 CI's lower bound instead of the point estimate.")
+    alpha: float = Field(0.05, gt=0, lt=1, description="Family-wise level: GO and conditional GO need the max-over-backbone-layers permutation p < alpha.")
+    strict: bool = Field(
+        False, description="Gate the interval bounds: F1's lower bound, text drop's and leakage excess's upper bounds."
+    )
+    f1_scale: Literal["chance_adjusted", "absolute"] = Field(
+        "chance_adjusted",
+        description="chance_adjusted: the F1 thresholds are read at reference_accents accents and applied on (F1 − 1/K)/(1 − 1/K); absolute: as written.",
+    )
+    leakage_scale: Literal["chance_adjusted", "absolute"] = Field(
+        "chance_adjusted",
+        description="chance_adjusted: the leakage margins are read at reference_speakers_per_accent and scaled by the measured room above chance.",
+    )
+    reference_accents: int = Field(3, ge=2, description="The number of accents at which the F1 thresholds read as written.")
+    reference_speakers_per_accent: int = Field(
+        8, ge=2, description="The speakers per accent at which the leakage margins read as written."
+    )
 
     @model_validator(mode="after")
     def _ordered(self) -> "ExperimentConfig":

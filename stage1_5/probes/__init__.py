@@ -9,10 +9,13 @@ from stage1_5.probes.metrics import (
     macro_f1_from_confusion,
     majority_f1,
 )
-from stage1_5.probes.protocol import METRIC_COLUMNS, ProbeResults, evaluate_representations
+from stage1_5.probes.columns import METRIC_COLUMNS, PREDICTION_COLUMNS
+from stage1_5.probes.protocol import DesignFacts, ProbeResults, evaluate_representations
 
 __all__ = [
     "METRIC_COLUMNS",
+    "PREDICTION_COLUMNS",
+    "DesignFacts",
     "ProbeResults",
     "accuracy",
     "accuracy_from_confusion",

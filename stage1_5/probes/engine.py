@@ -149,15 +149,18 @@ class ProblemBatch:
 def balanced_weights(y: torch.Tensor, rows: torch.Tensor, n_classes: int) -> tuple[torch.Tensor, torch.Tensor]:
     """scikit-learn's class_weight='balanced' per row: n / (K_present · count[y]); 0 on padding rows.
 
-    y [..., n] long, rows [..., n] bool. Returns (weights [..., n], present [..., K])."""
-    yc = torch.where(rows, y, torch.zeros_like(y))
+    y [..., n] long; rows [..., n] bool, or float row multiplicities (a bootstrap draw: a row of
+    multiplicity m counts as m copies of itself, in the class counts and in the loss).
+    Returns (weights [..., n], present [..., K])."""
+    mult = rows.to(torch.float64)
+    yc = torch.where(mult > 0, y, torch.zeros_like(y))
     counts = torch.zeros(*y.shape[:-1], n_classes, dtype=torch.float64, device=y.device)
-    counts.scatter_add_(-1, yc, rows.to(torch.float64))
+    counts.scatter_add_(-1, yc, mult)
     present = counts > 0
-    n = rows.sum(-1, keepdim=True).to(torch.float64)
+    n = mult.sum(-1, keepdim=True)
     k = present.sum(-1, keepdim=True).to(torch.float64)
-    per_class = torch.where(present, n / (k * counts.clamp_min(1.0)), torch.zeros_like(counts))
-    return torch.gather(per_class, -1, yc) * rows, present
+    per_class = torch.where(present, n / (k * counts.clamp_min(1e-12)), torch.zeros_like(counts))
+    return torch.gather(per_class, -1, yc) * mult, present
 
 
 def free_classes(present: torch.Tensor) -> torch.Tensor:
@@ -355,7 +358,9 @@ class FitJob:
 
     X: [N, d] features (shared between jobs of one representation); fit_rows / eval_rows index X;
     y: [L, len(fit_rows)] integer labels in [0, n_classes); C: [L, G] (ascending along G: the
-    engine walks each row's C path with warm starts).
+    engine walks each row's C path with warm starts); weight: None, or [L, len(fit_rows)] row
+    multiplicities ≥ 0 (speaker-bootstrap refits: a speaker drawn twice counts twice, one not drawn
+    not at all; class balancing counts the copies, as refitting on the duplicated rows would).
     """
 
     X: np.ndarray
@@ -364,6 +369,7 @@ class FitJob:
     y: np.ndarray
     C: np.ndarray
     n_classes: int
+    weight: Optional[np.ndarray] = None
 
 
 class TorchBackend:
@@ -452,7 +458,7 @@ class TorchBackend:
         phi_ev = torch.zeros(F, m, r, dtype=dt, device=dev)
         lam = torch.zeros(F, r, dtype=dt, device=dev)
         y = torch.zeros(F, P, n, dtype=torch.int64, device=dev)
-        rows = torch.zeros(F, P, n, dtype=torch.bool, device=dev)
+        rows = torch.zeros(F, P, n, dtype=torch.float64, device=dev)
         C = torch.zeros(F, P, G, dtype=dt, device=dev)
         for f, (i, b) in enumerate(zip(idx, bases)):
             job = jobs[i]
@@ -461,7 +467,7 @@ class TorchBackend:
             phi_ev[f, : b.evals.shape[0], :rf] = b.evals.to(dt)
             lam[f, :rf] = b.lam.to(dt)
             y[f, :, :nf] = torch.as_tensor(job.y, device=dev)
-            rows[f, :, :nf] = True
+            rows[f, :, :nf] = 1.0 if job.weight is None else torch.as_tensor(job.weight, dtype=torch.float64, device=dev)
             C[f] = torch.as_tensor(job.C, dtype=dt, device=dev)
         weight, present = balanced_weights(y, rows, K)
         free = free_classes(present)
@@ -473,6 +479,15 @@ class TorchBackend:
         values = torch.stack(z, 2).cpu().numpy()  # [F, P, G, m, K]
         for f, i in enumerate(idx):
             out[i] = values[f, :, :, : len(jobs[i].eval_rows)]
+
+
+def _weighted_balance(y: np.ndarray, weight: Optional[np.ndarray]):
+    """class_weight for scikit-learn: 'balanced', or its weighted-count version for bootstrap refits."""
+    if weight is None:
+        return "balanced"
+    classes = np.unique(y)
+    counts = np.array([weight[y == c].sum() for c in classes])
+    return {int(c): float(weight.sum() / (len(classes) * n)) for c, n in zip(classes, counts)}
 
 
 class SklearnBackend:
@@ -500,12 +515,16 @@ class SklearnBackend:
             z = np.full((L, G, len(job.eval_rows), job.n_classes), -np.inf)
             for p in range(L):
                 for g in range(G):
+                    Xp, yp, sw = Xf, job.y[p], None
+                    if job.weight is not None:  # refit on the duplicated rows: balance the weighted counts
+                        keep = job.weight[p] > 0
+                        Xp, yp, sw = Xf[keep], yp[keep], job.weight[p][keep]
                     clf = LogisticRegression(
-                        C=float(job.C[p, g]), class_weight="balanced", max_iter=self.max_iter, tol=self.tol
+                        C=float(job.C[p, g]), class_weight=_weighted_balance(yp, sw), max_iter=self.max_iter, tol=self.tol
                     )
                     with warnings.catch_warnings():
                         warnings.simplefilter("ignore", ConvergenceWarning)
-                        clf.fit(Xf, job.y[p])
+                        clf.fit(Xp, yp, sample_weight=sw)
                     dec = clf.decision_function(Xe)
                     if dec.ndim == 1:  # binomial: logits [0, z] over (classes_[0], classes_[1])
                         dec = np.stack([np.zeros_like(dec), dec], 1)

@@ -74,6 +74,73 @@ class SpeakerPerAccentFold(BaseCrossValidator):
             yield np.flatnonzero(row_fold == k)
 
 
+class RankPairedFold(SpeakerPerAccentFold):
+    """SpeakerPerAccentFold with a deterministic pairing of held-out speakers (the protocol's outer CV).
+
+    Within every accent the speakers are sorted by ID; fold j of rotation r holds out, from the a-th
+    accent, the speaker of rank (j + r·a) mod k (larger accents continue round-robin over the folds).
+    Rotation 0 therefore holds out the equally ranked speakers of every accent together (spkNE01 with
+    spkSE01, ...), and each further rotation shifts the pairing by one rank per accent. Random pairing
+    tilts a fold against a voice shared across accents (a donor, a device); deterministic pairing makes
+    the folds reproducible from the speaker IDs alone. Declare such a factor with metadata.csv's
+    `group` column to keep it out of training altogether (NuisanceGroupFold).
+    """
+
+    def __init__(self, n_splits: Optional[int] = None, *, rotation: int = 0):
+        super().__init__(n_splits)
+        self.rotation = rotation
+
+    def fold_of_speaker(self, y, groups) -> dict:
+        k = self.get_n_splits(None, y, groups)
+        if k < 2:
+            raise ProbeError("speaker folds need at least 2 speakers in every accent")
+        fold = {}
+        for a, spks in enumerate(speakers_by_accent(y, groups).values()):
+            for j, spk in enumerate(spks):
+                fold[spk] = (j + self.rotation * a) % k
+        return fold
+
+
+class NuisanceGroupFold(BaseCrossValidator):
+    """Folds that hold out whole nuisance groups (metadata.csv's `group`: voice donor, device, session).
+
+    groups are per-row (speaker, nuisance group) pairs given as two arrays through `split(X, y,
+    groups=(speaker, nuisance))`. The sorted nuisance groups are dealt round-robin to min(n_splits,
+    #groups) folds, starting at `rotation`, so a group's speakers are never split between training and
+    test. A fold whose training set would lose an accent is an error naming the group.
+    """
+
+    def __init__(self, n_splits: int, *, rotation: int = 0):
+        self.n_splits = n_splits
+        self.rotation = rotation
+
+    def get_n_splits(self, X=None, y=None, groups=None) -> int:
+        if groups is None:
+            return self.n_splits
+        return min(self.n_splits, len(np.unique(np.asarray(groups[1]))))
+
+    def split(self, X=None, y=None, groups=None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        n = len(np.asarray(y))
+        for test in self._iter_test_indices(X, y, groups):
+            yield np.setdiff1d(np.arange(n), test), test
+
+    def _iter_test_indices(self, X=None, y=None, groups=None) -> Iterator[np.ndarray]:
+        _speaker, nuisance = (np.asarray(g) for g in groups)
+        y = np.asarray(y)
+        names = np.unique(nuisance)
+        k = self.get_n_splits(None, y, groups)
+        if k < 2:
+            raise ProbeError(f"group folds need at least 2 distinct groups, got {list(names)}")
+        fold_of = {g: (i + self.rotation) % k for i, g in enumerate(names)}
+        row_fold = np.array([fold_of[g] for g in nuisance])
+        for f in range(k):
+            test = np.flatnonzero(row_fold == f)
+            if len(np.unique(y[row_fold != f])) < len(np.unique(y)):
+                held = sorted({str(g) for g in nuisance[test]})
+                raise ProbeError(f"holding out group(s) {held} leaves an accent without training speakers; regroup or drop the group column")
+            yield test
+
+
 class TextFold(BaseCrossValidator):
     """Splits the distinct texts (groups = text_id) into n_splits shuffled groups of near-equal size."""
 

@@ -1,4 +1,4 @@
-"""Speaker-level statistics: cluster bootstrap over speakers, speaker-level label permutations, p-values.
+"""Speaker-level statistics: permutation p-values (own, family-wise max-T, below chance), bootstrap intervals.
 
 Speakers are nested in accents, so every resampling unit here is a speaker, never an utterance.
 """
@@ -6,40 +6,32 @@ Speakers are nested in accents, so every resampling unit here is a speaker, neve
 from __future__ import annotations
 
 import numpy as np
-import torch
-
-from stage1_5.probes.metrics import macro_f1_from_confusion
 
 
-def cluster_bootstrap_ci(
-    speaker_confusion: torch.Tensor,
-    speaker_accent: np.ndarray,
-    n_boot: int,
-    rng: np.random.Generator,
-    *,
-    level: float = 0.95,
+
+def bootstrap_interval(
+    point: float, draws: np.ndarray, *, level: float, method: str, bounds: tuple[float, float] = (0.0, 1.0)
 ) -> tuple[float, float]:
-    """Percentile CI of the mean-over-seeds macro-F1, resampling speakers within accent.
+    """Interval from bootstrap draws of a statistic (NaN draws ignored; (nan, nan) without draws).
 
-    speaker_confusion [seeds, n_speakers, K, K]: each speaker's out-of-fold confusion counts per seed.
-    Each resample draws, within every accent, as many speakers as it has, with replacement, and sums
-    their counts; the statistic is the macro-F1 averaged over seeds, as the point estimate is.
-    (nan, nan) when n_boot is 0.
+    normal: point ± z·SD(draws), clipped to `bounds` — centred on the point estimate, which averages
+    the fold seeds and so is less noisy than any one draw; percentile: the draws' quantiles.
     """
-    if n_boot <= 0:
+    draws = np.asarray(draws, dtype=float)
+    draws = draws[np.isfinite(draws)]
+    if len(draws) < 2 or not np.isfinite(point):
         return float("nan"), float("nan")
-    speaker_accent = np.asarray(speaker_accent)
-    draws = np.zeros((n_boot, len(speaker_accent)))
-    for acc in np.unique(speaker_accent):
-        members = np.flatnonzero(speaker_accent == acc)
-        picks = rng.integers(0, len(members), size=(n_boot, len(members)))
-        np.add.at(draws, (np.arange(n_boot)[:, None], members[picks]), 1.0)
-    w = torch.as_tensor(draws, dtype=speaker_confusion.dtype)
-    conf = torch.einsum("bs,tskl->btkl", w, speaker_confusion)
-    stat = macro_f1_from_confusion(conf).mean(1).numpy()
-    tail = 100 * (1 - level) / 2
-    low, high = np.percentile(stat, [tail, 100 - tail])
-    return float(low), float(high)
+    if method == "percentile":
+        tail = 100 * (1 - level) / 2
+        low, high = np.percentile(draws, [tail, 100 - tail])
+    elif method == "normal":
+        from scipy.stats import norm
+
+        half = float(norm.ppf(0.5 + level / 2)) * float(draws.std(ddof=1))
+        low, high = point - half, point + half
+    else:
+        raise ValueError(f"unknown interval method {method!r}")
+    return float(np.clip(low, *bounds)), float(np.clip(high, *bounds))
 
 
 def within_fold_permutations(
@@ -64,18 +56,40 @@ def within_fold_permutations(
     return out
 
 
-def permutation_p_values(observed: np.ndarray, null: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """p = (1 + #{null ≥ observed}) / (1 + B) per representation, and the family-wise version from the
-    max-over-representations null (the same permutation is used for every representation per round).
-
-    observed [R], null [R, B]. With B = 0 both are NaN.
-    """
+def permutation_p_values(observed: np.ndarray, null: np.ndarray) -> np.ndarray:
+    """p = (1 + #{null ≥ observed}) / (1 + B) per representation; observed [R], null [R, B]; NaN when
+    B = 0 or the observed value is NaN."""
     observed, null = np.asarray(observed, dtype=float), np.asarray(null, dtype=float)
     B = null.shape[1]
     if B == 0:
-        nan = np.full(observed.shape, np.nan)
-        return nan, nan.copy()
+        return np.full(observed.shape, np.nan)
     p = (1 + (null >= observed[:, None] - 1e-12).sum(1)) / (1 + B)
-    max_null = null.max(0)
-    p_fwer = (1 + (max_null[None, :] >= observed[:, None] - 1e-12).sum(1)) / (1 + B)
-    return p, p_fwer
+    return np.where(np.isfinite(observed), p, np.nan)
+
+
+def below_chance_p_values(observed: np.ndarray, null: np.ndarray) -> np.ndarray:
+    """One-sided p for F1 *below* the permutation null: (1 + #{null ≤ observed}) / (1 + B). A small
+    value flags anti-learning (a nuisance balanced across accents tilting every fold)."""
+    observed, null = np.asarray(observed, dtype=float), np.asarray(null, dtype=float)
+    if null.shape[1] == 0:
+        return np.full(observed.shape, np.nan)
+    p = (1 + (null <= observed[:, None] + 1e-12).sum(1)) / (1 + null.shape[1])
+    return np.where(np.isfinite(observed), p, np.nan)
+
+
+def family_p_values(observed: np.ndarray, null: np.ndarray, family: np.ndarray) -> np.ndarray:
+    """Family-wise p (max-T, Westfall & Young): each representation's observed F1 against the
+    permutation distribution of the family's *maximum* F1. Every representation is tested on the same
+    permutations, so the max over a family's members per permutation is the null of "the best layer".
+    Members with NaN observed values (failed probes) take no part and get NaN."""
+    observed, null, family = np.asarray(observed, dtype=float), np.asarray(null, dtype=float), np.asarray(family)
+    out = np.full(observed.shape, np.nan)
+    if null.shape[1] == 0:
+        return out
+    for name in np.unique(family):
+        members = np.flatnonzero((family == name) & np.isfinite(observed))
+        if not len(members):
+            continue
+        max_null = null[members].max(0)
+        out[members] = (1 + (max_null[None, :] >= observed[members, None] - 1e-12).sum(1)) / (1 + null.shape[1])
+    return out
