@@ -9,7 +9,7 @@ from sklearn.metrics import f1_score
 
 from stage1_5.probes import batched_macro_f1, macro_f1, majority_f1
 from stage1_5.probes.metrics import confusion_counts, macro_f1_from_confusion
-from stage1_5.probes.stats import cluster_bootstrap_ci, permutation_p_values, within_fold_permutations
+from stage1_5.probes.stats import within_fold_permutations
 
 labels = st.lists(st.integers(0, 4), min_size=1, max_size=40)
 
@@ -51,32 +51,6 @@ def _speaker_confusion(correct_rate, n_speakers=12, k=3, per_speaker=10, seeds=2
     return torch.as_tensor(conf), acc
 
 
-def test_cluster_bootstrap_ci_brackets_the_estimate_and_narrows_with_perfect_predictions():
-    conf, acc = _speaker_confusion(0.6)
-    point = float(macro_f1_from_confusion(conf.sum(1)).mean())
-    low, high = cluster_bootstrap_ci(conf, acc, 500, np.random.default_rng(1))
-    assert low < point < high and high - low > 0.05
-    perfect, acc = _speaker_confusion(1.0)
-    assert cluster_bootstrap_ci(perfect, acc, 200, np.random.default_rng(1)) == (1.0, 1.0)
-
-
-def test_cluster_bootstrap_resamples_speakers_not_utterances():
-    # every utterance of a speaker is right or wrong together: the speaker-level CI must be wide
-    k, n_spk = 2, 8
-    acc = np.arange(n_spk) % k
-    conf = torch.zeros(1, n_spk, k, k, dtype=torch.float64)
-    for spk in range(n_spk):
-        pred = acc[spk] if spk < 6 else 1 - acc[spk]
-        conf[0, spk, acc[spk], pred] = 100
-    low, high = cluster_bootstrap_ci(conf, acc, 1000, np.random.default_rng(0))
-    assert high - low > 0.3  # 800 utterances but only 8 speakers of evidence
-
-
-def test_bootstrap_zero_gives_nan():
-    conf, acc = _speaker_confusion(0.5)
-    assert all(np.isnan(cluster_bootstrap_ci(conf, acc, 0, np.random.default_rng(0))))
-
-
 def test_permutations_keep_accent_counts_within_every_fold():
     acc = np.repeat(np.arange(3), 4)
     fold = np.tile(np.arange(4), 3)
@@ -85,13 +59,3 @@ def test_permutations_keep_accent_counts_within_every_fold():
         for f in range(4):
             assert sorted(p[fold == f]) == sorted(acc[fold == f])
     assert len({tuple(p) for p in perms}) > 40
-
-
-def test_p_value_formula_and_fwer_is_never_smaller():
-    observed = np.array([0.9, 0.5])
-    null = np.array([[0.1, 0.95, 0.2, 0.3], [0.4, 0.6, 0.45, 0.55]])
-    p, p_fwer = permutation_p_values(observed, null)
-    np.testing.assert_allclose(p, [(1 + 1) / 5, (1 + 2) / 5])
-    np.testing.assert_allclose(p_fwer, [(1 + 1) / 5, (1 + 2) / 5])  # max null = [.4, .95, .45, .55]
-    assert (p_fwer >= p).all()
-    assert np.isnan(permutation_p_values(observed, np.zeros((2, 0)))[0]).all()

@@ -1,0 +1,124 @@
+"""Permutation p-values, family-wise max-T, below-chance p, intervals and the design's reachable p."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from stage1_5.config import ProbeConfig
+from stage1_5.probes.design import bootstrap_speaker_weights, build_design, count_within_fold_labellings
+from stage1_5.probes.stats import (
+    below_chance_p_values,
+    bootstrap_interval,
+    family_p_values,
+    permutation_p_values,
+)
+
+
+def test_own_p_counts_null_values_at_least_the_observed():
+    observed = np.array([0.9, 0.5])
+    null = np.array([[0.1, 0.95, 0.2, 0.3], [0.4, 0.6, 0.45, 0.55]])
+    np.testing.assert_allclose(permutation_p_values(observed, null), [2 / 5, 3 / 5])
+    assert np.isnan(permutation_p_values(observed, np.zeros((2, 0)))).all()
+
+
+def test_family_p_tests_each_member_against_the_family_maximum():
+    observed = np.array([0.9, 0.5, 0.5])
+    null = np.array([[0.1, 0.95, 0.2, 0.3], [0.4, 0.6, 0.45, 0.55], [0.0, 0.0, 0.0, 0.0]])
+    p = family_p_values(observed, null, np.array(["backbone", "backbone", "ssl"]))
+    # backbone max null = [.4, .95, .45, .55]; ssl is its own family
+    np.testing.assert_allclose(p, [2 / 5, 3 / 5, 1 / 5])
+    assert (p >= permutation_p_values(observed, null)).all()
+
+
+def test_family_p_ignores_failed_members():
+    observed = np.array([0.9, np.nan])
+    null = np.array([[0.1, 0.2, 0.3], [np.nan, np.nan, np.nan]])
+    p = family_p_values(observed, null, np.array(["b", "b"]))
+    assert p[0] == pytest.approx(1 / 4) and np.isnan(p[1])
+
+
+def test_family_p_controls_the_family_wise_error_under_the_null():
+    rng = np.random.default_rng(0)
+    layers, B, reps = 12, 99, 400
+    own_hits = fam_hits = 0
+    for _ in range(reps):
+        # exchangeable null: observed is one more draw of the same (correlated) per-layer statistic
+        common = rng.normal(size=(1, B + 1))
+        stat = 0.5 * common + rng.normal(size=(layers, B + 1))
+        observed, null = stat[:, 0], stat[:, 1:]
+        own_hits += permutation_p_values(observed, null).min() < 0.05
+        fam_hits += family_p_values(observed, null, np.zeros(layers)).min() < 0.05
+    assert fam_hits / reps <= 0.05 + 3 * np.sqrt(0.05 * 0.95 / reps)
+    assert own_hits / reps > 0.2  # the uncorrected minimum would give false GOs
+
+
+def test_below_chance_p_is_small_only_for_a_statistic_below_the_null():
+    null = np.tile(np.linspace(0.4, 0.6, 99), (2, 1))
+    p = below_chance_p_values(np.array([0.2, 0.7]), null)
+    assert p[0] == pytest.approx(0.01) and p[1] == pytest.approx(1.0)
+
+
+def test_normal_interval_is_centred_on_the_point_and_clipped():
+    draws = np.random.default_rng(0).normal(0.9, 0.1, 5000)
+    low, high = bootstrap_interval(0.95, draws, level=0.95, method="normal")
+    assert high == 1.0 and low == pytest.approx(0.95 - 1.96 * 0.1, abs=0.01)
+    p_low, p_high = bootstrap_interval(0.95, draws, level=0.95, method="percentile")
+    assert p_low == pytest.approx(0.9 - 1.96 * 0.1, abs=0.01)
+
+
+def test_interval_without_draws_is_nan():
+    assert all(np.isnan(bootstrap_interval(0.5, np.array([]), level=0.95, method="normal")))
+
+
+def test_bootstrap_draws_resample_speakers_within_accent():
+    acc = np.repeat(np.arange(3), [2, 4, 5])
+    w = bootstrap_speaker_weights(acc, 300, np.random.default_rng(0))
+    for a, n in enumerate([2, 4, 5]):
+        assert (w[:, acc == a].sum(1) == n).all()
+    assert (w == 0).any() and (w >= 2).any()
+
+
+def test_labelling_count_is_the_product_of_per_fold_multinomials():
+    acc = np.array([0, 1, 0, 1, 0, 1, 0, 1])
+    fold = np.array([0, 0, 1, 1, 2, 2, 3, 3])
+    assert count_within_fold_labellings(acc, fold) == 2**4
+    assert count_within_fold_labellings(np.array([0, 1, 2]), np.zeros(3, int)) == 6
+
+
+def _meta(accents: int, speakers: int, texts: int = 4) -> pd.DataFrame:
+    rows = [
+        (f"a{a}s{s}t{t}", f"a{a}s{s}", f"acc{a}", f"t{t}")
+        for a in range(accents)
+        for s in range(speakers)
+        for t in range(texts)
+    ]
+    return pd.DataFrame(rows, columns=["utt_id", "speaker", "accent", "text_id"])
+
+
+def test_two_accents_of_four_speakers_cannot_reach_p_005():
+    design = build_design(_meta(2, 4), ProbeConfig(seeds=1, permutations=999, bootstrap=0))
+    assert design.distinct_labellings == 16
+    assert design.smallest_reachable_p == pytest.approx(1 / 16)
+
+
+def test_ten_permutations_cannot_reach_p_005():
+    design = build_design(_meta(3, 8), ProbeConfig(seeds=1, permutations=10, bootstrap=0))
+    assert design.smallest_reachable_p == pytest.approx(1 / 11)
+
+
+def test_held_out_speakers_are_paired_by_rank_without_groups():
+    design = build_design(_meta(2, 3), ProbeConfig(seeds=2, permutations=0, bootstrap=0))
+    spk = np.asarray(design.speakers)
+    held = [sorted(set(spk[design.spk[te]])) for _, te in design.outer[0]]
+    assert held == [["a0s0", "a1s0"], ["a0s1", "a1s1"], ["a0s2", "a1s2"]]
+    held1 = [sorted(set(spk[design.spk[te]])) for _, te in design.outer[1]]
+    assert held1 != held  # the next fold seed rotates the pairing
+
+
+def test_group_column_keeps_whole_groups_out_together():
+    meta = _meta(2, 4)
+    meta["group"] = meta["speaker"].str[-1].map(lambda s: f"donor{int(s) % 2}")
+    design = build_design(meta, ProbeConfig(seeds=1, permutations=0, bootstrap=0))
+    assert len(design.outer[0]) == 2
+    for tr, te in design.outer[0]:
+        assert not set(meta["group"].iloc[tr]) & set(meta["group"].iloc[te])
