@@ -91,3 +91,21 @@ def test_torch_backend_matches_sklearn_backend_with_classes_missing_from_trainin
     np.testing.assert_array_equal(ours.argmax(-1), ref.argmax(-1))
     softmax = lambda z: np.exp(z - z.max(-1, keepdims=True)) / np.exp(z - z.max(-1, keepdims=True)).sum(-1, keepdims=True)
     np.testing.assert_allclose(softmax(ours), softmax(ref), atol=1e-4)  # logits agree up to a per-row shift
+
+
+def test_row_multiplicities_match_sklearn_sample_weights_with_weighted_balancing():
+    """Bootstrap refits: multiplicity m counts a row m times in the loss and in the class balance
+    (standardisation stays that of the fold's training rows, in both backends)."""
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(60, 6)) + np.repeat(np.eye(6)[:3] * 1.5, 20, axis=0)
+    y = np.repeat(np.arange(3), 20)
+    fit, ev = np.arange(0, 60, 2), np.arange(1, 60, 2)
+    mult = rng.integers(0, 3, size=(2, len(fit))).astype(float)
+    job = FitJob(X=X, fit_rows=fit, eval_rows=ev, y=np.stack([y[fit]] * 2), C=np.array([[1.0], [1.0]]), n_classes=3, weight=mult)
+    ours = TorchBackend("cpu", tol=1e-8, max_iter=2000).decision_function([job])[0]
+    ref = SklearnBackend(tol=1e-10, max_iter=10_000).decision_function([job])[0]
+    np.testing.assert_array_equal(ours.argmax(-1), ref.argmax(-1))
+    softmax = lambda z: np.exp(z - z.max(-1, keepdims=True)) / np.exp(z - z.max(-1, keepdims=True)).sum(-1, keepdims=True)
+    np.testing.assert_allclose(softmax(ours), softmax(ref), atol=1e-4)
+    unweighted = TorchBackend("cpu", tol=1e-8, max_iter=2000).decision_function([FitJob(X, fit, ev, y[fit][None], np.array([[1.0]]), 3)])[0]
+    assert not np.allclose(ours[0], unweighted[0], atol=1e-3)  # the weights do act

@@ -19,10 +19,21 @@ def data():
     return planted_dataset(accent=1.0, speakers_per_accent=3, n_texts=4, dim=8)
 
 
-def test_nan_feature_names_representation_row_and_utt_id(data):
+def test_a_representation_with_nan_is_dropped_with_a_note_naming_row_and_utt_id(data):
     X = data.features["planted:layer_00"].copy()
     X[5, 2] = np.inf
-    with pytest.raises(ProbeError, match=r"'planted:layer_00'.*row 5 \(utt_id 's01_t01'\)"):
+    res = evaluate_representations({"planted:layer_00": X, "planted:good": data.features["planted:layer_00"]}, data.meta, CFG, progress=False)
+    status = dict(zip(res.metrics.representation, res.metrics.status))
+    assert status["planted:good"] == "ok"
+    assert status["planted:layer_00"].startswith("failed:") and "row 5 (utt_id 's01_t01')" in status["planted:layer_00"]
+    assert any(n.startswith("planted:layer_00 dropped") for n in res.notes)
+    assert np.isnan(res.metrics.set_index("representation").loc["planted:layer_00", "accent_f1"])
+
+
+def test_all_representations_failing_is_an_error(data):
+    X = data.features["planted:layer_00"].copy()
+    X[5, 2] = np.nan
+    with pytest.raises(ProbeError, match=r"every representation failed.*row 5"):
         evaluate_representations({"planted:layer_00": X}, data.meta, CFG, progress=False)
 
 

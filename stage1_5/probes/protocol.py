@@ -457,6 +457,10 @@ def evaluate_representations(
     if not features:
         raise ProbeError("no representations to probe (the feature set is empty)")
     backend = backend if backend is not None else TorchBackend(config.device)
+    for name, X in features.items():  # a mis-shaped matrix is a wiring error: stop before any work
+        X = np.asarray(X)
+        if X.ndim != 2 or X.shape[0] != len(design.utt_ids):
+            check_feature_matrix(name, X, design.utt_ids, error=ProbeError, where="features")
     outcomes, notes = [], list(design.notes)
     for name, X in tqdm(features.items(), desc="probes", unit="repr", disable=not progress):
         try:
@@ -467,6 +471,8 @@ def evaluate_representations(
             notes.append(f"{name} dropped: {reason}")
             outcome = _failed(name, design, reason)
         outcomes.append(outcome)
+    if all(o.confusion is None for o in outcomes):
+        raise ProbeError(f"every representation failed; first: {notes[len(design.notes)]}")
     metrics = pd.DataFrame([o.row for o in outcomes], columns=METRIC_COLUMNS)
     family = np.array([(families or {}).get(o.row["representation"], default_family(o.row["representation"])) for o in outcomes])
     observed = np.array([o.observed for o in outcomes])
