@@ -131,7 +131,9 @@ def features_stage(cfg: Stage15Config, dataset, representations: Optional[set[st
 
 def probes_key(cfg: Stage15Config, dataset, representations: Optional[Iterable[str]] = None) -> str:
     wanted = sorted(representations) if representations is not None else None
-    return _digest("probes", features_key(cfg, dataset), cfg.probes.model_dump(mode="json"), wanted)
+    from stage1_5.probes import PROTOCOL_VERSION
+
+    return _digest("probes", PROTOCOL_VERSION, features_key(cfg, dataset), cfg.probes.model_dump(mode="json"), wanted)
 
 
 def _probe_cache_dir(cfg: Stage15Config, key: str) -> Path:
@@ -150,10 +152,11 @@ def save_probe_results(results, folder: Path) -> None:
             frame.to_csv(fh)
     atomic_write_json(folder / "label_map.json", results.label_map)
     atomic_write_json(folder / "probe_notes.json", list(results.notes))
+    atomic_write_json(folder / "probe_facts.json", results.facts.to_json())
 
 
 def load_probe_results(folder: Path):
-    from stage1_5.probes import ProbeResults
+    from stage1_5.probes import DesignFacts, ProbeResults
 
     confusion = {}
     for csv in sorted((folder / "confusion").glob("*.csv")):
@@ -164,6 +167,7 @@ def load_probe_results(folder: Path):
         predictions=pd.read_csv(folder / "predictions.csv", dtype={"utt_id": str, "y_true": str, "y_pred": str}),
         confusion=confusion,
         label_map=json.loads((folder / "label_map.json").read_text()),
+        facts=DesignFacts.from_json(json.loads((folder / "probe_facts.json").read_text())),
         notes=json.loads(notes.read_text()) if (notes := folder / "probe_notes.json").exists() else [],
     )
 
@@ -193,16 +197,19 @@ def probes_stage(
 
 
 def decision_stage(cfg: Stage15Config, dataset, probe_results):
-    from stage1_5.decision import decide, scientific_caveats
+    from stage1_5.decision import RunFacts, decide
+    from stage1_5.decision.levels import DATASET_CAVEAT
+    from stage1_5.sources import random_weights_caveats, random_weights_deciding
 
-    caveats = scientific_caveats(cfg.sources, meets_minima=dataset.meets_minima) + dataset.confounds.caveats
-    return decide(
-        probe_results.metrics,
-        cfg.experiment,
-        scientific=not caveats,
+    caveats = random_weights_caveats(cfg) + ([DATASET_CAVEAT] if not dataset.meets_minima else []) + dataset.confounds.caveats
+    facts = RunFacts(
+        caveats=tuple(caveats),
         dataset_too_small=not dataset.meets_minima,
-        caveats=caveats,
+        random_weights=random_weights_deciding(cfg),
+        significance_limit=probe_results.facts.limit_text(cfg.experiment.alpha),
+        smallest_reachable_p=probe_results.facts.to_json()["smallest_reachable_p"],
     )
+    return decide(probe_results.metrics, cfg.experiment, facts=facts)
 
 
 def stage2_key(cfg: Stage15Config, dataset) -> str:

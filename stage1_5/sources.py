@@ -223,6 +223,11 @@ def configured_layer_order(cfg: "Stage15Config") -> dict[str, list[str]]:
     return {name: layers for name, layers in order.items() if layers is not None}
 
 
+def random_weights_deciding(cfg: "Stage15Config") -> bool:
+    """Does an enabled deciding source run on randomly initialised weights?"""
+    return any(spec.decides and spec.random_weights(cfg) for spec in enabled_sources(cfg))
+
+
 def random_weights_caveats(cfg: "Stage15Config") -> list[str]:
     """Why the enabled sources make the run not a scientific result: randomly initialised weights.
 

@@ -5,7 +5,8 @@ import json
 import pytest
 
 from stage1_5.config import ExperimentConfig, SourcesConfig
-from stage1_5.decision import Level, decide, scientific_caveats
+from stage1_5.decision import Level, RunFacts, decide
+from stage1_5.sources import random_weights_caveats, random_weights_deciding
 from stage1_5.decision.dummies import dummy_metrics, dummy_metrics_row as row
 from stage1_5.errors import Stage15Error
 
@@ -13,8 +14,8 @@ T = ExperimentConfig()
 NAN = float("nan")
 
 
-def run(*rows, too_small=False, thresholds=T, scientific=True):
-    return decide(dummy_metrics(rows), thresholds, scientific=scientific, dataset_too_small=too_small)
+def run(*rows, too_small=False, thresholds=T, **facts):
+    return decide(dummy_metrics(rows), thresholds, facts=RunFacts(dataset_too_small=too_small, **facts))
 
 
 def test_decision_is_best_backbone_level():
@@ -51,7 +52,7 @@ def test_rationale_names_the_numbers_of_a_go():
     d = run(row("backbone:decoder_block_08", accent_f1=0.72, accent_f1_ci_low=0.65, accent_f1_ci_high=0.80))
     assert d.rationale == (
         "Layer decoder_block_08 passes GO thresholds "
-        "(F1=0.72 [0.65, 0.80], leakage excess=+2.1 pp, text_drop=0.05, p=0.004)."
+        "(F1=0.72 [0.65, 0.80], leakage excess=+2.1 pp, text_drop=0.05, family-wise p=0.004)."
     )
 
 
@@ -86,8 +87,14 @@ def test_diagnosis_only_for_nogo():
         ([row("backbone:decoder_block_08", accent_f1=0.30), row("ssl:layer_06", accent_f1=0.80)], True, "dataset_too_small"),
         ([row("backbone:decoder_block_08", leak_excess_pp=25.0), row("ssl:layer_06")], False, "accent_entangled"),
         ([row("ssl:layer_06"), row("acoustic:mfcc_stats")], False, "no_backbone"),
+        ([row("backbone:decoder_block_08", accent_f1=0.30), row("ssl:layer_06", accent_f1=0.80, p_value_fwer=0.3)], False, "accents_not_separable"),
+        ([row("backbone:decoder_block_08", accent_f1=0.20, p_below_chance=0.01), row("acoustic:mfcc_stats", accent_f1=0.30)], False, "balanced_nuisance"),
+        ([row("backbone:decoder_block_08", leak_excess_pp=25.0, p_value_fwer=0.4), row("ssl:layer_06", accent_f1=0.3)], False, "accents_not_separable"),
     ],
-    ids=["refs_high_backbone_low", "everything_low", "backbone_low_no_refs", "dataset_small_first", "leaky_backbone", "no_backbone"],
+    ids=[
+        "refs_high_backbone_low", "everything_low", "backbone_low_no_refs", "dataset_small_first", "leaky_backbone", "no_backbone",
+        "reference_not_significant_supports_nothing", "below_chance_is_anti_learning", "leaky_but_not_significant_is_not_entangled",
+    ],  # fmt: skip
 )
 def test_diagnosis(rows, too_small, diagnosis):
     d = run(*rows, too_small=too_small)
@@ -99,6 +106,24 @@ def test_diagnosis(rows, too_small, diagnosis):
 def test_backbone_inadequate_sentence_names_the_reference():
     d = run(row("backbone:decoder_block_08", accent_f1=0.30), row("ssl:layer_06", accent_f1=0.80))
     assert "ssl:layer_06 F1=0.80" in d.diagnosis_text
+
+
+def test_random_weights_backbone_is_diagnosed_as_such():
+    d = run(row("backbone:decoder_block_08", accent_f1=0.30), row("ssl:layer_06", accent_f1=0.80), random_weights=True, too_small=True)
+    assert d.diagnosis == "random_weights"
+    assert "randomly initialised" in d.diagnosis_text and "ssl:layer_06" in d.diagnosis_text
+
+
+def test_unreachable_significance_is_diagnosed_and_said_in_caveats():
+    limit = "the smallest reachable p is 0.0625"
+    d = run(row("backbone:decoder_block_08", p_value_fwer=0.0625), significance_limit=limit)
+    assert d.decision == Level.NOGO and d.diagnosis == "significance_unreachable"
+    assert limit in d.diagnosis_text and limit in d.caveats
+
+
+def test_rationale_says_the_best_layer_was_selected_among_many():
+    d = run(row("backbone:decoder_block_08"), row("backbone:decoder_block_04", accent_f1=0.6))
+    assert "the best of 2 backbone layers" in d.rationale
 
 
 def test_no_backbone_gives_nogo_without_best_representation():
@@ -122,7 +147,7 @@ def test_dataset_too_small_makes_result_not_scientific_with_caveat():
 
 
 def test_to_json_has_contract_keys_and_is_strict_json():
-    d = run(row("backbone:decoder_block_08", p_value=NAN), row("ssl:layer_06"))
+    d = run(row("backbone:decoder_block_08", accent_f1=0.5), row("ssl:layer_06"))
     j = d.to_json()
     for key in ("decision", "best_representation", "rationale", "diagnosis", "levels", "thresholds", "scientific"):
         assert key in j
@@ -135,7 +160,7 @@ def test_to_json_has_contract_keys_and_is_strict_json():
 def test_missing_column_is_a_clear_error():
     df = dummy_metrics([row()]).drop(columns=["leak_excess_pp"])
     with pytest.raises(Stage15Error, match="missing column.*leak_excess_pp"):
-        decide(df, T, scientific=True, dataset_too_small=False)
+        decide(df, T)
 
 
 def test_duplicate_representation_is_a_clear_error():
@@ -143,14 +168,16 @@ def test_duplicate_representation_is_a_clear_error():
         run(row(), row())
 
 
-def test_scientific_caveats_name_random_weights_and_small_data():
-    sources = SourcesConfig.model_validate({"backbone": {"checkpoint": "tiny-random"}, "ssl": {"model": "tiny-random"}})
-    caveats = scientific_caveats(sources, meets_minima=False)
-    assert len(caveats) == 3
-    assert "randomly initialised" in caveats[0] and "ssl" in caveats[1] and "design minima" in caveats[2]
-    assert scientific_caveats(SourcesConfig(), meets_minima=True) == []
+def test_random_weights_of_the_deciding_source_are_a_caveat_and_a_fact():
+    from stage1_5.config import Stage15Config
+
+    cfg = Stage15Config.model_validate({"sources": {"backbone": {"checkpoint": "tiny-random"}, "ssl": {"model": "tiny-random"}}})
+    caveats = random_weights_caveats(cfg)
+    assert len(caveats) == 2 and "randomly initialised" in caveats[0] and "ssl" in caveats[1]
+    assert random_weights_deciding(cfg)
+    assert not random_weights_deciding(Stage15Config())
 
 
 def test_empty_metrics_is_a_nogo_without_backbone():
-    d = decide(dummy_metrics([]), T, scientific=True, dataset_too_small=False)
+    d = decide(dummy_metrics([]), T)
     assert (d.decision, d.diagnosis) == (Level.NOGO, "no_backbone")

@@ -18,7 +18,8 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
 
-from stage1_5.decision.rules import Decision, Level, fmt_p, is_missing
+from stage1_5.decision.levels import Decision, Level, is_missing
+from stage1_5.decision.wording import fmt_p
 from stage1_5.io import atomic_write_bytes
 from stage1_5.report.layout import FIGURES, ordered
 from stage1_5.sources import decides, deciding_label, source_sort_key, source_spec, source_style

@@ -16,7 +16,8 @@ import pandas as pd
 
 from stage1_5.data.confounds import ConfoundReport, RecordingConfound, TextSharing
 from stage1_5.data.recording import LABELS, STATISTICS
-from stage1_5.decision.rules import Decision, Level, fmt_f1, fmt_p, fmt_pp, is_missing
+from stage1_5.decision.levels import Decision, Level, is_missing
+from stage1_5.decision.wording import fmt_f1, fmt_p, fmt_pp
 from stage1_5.report.layout import FIGURES, ordered
 from stage1_5.report.stage2 import Stage2Facts, render_stage2_section
 from stage1_5.sources import (

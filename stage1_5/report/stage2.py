@@ -16,7 +16,8 @@ from typing import Any, List, Mapping, Optional
 
 import pandas as pd
 
-from stage1_5.decision.rules import Decision, Level, fmt_f1, is_missing
+from stage1_5.decision.levels import Decision, Level, is_missing
+from stage1_5.decision.wording import fmt_f1
 from stage1_5.report.layout import STAGE2_FIGURES, ordered
 from stage1_5.sources import decides, source_of
 

@@ -12,7 +12,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
-from stage1_5.decision.rules import Decision, Level
+from stage1_5.decision.levels import Decision, Level
 from stage1_5.report.figures import LEVEL_COLOURS, _group_spans, _save, _source_colour
 from stage1_5.report.layout import STAGE2_FIGURES, ordered
 from stage1_5.sources import decides, deciding_label
