@@ -398,6 +398,10 @@ def run_experiment(
         results = probes_stage(cfg, dataset, features, progress=progress, force="probes" in forced)
         for note in results.notes:
             echo(f"[probes] NOTE: {note}")
+        facts = results.facts
+        echo(f"[probes] smallest reachable p: {facts.smallest_reachable_p:.3g} ({facts.permutations} permutations, {facts.distinct_labellings} distinct speaker labellings)")
+        if (limit := facts.limit_text(cfg.experiment.alpha)) is not None:
+            echo(f"[probes] WARNING: {limit}")
         save_probe_results(results, paths.analysis_dir)
         finish("probes", key, t0)
     results = load_probe_results(paths.analysis_dir)

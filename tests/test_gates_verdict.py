@@ -40,15 +40,14 @@ def test_a_conditional_f1_gate_tests_the_conditional_threshold():
 
 def test_leakage_gates_use_the_margin_of_their_level():
     _gate("leakage", "conditional", leak_excess_pp=10.0).assert_passes()
-    with pytest.raises(GateMiss, match=r"leakage excess \+10\.0 pp > 7 pp \(GO\)"):
+    with pytest.raises(GateMiss, match=r"leakage excess \+10\.0 pp > \+7\.0 pp \(GO\)"):
         _gate("leakage", "go", leak_excess_pp=10.0).assert_passes()
 
 
-def test_significance_is_a_go_only_gate():
-    with pytest.raises(GateMiss, match=r"p 0\.200 >= 0\.05 \(GO\)"):
-        _gate("p_value", "go", p_value=0.2).assert_passes()
-    with pytest.raises(KeyError):
-        _gate("p_value", "conditional").check
+def test_significance_is_gated_family_wise_at_both_levels():
+    for level in ("go", "conditional"):
+        with pytest.raises(GateMiss, match=rf"family-wise p 0\.200 >= 0\.05 \(max over 8 layers; {'GO' if level == 'go' else 'conditional'}\)"):
+            _gate("p_value", level, p_value_fwer=0.2).assert_passes()
 
 
 def test_gate_marker_rejects_unknown_metrics_and_levels():
@@ -63,15 +62,15 @@ def test_gate_marker_rejects_unknown_metrics_and_levels():
 
 def _decision(**row):
     metrics = dummy_metrics([dummy_metrics_row(B08, **row)])
-    return decide(metrics, ExperimentConfig(), scientific=True, dataset_too_small=False)
+    return decide(metrics, ExperimentConfig())
 
 
 @pytest.mark.parametrize(
     ("row", "accept", "accepted"),
     [
         ({}, "go", True),
-        ({"p_value": 0.2}, "go", False),  # conditional GO
-        ({"p_value": 0.2}, "conditional", True),
+        ({"accent_f1": 0.50}, "go", False),  # conditional GO
+        ({"accent_f1": 0.50}, "conditional", True),
         ({"accent_f1": 0.30}, "conditional", False),  # NOGO
     ],
 )
@@ -88,7 +87,7 @@ def test_a_nogo_decision_fails_with_its_rationale_and_diagnosis():
 
 def test_an_unaccepted_conditional_go_names_the_option():
     with pytest.raises(GateMiss, match=r"^Decision GO_CONDITIONAL, not accepted \(--gate-accept go\)"):
-        DecisionGate(_decision(p_value=0.2), "go").assert_accepted()
+        DecisionGate(_decision(accent_f1=0.50), "go").assert_accepted()
 
 
 def _item(marker=None, params=None, fixturenames=()):

@@ -31,7 +31,7 @@ def typical():
     rows += [row(f"ssl:layer_{i:02d}", accent_f1=0.5 + 0.05 * i) for i in range(4)]
     rows += [row("ecapa:embedding", accent_f1=0.8, leak_excess_pp=25.0), row("acoustic:mfcc_stats", p_value=NAN)]
     m = dummy_metrics(rows)
-    return m, decide(m, ExperimentConfig(), scientific=True, dataset_too_small=False)
+    return m, decide(m, ExperimentConfig())
 
 
 EDGE_CASES = {
@@ -60,7 +60,7 @@ def test_render_figures_skips_confusion_without_matrix(tmp_path):
 @pytest.mark.parametrize("case", list(EDGE_CASES))
 def test_figures_handle_edge_inputs(case, tmp_path):
     m = dummy_metrics(EDGE_CASES[case])
-    d = decide(m, ExperimentConfig(strict=case == "strict_mode"), scientific=True, dataset_too_small=False)
+    d = decide(m, ExperimentConfig(strict=case == "strict_mode"))
     for plot, name in ((plot_metric_heatmap, "h.png"), (plot_f1_by_layer, "f.png"), (plot_leakage_vs_f1, "l.png")):
         assert_png(plot(m, d, tmp_path / name))
 

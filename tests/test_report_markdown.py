@@ -6,7 +6,7 @@ from types import SimpleNamespace
 import pytest
 
 from stage1_5.config import ExperimentConfig, Stage15Config
-from stage1_5.decision import decide
+from stage1_5.decision import RunFacts, decide
 from stage1_5.decision.dummies import dummy_metrics, dummy_metrics_row as row
 from stage1_5.report import TABLE_HEADER, DatasetFacts, package_versions, render_report
 
@@ -27,14 +27,14 @@ def metrics():
 
 def render(scientific=True, caveats=(), too_small=False, facts=FACTS, **kw):
     m = metrics()
-    d = decide(m, ExperimentConfig(), scientific=scientific, dataset_too_small=too_small, caveats=caveats)
+    d = decide(m, ExperimentConfig(), facts=RunFacts(caveats=tuple(caveats) + (() if scientific else ("not scientific",)), dataset_too_small=too_small))
     return render_report(m, d, dataset=facts, config=Stage15Config(), label_map=["en-029", "en-gb", "en-us"],
                          device="cpu", versions=VERSIONS, **kw)  # fmt: skip
 
 
 def test_table_header_line_is_exact_and_appears_once():
     assert render().splitlines().count(TABLE_HEADER) == 1
-    assert TABLE_HEADER == "| Layer | Accent F1 [95% CI] | Leak A→S | Text Drop | p | Level |"
+    assert TABLE_HEADER == "| Layer | Accent F1 [95% CI] | Leak A→S | Text Drop | p layer / family | Level |"
 
 
 def test_every_representation_has_a_row_grouped_by_source():
@@ -57,13 +57,14 @@ def test_decision_section_has_the_three_lines():
     text = render()
     section = text.split("## Decision", 1)[1]
     assert "\n- **Best representation:** `backbone:decoder_block_08`\n" in section
-    assert "\n- **Decision:** GO_CONDITIONAL\n" in section
-    assert re.search(r"\n- \*\*Rationale:\*\* Layer decoder_block_08 passes conditional-GO thresholds \(F1=0\.52", section)
+    assert "\n- **Decision:** conditional GO\n" in section
+    assert re.search(r"\n- \*\*Rationale:\*\* Layer decoder_block_08 \(the best of 2 backbone layers\) passes conditional-GO thresholds \(F1=0\.52", section)
 
 
 def test_nogo_report_shows_diagnosis():
     m = dummy_metrics([row("backbone:decoder_block_08", accent_f1=0.2), row("ssl:layer_06", accent_f1=0.8)])
-    d = decide(m, ExperimentConfig(), scientific=True, dataset_too_small=False)
+    d = decide(m, ExperimentConfig())
+    assert d.diagnosis == "backbone_inadequate"
     text = render_report(m, d, dataset=FACTS, config=Stage15Config(), label_map=["a"], device="cpu", versions=VERSIONS)
     assert "- **Diagnosis:** `backbone_inadequate`" in text
 
@@ -119,15 +120,21 @@ def test_context_section_reports_speaker_acc_majority_and_fwer():
 
 
 def test_nan_p_value_renders_as_na():
-    m = dummy_metrics([row(p_value=float("nan"))])
-    d = decide(m, ExperimentConfig(), scientific=True, dataset_too_small=False)
+    m = dummy_metrics([row(p_value=float("nan"), p_value_fwer=float("nan"))])
+    d = decide(m, ExperimentConfig())
     text = render_report(m, d, dataset=FACTS, config=Stage15Config(), label_map=["a"], device="cpu", versions=VERSIONS)
-    assert "| 0.05 | n/a | GO_CONDITIONAL |" in text
+    assert "| 0.05 | n/a / n/a | NOGO |" in text
+
+
+def test_decision_section_shows_the_thresholds_applied_for_two_accents():
+    m = dummy_metrics([row(n_accents=2, chance_f1=0.5)])
+    text = render_report(m, decide(m, ExperimentConfig()), dataset=FACTS, config=Stage15Config(), label_map=["a", "b"], device="cpu", versions=VERSIONS)
+    assert "- **Thresholds applied** (2 accents, chance F1 0.50): GO F1 ≥ 0.662, conditional F1 ≥ 0.588" in text
 
 
 def test_pipe_in_user_layer_name_is_escaped():
     m = dummy_metrics([row(), row("mine:a|b")])
-    d = decide(m, ExperimentConfig(), scientific=True, dataset_too_small=False)
+    d = decide(m, ExperimentConfig())
     text = render_report(m, d, dataset=FACTS, config=Stage15Config(), label_map=["a"], device="cpu", versions=VERSIONS)
     assert "| a\\|b |" in text
 
@@ -150,7 +157,7 @@ def test_package_versions_reports_missing_packages():
 
 def test_probe_notes_are_listed_under_the_results():
     m = dummy_metrics([row("backbone:decoder_block_08")])
-    d = decide(m, ExperimentConfig(), scientific=True, dataset_too_small=False)
+    d = decide(m, ExperimentConfig())
     note = "accent 'NE' has fewer than 2 training speakers in a fold: C fixed at 0.1"
     text = render_report(m, d, dataset=FACTS, config=Stage15Config(), label_map=["a"], device="cpu", versions=VERSIONS, probe_notes=[note])
     assert f"- {note}" in text

@@ -59,7 +59,7 @@ def facts(m: pd.DataFrame, decision) -> Stage2Facts:
 
 def section(best: str = "backbone:decoder_block_08", **overrides) -> tuple[str, object]:
     m = metrics(best, **overrides)
-    d = decide(m, ExperimentConfig(), scientific=True, dataset_too_small=False)
+    d = decide(m, ExperimentConfig())
     return "\n".join(render_stage2_section(m, d, facts(m, d), figures={"erasure": "e.png", "cka": "c.png"})), d
 
 
@@ -120,7 +120,7 @@ def test_the_similarity_paragraph_names_its_rows_and_the_nearest_reference():
 
 def test_the_full_report_carries_the_section_only_when_given_one():
     m = metrics()
-    d = decide(m, ExperimentConfig(), scientific=True, dataset_too_small=False)
+    d = decide(m, ExperimentConfig())
     common = dict(dataset=DatasetFacts(720, 24, 3, 30, 0.8), config=Stage15Config(), label_map=["a", "b", "c"], device="cpu", versions={})
     with_stage2 = render_report(m, d, stage2=facts(m, d), **common)
     assert "## Stage 2 handoff" in with_stage2 and with_stage2.index("## Decision") < with_stage2.index("## Stage 2 handoff")
@@ -129,7 +129,7 @@ def test_the_full_report_carries_the_section_only_when_given_one():
 
 def test_stage2_figures_are_written_as_pngs(tmp_path):
     m = metrics()
-    d = decide(m, ExperimentConfig(), scientific=True, dataset_too_small=False)
+    d = decide(m, ExperimentConfig())
     paths = render_stage2_figures(m, facts(m, d).cka, d, tmp_path, highlight=d.best_representation)
     assert set(paths) == {"erasure", "cka"}
     for path in paths.values():
@@ -138,5 +138,5 @@ def test_stage2_figures_are_written_as_pngs(tmp_path):
 
 def test_no_similarity_matrix_draws_only_the_erasure_figure(tmp_path):
     m = metrics()
-    d = decide(m, ExperimentConfig(), scientific=True, dataset_too_small=False)
+    d = decide(m, ExperimentConfig())
     assert set(render_stage2_figures(m, None, d, tmp_path)) == {"erasure"}

@@ -26,13 +26,15 @@ def command(config_file: str, out_dir: str | None, force: str | None, no_progres
     result = run_experiment(cfg, out_dir=out_dir, force=force, progress=not no_progress, echo=lambda m: click.echo(m, err=True))
     d = result.decision
     click.echo("")
-    click.echo(f"Decision: {d.decision.value}")
+    click.echo(f"Decision: {d.decision.label}")
     click.echo(f"Best representation: {d.best_representation}")
     click.echo(f"Rationale: {d.rationale}")
     if d.diagnosis:
-        click.echo(f"Diagnosis: {d.diagnosis}")
+        click.echo(f"Diagnosis: {d.diagnosis.value}")
+    if d.facts.significance_limit:
+        click.echo(f"WARNING: {d.facts.significance_limit}.")
     if not d.scientific:
-        click.echo("NOTE: not a scientific result (random weights or dataset below the design minima).")
+        click.echo(f"NOTE: not a scientific result: {'; '.join(d.caveats)}.")
     click.echo("")
     click.echo(f"Report:   {result.paths.report_md}")
     click.echo(f"Analysis: {result.paths.analysis_dir}")

@@ -30,7 +30,7 @@ from stage1_5.sources import (
     source_of,
 )
 
-TABLE_HEADER = "| Layer | Accent F1 [95% CI] | Leak A→S | Text Drop | p | Level |"
+TABLE_HEADER = "| Layer | Accent F1 [95% CI] | Leak A→S | Text Drop | p layer / family | Level |"
 ANALYSIS_LINK = "../artifacts/analysis"
 """Figures are linked relative to report/, where the report lives."""
 
@@ -123,7 +123,7 @@ def _f1_ci(row: Mapping[str, Any]) -> str:
 
 def _level_text(decision: Decision, rep: str) -> str:
     level = decision.levels[rep]
-    text = level.value
+    text = level.label
     if not decides(source_of(rep)):
         text += " (reference)"
     if decision.assessments[rep].borderline:
@@ -147,7 +147,7 @@ def results_table(metrics: pd.DataFrame, decision: Decision, layer_order=None) -
         rep = row["representation"]
         lines.append(
             f"| {_layer_cell(row, decision.best_representation)} | {_f1_ci(row)} | {fmt_pp(row['leak_excess_pp'])} "
-            f"| {fmt_f1(row['text_drop'])} | {fmt_p(row['p_value'])} | {_level_text(decision, rep)} |"
+            f"| {fmt_f1(row['text_drop'])} | {fmt_p(row['p_value'])} / {fmt_p(row.get('p_value_fwer'))} | {_level_text(decision, rep)} |"
         )
     return lines
 
@@ -236,17 +236,25 @@ def _decision_section(decision: Decision) -> List[str]:
         "## Decision",
         "",
         f"- **Best representation:** {best}",
-        f"- **Decision:** {decision.decision.value}",
+        f"- **Decision:** {decision.decision.label}",
         f"- **Rationale:** {decision.rationale}",
     ]
+    applied = decision.thresholds.get("applied", {}).get(decision.best_representation or "")
+    if applied:
+        lines.append(
+            f"- **Thresholds applied** ({applied['n_accents']} accents, chance F1 {fmt_f1(applied['chance_f1'])}): "
+            f"GO F1 ≥ {applied['f1_go']:.3f}, conditional F1 ≥ {applied['f1_conditional']:.3f}, "
+            f"leakage excess ≤ {applied['leak_go_pp']:.1f} / {applied['leak_conditional_pp']:.1f} pp, "
+            f"family-wise p < {applied['alpha']:g} at both levels"
+        )
+    if decision.facts.smallest_reachable_p is not None:
+        lines.append(f"- **Smallest reachable p:** {fmt_p(decision.facts.smallest_reachable_p)} (permutations and distinct speaker labellings of this design)")
     if decision.diagnosis:
-        lines.append(f"- **Diagnosis:** `{decision.diagnosis}` — {decision.diagnosis_text}")
-    t = decision.thresholds
+        lines.append(f"- **Diagnosis:** `{decision.diagnosis.value}` — {decision.diagnosis_text}")
     if decision.borderline:
         lines.append(
             f"- **Borderline layers:** {', '.join(f'`{r}`' for r in decision.borderline)} "
-            f"(F1 in [{fmt_f1(t['nogo_f1'])}, {fmt_f1(t['min_f1_conditional'])}): "
-            "more speakers may lift them)"
+            "(F1 between the NOGO and conditional thresholds: more speakers may lift them)"
         )
     lines += ["", f"Only {deciding_label()} layers decide; references ({reference_label()}, your own) only diagnose a NOGO."]
     lines.append("")
@@ -260,17 +268,21 @@ def _gate_details(metrics: pd.DataFrame, decision: Decision, layer_order=None) -
         return lines + [f"No {deciding_label()} layer was evaluated.", ""]
     for rep in reps:
         a = decision.assessments[rep]
-        lines.append(f"- `{rep}` — {a.level.value}: {'; '.join(a.reasons)}")
+        lines.append(f"- `{rep}` — {a.level.label}: {'; '.join(a.reasons)}")
     return lines + [""]
 
 
 def _thresholds_line(t: Mapping[str, Any]) -> str:
+    strict = bool(t.get("strict"))
     return (
-        f"GO: F1{' CI low' if t.get('strict') else ''} ≥ {t['min_f1_go']}, "
-        f"leakage excess ≤ {t['leakage_margin_pp']} pp, "
-        f"text drop ≤ {t['max_text_drop']}, p < {t['alpha']}; conditional GO: F1 ≥ {t['min_f1_conditional']}, "
-        f"leakage excess ≤ {t['leakage_margin_conditional_pp']} pp, text drop ≤ {t['max_text_drop']}; "
-        f"borderline NOGO from F1 {t['nogo_f1']}; strict mode {'on' if t.get('strict') else 'off'}."
+        f"GO: F1{' CI low' if strict else ''} ≥ {t['min_f1_go']}, "
+        f"leakage excess{' CI high' if strict else ''} ≤ {t['leakage_margin_pp']} pp, "
+        f"text drop{' CI high' if strict else ''} ≤ {t['max_text_drop']}, family-wise p < {t['alpha']}; "
+        f"conditional GO: F1 ≥ {t['min_f1_conditional']}, leakage excess ≤ {t['leakage_margin_conditional_pp']} pp, "
+        f"text drop ≤ {t['max_text_drop']}, family-wise p < {t['alpha']}; borderline NOGO from F1 {t['nogo_f1']}. "
+        f"F1 thresholds read at {t.get('reference_accents', 3)} accents, scale {t.get('f1_scale', 'absolute')}; "
+        f"leakage margins read at {t.get('reference_speakers_per_accent', 8)} speakers per accent, scale {t.get('leakage_scale', 'absolute')}; "
+        f"strict mode {'on' if strict else 'off'}."
     )
 
 

@@ -1,0 +1,70 @@
+"""Planted worlds whose true answer is known, for measuring the decision's error rates (issue 9).
+
+A `World` draws fresh *populations* (new speakers every replicate, independent of one another), so
+that a replicate study estimates what a user would see on a new corpus: the false-GO rate under a
+null, the power on a weak real accent, the coverage of the F1 interval, and the effect of a nuisance
+factor balanced across accents. Used by benchmarks/calibrate.py and tests/test_probes_calibration.py.
+
+Utterance of speaker s (accent a, optional donor voice g) reading text t, in `dim` dimensions:
+
+    accent · u_a + speaker · o_s + donor · w_g + text · q_t + noise · ε
+
+with u_a orthonormal accent axes and o_s, w_g, q_t, ε Gaussian of unit expected norm. With accent = 0
+the labels are exchangeable across speakers: every decision other than NOGO is a false GO.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+
+@dataclass(frozen=True)
+class World:
+    n_accents: int = 3
+    speakers_per_accent: int = 8
+    n_texts: int = 6
+    dim: int = 16
+    accent: float = 0.0
+    speaker: float = 1.0
+    donor: float = 0.0  # a voice shared by one speaker of every accent (speaker of rank j ↔ donor j)
+    text: float = 0.5
+    noise: float = 1.0
+    shuffle_names: bool = True  # speaker IDs not aligned with donors (rank pairing cannot help)
+
+    def draw(self, rng: np.random.Generator, layers: int = 1) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+        """meta (with a `group` = donor column when donor > 0) and `layers` independent representations."""
+        K, P, T, d = self.n_accents, self.speakers_per_accent, self.n_texts, self.dim
+        spk_accent = np.repeat(np.arange(K), P)
+        spk_donor = np.tile(np.arange(P), K)
+        names = np.array([f"spk{a}_{j:02d}" for a, j in zip(spk_accent, spk_donor)])
+        if self.shuffle_names:
+            for a in range(K):  # rename within accent so that rank ≠ donor
+                members = np.flatnonzero(spk_accent == a)
+                names[members] = names[rng.permutation(members)]
+        spk_idx = np.repeat(np.arange(K * P), T)
+        text_idx = np.tile(np.arange(T), K * P)
+        meta = pd.DataFrame(
+            {
+                "utt_id": [f"{names[s]}_t{t:02d}" for s, t in zip(spk_idx, text_idx)],
+                "speaker": names[spk_idx],
+                "accent": [f"acc{spk_accent[s]}" for s in spk_idx],
+                "text_id": [f"t{t:02d}" for t in text_idx],
+            }
+        )
+        if self.donor:
+            meta["group"] = [f"donor{spk_donor[s]}" for s in spk_idx]
+        features = {}
+        for layer in range(layers):
+            u = np.linalg.qr(rng.normal(size=(d, d)))[0][:, :K].T
+            parts = (
+                self.accent * u[spk_accent[spk_idx]]
+                + self.speaker * rng.normal(size=(K * P, d))[spk_idx] / np.sqrt(d)
+                + self.donor * rng.normal(size=(P, d))[spk_donor[spk_idx]] / np.sqrt(d)
+                + self.text * rng.normal(size=(T, d))[text_idx] / np.sqrt(d)
+                + self.noise * rng.normal(size=(len(spk_idx), d)) / np.sqrt(d)
+            )
+            features[f"backbone:layer_{layer:02d}"] = parts.astype(np.float32)
+        return meta, features
