@@ -134,7 +134,7 @@ def plot_metric_heatmap(
             src, xy=(1.01, (first + last) / 2), xycoords=("axes fraction", "data"),
             ha="left", va="center", fontsize=10, fontweight="bold", color=_source_colour(src),
         )  # fmt: skip
-    t = decision.thresholds
+    t = {**decision.thresholds, **applied_f1_lines(decision)}
     legend = [
         Patch(color=CELL_GO, label="✓ passes GO gate"),
         Patch(color=CELL_COND, label="~ conditional gate only / ✗ misses GO-only p gate"),
@@ -160,7 +160,32 @@ def _cell(x: float, y: float, colour: str) -> Rectangle:
 # accent F1 by layer
 
 
+def applied_f1_lines(decision: Decision) -> dict[str, float]:
+    """The thresholds actually applied to the best layer (chance-adjusted for this dataset's number of
+    accents and speakers) and the chance level, keyed like the config's; the config's numbers without rows."""
+    applied = decision.thresholds.get("applied") or {}
+    t = decision.thresholds
+    if not applied:
+        return {"min_f1_go": t["min_f1_go"], "min_f1_conditional": t["min_f1_conditional"], "nogo_f1": t["nogo_f1"], "chance_f1": float("nan")}
+    a = applied.get(decision.best_representation) or next(iter(applied.values()))
+    return {
+        "min_f1_go": a["f1_go"],
+        "min_f1_conditional": a["f1_conditional"],
+        "nogo_f1": a["nogo_f1"],
+        "chance_f1": a["chance_f1"],
+        "leakage_margin_pp": a["leak_go_pp"],
+        "leakage_margin_conditional_pp": a["leak_conditional_pp"],
+    }
+
+
 def _threshold_lines(ax, t: Mapping[str, Any], label: bool) -> None:
+    if np.isfinite(t.get("chance_f1", float("nan"))):
+        ax.axhline(t["chance_f1"], color="black", linestyle=(0, (4, 3)), linewidth=0.9, alpha=0.7, zorder=1)
+        if label:
+            ax.annotate(
+                f"chance {t['chance_f1']:.2f}", xy=(1.0, t["chance_f1"]), xycoords=("axes fraction", "data"),
+                xytext=(3, 0), textcoords="offset points", va="center", fontsize=8, color="black",
+            )  # fmt: skip
     for key, name, colour, style in (
         ("min_f1_go", "GO", LEVEL_COLOURS[Level.GO], "--"),
         ("min_f1_conditional", "conditional", LEVEL_COLOURS[Level.CONDITIONAL], "--"),
@@ -205,7 +230,7 @@ def plot_f1_by_layer(
     """Accent F1 (95% CI band) per layer with the GO / conditional / NOGO lines; deciding sources
     (the backbone) left, references right."""
     rows = ordered(metrics, layer_order)
-    t = decision.thresholds
+    t = {**decision.thresholds, **applied_f1_lines(decision)}
     deciding = rows["source"].map(lambda src: decides(str(src))).astype(bool)
     deciders, refs = rows[deciding], rows[~deciding]
     titles = [spec.title for src in dict.fromkeys(deciders["source"]) if (spec := source_spec(str(src))) is not None]
@@ -240,12 +265,13 @@ def plot_f1_by_layer(
     legend = [
         Line2D([], [], color="black", marker="o", linestyle="-", label="mean F1, band = 95% CI"),
         Line2D([], [], color="grey", linestyle=(0, (1, 2)), label="majority baseline"),
+        Line2D([], [], color="black", linestyle=(0, (4, 3)), linewidth=0.9, label="chance (1/K)"),
         Line2D([], [], color="black", marker="*", linestyle="", markersize=12, label="best representation"),
-    ] + [Line2D([], [], color=c, marker="o", linestyle="", label=f"{lv.value}") for lv, c in LEVEL_COLOURS.items()]
+    ] + [Line2D([], [], color=c, marker="o", linestyle="", label=f"{lv.label}") for lv, c in LEVEL_COLOURS.items()]
     fig.legend(handles=legend, loc="lower center", ncol=6 if width >= 11 else 3, fontsize=8, frameon=False)
     strict = " (strict: gates test the CI low)" if t.get("strict") else ""
     none = f" (no {deciding_label()} layer evaluated)" if deciders.empty else ""
-    fig.suptitle(f"Accent F1 by layer — decision: {decision.decision.value}{none}{strict}", fontsize=12)
+    fig.suptitle(f"Accent F1 by layer — decision: {decision.decision.label}{none}{strict}", fontsize=12)
     fig.tight_layout(rect=(0, 0.06 if width >= 11 else 0.1, 0.97, 1))
     return _save(fig, path)
 
@@ -290,7 +316,7 @@ def plot_confusion(labels: Sequence[str], matrix: np.ndarray, path: str | Path, 
 
 def plot_leakage_vs_f1(metrics: pd.DataFrame, decision: Decision, path: str | Path) -> Path:
     """Speaker-leakage excess against the F1 the gates test, with the GO and conditional regions shaded."""
-    t = decision.thresholds
+    t = {**decision.thresholds, **applied_f1_lines(decision)}
     strict = bool(t.get("strict"))
     rows = ordered(metrics)
     xs = np.array([decision.assessments[r].f1 for r in rows["representation"]], dtype=float)
