@@ -4,7 +4,7 @@ PY := .venv/bin/python
 export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 
-.PHONY: setup demo test gates bench clean
+.PHONY: setup demo test gates bench calibrate clean
 
 setup:
 	@bash scripts/bootstrap.sh
@@ -14,7 +14,7 @@ demo: setup
 
 test: setup
 	@bash scripts/install_report_tools.sh
-	$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+	$(PY) -m pytest -q -p no:cacheprovider -m "not slow" $(PYTEST_ARGS)
 
 gates: setup
 	@bash scripts/install_report_tools.sh
@@ -23,6 +23,10 @@ gates: setup
 bench: setup
 	$(PY) benchmarks/bench_probes.py
 	$(PY) benchmarks/bench_extract.py
+
+calibrate: setup
+	$(PY) -m pytest -q -p no:cacheprovider -m slow tests/test_probes_calibration.py
+	$(PY) benchmarks/calibrate.py all --replicates 100
 
 clean:
 	rm -rf runs reports/allure-results reports/allure-report reports/*.json .stage1_5_cache
