@@ -266,19 +266,15 @@ def _resample(per_speaker: torch.Tensor, weights: np.ndarray) -> torch.Tensor:
     return torch.tensordot(w, per_speaker, dims=1)
 
 
-def _evaluate_one(name: str, X: np.ndarray, design: Design, config: ProbeConfig, backend) -> _RepOutcome:
+def _accent_f1(name: str, design: Design, config: ProbeConfig, b: _Jobs, values) -> tuple[np.ndarray, np.ndarray, torch.Tensor, list]:
+    """Per-seed F1 on held-out speakers, the seed-0 permutation null, per-speaker confusion, predictions."""
     K, S, N = len(design.accents), len(design.speakers), len(design.y)
-    y, spk = design.y, design.spk
-    real = y[None, :]
+    real = design.y[None, :]
     labelsets0 = np.concatenate([real, design.perm_labels]) if len(design.perm_labels) else real
-    b, values = _phase_b(X, design, config, backend)
-    ci = dict(level=config.interval_level, method=config.interval_method)
-
-    # accent F1 on held-out speakers (+ permutation null on seed 0)
     f1_seed = np.zeros(config.seeds)
     spk_conf = torch.zeros(config.seeds, S, K, K, dtype=torch.float64)
     null = np.zeros(len(design.perm_labels))
-    pred_frames = []
+    frames = []
     for s in range(config.seeds):
         pred = np.zeros((len(labelsets0) if s == 0 else 1, N), dtype=np.int64)
         fold_of = np.zeros(N, dtype=np.int64)
@@ -291,21 +287,28 @@ def _evaluate_one(name: str, X: np.ndarray, design: Design, config: ProbeConfig,
         if s == 0:
             null = f1s[1:]
         spk_conf[s] = _per_speaker_confusion(design, np.arange(N), pred[0])
-        pred_frames.append(_pred_frame(design, name, s, fold_of, -1, "speaker_cv", np.arange(N), pred[0]))
-    f1 = float(f1_seed.mean())
+        frames.append(_pred_frame(design, name, s, fold_of, -1, "speaker_cv", np.arange(N), pred[0]))
+    return f1_seed, null, spk_conf, frames
 
-    # refit speaker bootstrap of the seed-0 CV
-    f1_boot = np.full(len(design.boot_speaker_weights), np.nan)
-    if b.boot:
-        W = design.boot_row_weights  # [R, N]
-        pred = np.zeros(W.shape, dtype=np.int64)
-        for f, (_, te) in enumerate(design.outer[0]):
-            pred[:, te] = values[b.boot[f]].argmax(-1)
-        f1_boot = batched_macro_f1(torch.as_tensor(real).expand(W.shape), torch.as_tensor(pred), K, torch.as_tensor(W)).numpy()
 
-    # text drop
+def _bootstrap_f1(design: Design, b: _Jobs, values) -> np.ndarray:
+    """F1 of every refit bootstrap draw of the seed-0 CV (held-out rows weighted by multiplicity)."""
+    if not b.boot:
+        return np.array([])
+    W = design.boot_row_weights  # [R, N]
+    pred = np.zeros(W.shape, dtype=np.int64)
+    for f, (_, te) in enumerate(design.outer[0]):
+        pred[:, te] = values[b.boot[f]].argmax(-1)
+    truth = torch.as_tensor(design.y[None, :]).expand(W.shape)
+    return batched_macro_f1(truth, torch.as_tensor(pred), len(design.accents), torch.as_tensor(W)).numpy()
+
+
+def _text_drop(name: str, design: Design, config: ProbeConfig, b: _Jobs, values) -> tuple[np.ndarray, np.ndarray, np.ndarray, list]:
+    """Per-seed F1 on seen and unseen texts, the bootstrap draws of the drop, predictions."""
+    K, S, N = len(design.accents), len(design.speakers), len(design.y)
     seen_conf = torch.zeros(config.seeds, S, K, K, dtype=torch.float64)
     unseen_conf = torch.zeros_like(seen_conf)
+    frames = []
     for s in range(config.seeds):
         for f, g, _, seen, unseen in design.crossed[s]:
             p = values[b.text[s, f, g]][0].argmax(-1)
@@ -313,19 +316,34 @@ def _evaluate_one(name: str, X: np.ndarray, design: Design, config: ProbeConfig,
             seen_conf[s] += _per_speaker_confusion(design, seen, ps)
             unseen_conf[s] += _per_speaker_confusion(design, unseen, pu)
             fold = np.full(N, f)
-            pred_frames.append(_pred_frame(design, name, s, fold, g, "text_seen", seen, ps))
-            pred_frames.append(_pred_frame(design, name, s, fold, g, "text_unseen", unseen, pu))
+            frames.append(_pred_frame(design, name, s, fold, g, "text_seen", seen, ps))
+            frames.append(_pred_frame(design, name, s, fold, g, "text_unseen", unseen, pu))
     f1_seen = macro_f1_from_confusion(seen_conf.sum(1)).numpy()
     f1_unseen = macro_f1_from_confusion(unseen_conf.sum(1)).numpy()
-    drop = float(f1_seen.mean() - f1_unseen.mean())
-    W_spk = design.boot_speaker_weights
-    drop_boot = (
-        (macro_f1_from_confusion(_resample(seen_conf.sum(0), W_spk)) - macro_f1_from_confusion(_resample(unseen_conf.sum(0), W_spk))).numpy()
-        if len(W_spk)
-        else np.array([])
-    )
+    W = design.boot_speaker_weights
+    draws = np.array([])
+    if len(W):
+        draws = (macro_f1_from_confusion(_resample(seen_conf.sum(0), W)) - macro_f1_from_confusion(_resample(unseen_conf.sum(0), W))).numpy()
+    return f1_seen, f1_unseen, draws, frames
 
-    # leakage A→S and speaker ID, on held-out texts
+
+@dataclass
+class _Leakage:
+    acc: float
+    chance: float
+    excess_draws: np.ndarray  # [R] pp
+    speaker_acc: float
+
+    @property
+    def excess_pp(self) -> float:
+        return 100 * (self.acc - self.chance)
+
+
+def _leakage(design: Design, config: ProbeConfig, b: _Jobs, values) -> _Leakage:
+    """Accent→speaker leakage (nearest speaker centroid in the accent probe's logit space, within accent,
+    on held-out texts) against its within-accent shuffle chance, and text-grouped speaker-ID."""
+    K, S = len(design.accents), len(design.speakers)
+    y, spk = design.y, design.spk
     rng = stream_rng(config, Stream.LEAK_CHANCE)
     B_leak = config.leak_chance_permutations
     hits, chance_hits, tested = np.zeros((config.seeds, S)), np.zeros((config.seeds, S)), np.zeros((config.seeds, S))
@@ -348,18 +366,29 @@ def _evaluate_one(name: str, X: np.ndarray, design: Design, config: ProbeConfig,
             spk_hit += int((spk_pred == spk[te]).sum())
             spk_tot += len(te)
         spk_acc[s] = spk_hit / spk_tot
-    leak_acc = float((hits.sum(1) / tested.sum(1)).mean())
-    leak_chance = float((chance_hits.sum(1) / tested.sum(1)).mean())
-    excess = 100 * (leak_acc - leak_chance)
-    if len(W_spk):
-        h, c, t = (W_spk @ a.sum(0) for a in (hits, chance_hits, tested))
-        excess_boot = 100 * (h - c) / np.maximum(t, 1)
-    else:
-        excess_boot = np.array([])
+    W = design.boot_speaker_weights
+    draws = np.array([])
+    if len(W):
+        h, c, t = (W @ a.sum(0) for a in (hits, chance_hits, tested))
+        draws = 100 * (h - c) / np.maximum(t, 1)
+    return _Leakage(
+        acc=float((hits.sum(1) / tested.sum(1)).mean()),
+        chance=float((chance_hits.sum(1) / tested.sum(1)).mean()),
+        excess_draws=draws,
+        speaker_acc=float(spk_acc.mean()),
+    )
 
-    f1_ci = bootstrap_interval(f1, f1_boot, **ci)
-    drop_ci = bootstrap_interval(drop, drop_boot, bounds=(-1.0, 1.0), **ci)
-    excess_ci = bootstrap_interval(excess, excess_boot, bounds=(-100.0, 100.0), **ci)
+
+def _evaluate_one(name: str, X: np.ndarray, design: Design, config: ProbeConfig, backend) -> _RepOutcome:
+    b, values = _phase_b(X, design, config, backend)
+    f1_seed, null, spk_conf, frames = _accent_f1(name, design, config, b, values)
+    f1_seen, f1_unseen, drop_draws, text_frames = _text_drop(name, design, config, b, values)
+    leak = _leakage(design, config, b, values)
+    f1, drop = float(f1_seed.mean()), float(f1_seen.mean() - f1_unseen.mean())
+    ci = dict(level=config.interval_level, method=config.interval_method)
+    f1_ci = bootstrap_interval(f1, _bootstrap_f1(design, b, values), **ci)
+    drop_ci = bootstrap_interval(drop, drop_draws, bounds=(-1.0, 1.0), **ci)
+    excess_ci = bootstrap_interval(leak.excess_pp, leak.excess_draws, bounds=(-100.0, 100.0), **ci)
     row = {
         **_identity(name, design),
         "status": "ok",
@@ -375,18 +404,18 @@ def _evaluate_one(name: str, X: np.ndarray, design: Design, config: ProbeConfig,
         "text_drop": drop,
         "text_drop_ci_low": drop_ci[0],
         "text_drop_ci_high": drop_ci[1],
-        "leak_acc": leak_acc,
-        "leak_chance": leak_chance,
-        "leak_excess_pp": excess,
+        "leak_acc": leak.acc,
+        "leak_chance": leak.chance,
+        "leak_excess_pp": leak.excess_pp,
         "leak_excess_ci_low": excess_ci[0],
         "leak_excess_ci_high": excess_ci[1],
-        "speaker_acc": float(spk_acc.mean()),
+        "speaker_acc": leak.speaker_acc,
     }
     return _RepOutcome(
         row=row,
         null=null,
         observed=float(f1_seed[0]),
-        predictions=pd.concat(pred_frames, ignore_index=True),
+        predictions=pd.concat(frames + text_frames, ignore_index=True),
         confusion=spk_conf.sum((0, 1)).numpy().round().astype(np.int64),
     )
 
