@@ -147,7 +147,7 @@ class ProbeConfig(StrictModel):
     c_grid: list[float] = Field(default_factory=lambda: [0.01, 0.1, 1.0, 10.0], min_length=1)
     text_folds: int = Field(2, ge=2, description="Texts are split into this many groups for the crossed text-drop folds.")
     permutations: int = Field(
-        999, ge=0, description="Speaker-level label permutations for p-values (0 = skip; the smallest p is 1/(1+B), so GO needs 1/(1+B) < alpha)."
+        199, ge=0, description="Speaker-level label permutations for p-values (0 = skip; the smallest p is 1/(1+B), so GO needs 1/(1+B) < alpha)."
     )
     bootstrap: int = Field(
         200, ge=0, description="Speaker-bootstrap resamples; each one refits the seed-0 CV on the resampled speakers (0 = no intervals)."

@@ -32,5 +32,5 @@ def significance_lines(cfg) -> list[str]:
     smallest = 1 / (1 + B)
     line = f"smallest reachable p from {B} permutations: {smallest:.3g} (alpha {alpha:g})"
     if smallest >= alpha:
-        return [line + f": neither GO nor conditional GO can be reached; set probes.permutations >= {max(999, int(1 / alpha))}"]
+        return [line + f": neither GO nor conditional GO can be reached; set probes.permutations >= {max(199, int(1 / alpha))}"]
     return [line + "; with 2 accents each needs enough speakers too (2 × 4 speakers give only 16 labellings, p ≥ 0.0625)"]

@@ -88,13 +88,13 @@ class DesignFacts:
         if self.reachable(alpha):
             return None
         if not self.permutations:
-            return "probes.permutations is 0: no p-value, so neither GO nor conditional GO can be reached; set probes.permutations ≥ 999"
+            return "probes.permutations is 0: no p-value, so neither GO nor conditional GO can be reached; set probes.permutations ≥ 199"
         by_perm = 1.0 / (1 + self.permutations)
         if by_perm >= alpha:
             need = int(np.ceil(1 / alpha))
             return (
                 f"the smallest reachable p is {by_perm:.3g} = 1/(1+{self.permutations} permutations) ≥ alpha {alpha:g}: "
-                f"neither GO nor conditional GO can be reached; set probes.permutations ≥ {max(need, 999)}"
+                f"neither GO nor conditional GO can be reached; set probes.permutations ≥ {max(need, 199)}"
             )
         return (
             f"the smallest reachable p is {self.smallest_reachable_p:.3g}: the design allows only "
