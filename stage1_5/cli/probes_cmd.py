@@ -56,6 +56,6 @@ def command(
     save_probe_results(results, Path(out_dir))
     for note in results.notes:
         click.echo(f"note: {note}", err=True)
-    shown = results.metrics[["representation", "accent_f1", "p_value", "text_drop", "leak_excess_pp", "speaker_acc"]]
+    shown = results.metrics[["representation", "accent_f1", "p_value", "p_value_fwer", "text_drop", "leak_excess_pp", "speaker_acc"]]
     click.echo(shown.to_string(index=False, float_format=lambda x: f"{x:.3f}"))
     click.echo(f"wrote {Path(out_dir) / 'metrics.csv'}")

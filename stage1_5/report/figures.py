@@ -65,11 +65,11 @@ def _group_spans(sources: Sequence[str]) -> List[Tuple[str, int, int]]:
 def _gate_cell(decision: Decision, rep: str, metric: str) -> Tuple[str, str]:
     """(colour, mark) of one gated cell from the decision's checks."""
     a = decision.assessments[rep]
+    if not a.checks:  # a failed probe: no gate was tested
+        return CELL_FAIL, "—"
     go = a.check(metric, "go")
     if go.passed:
         return CELL_GO, "✓"
-    if metric == "p_value":  # GO-only gate: a miss still allows conditional GO
-        return CELL_COND, "✗"
     if a.check(metric, "conditional").passed:
         return CELL_COND, "~"
     return CELL_FAIL, "✗"
@@ -91,7 +91,7 @@ def plot_metric_heatmap(
         ("F1 CI low", "accent_f1_ci_low", "accent_f1" if strict else None, lambda v: f"{v:.2f}"),
         ("Leak excess\n(pp)", "leak_excess_pp", "leakage", lambda v: f"{v:+.1f}"),
         ("Text drop", "text_drop", "text_drop", lambda v: f"{v:.2f}"),
-        ("p", "p_value", "p_value", fmt_p),
+        ("p family-wise", "p_value_fwer", "p_value", fmt_p),
         ("Speaker acc\n(context)", "speaker_acc", None, lambda v: f"{v:.2f}"),
     ]
     n, m = len(rows), len(columns) + 1
