@@ -138,6 +138,6 @@ def test_custom_thresholds_are_used():
 
 
 def test_dummy_row_follows_the_metrics_contract():
-    from stage1_5.probes.columns import METRIC_COLUMNS
+    from stage1_5.columns import METRIC_COLUMNS
 
     assert list(dummy_metrics_row()) == METRIC_COLUMNS

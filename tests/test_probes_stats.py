@@ -7,7 +7,7 @@ import pytest
 from stage1_5.config import ProbeConfig
 from stage1_5.probes.design import bootstrap_speaker_weights, build_design, count_within_fold_labellings
 from stage1_5.probes.stats import (
-    below_chance_p_values,
+    below_chance_p_value,
     bootstrap_interval,
     family_p_values,
     permutation_p_values,
@@ -52,10 +52,9 @@ def test_family_p_controls_the_family_wise_error_under_the_null():
     assert own_hits / reps > 0.2  # the uncorrected minimum would give false GOs
 
 
-def test_below_chance_p_is_small_only_for_a_statistic_below_the_null():
-    null = np.tile(np.linspace(0.4, 0.6, 99), (2, 1))
-    p = below_chance_p_values(np.array([0.2, 0.7]), null)
-    assert p[0] == pytest.approx(0.01) and p[1] == pytest.approx(1.0)
+def test_below_chance_p_is_the_binomial_tail_of_correct_speakers():
+    assert below_chance_p_value(3, 16, 2) == pytest.approx(0.0106, abs=1e-4)
+    assert below_chance_p_value(8, 16, 2) > 0.5
 
 
 def test_normal_interval_is_centred_on_the_point_and_clipped():

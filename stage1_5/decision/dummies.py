@@ -7,7 +7,7 @@ from typing import Any, Dict, Iterable, Mapping
 
 import pandas as pd
 
-from stage1_5.probes.columns import METRIC_COLUMNS
+from stage1_5.columns import METRIC_COLUMNS
 
 
 def dummy_metrics_row(representation: str = "backbone:decoder_block_08", **overrides: Any) -> Dict[str, Any]:

@@ -12,7 +12,7 @@ from stage1_5.probes.metrics import (
     macro_f1_from_confusion,
     majority_f1,
 )
-from stage1_5.probes.columns import METRIC_COLUMNS, PREDICTION_COLUMNS
+from stage1_5.columns import METRIC_COLUMNS, PREDICTION_COLUMNS
 from stage1_5.probes.protocol import DesignFacts, ProbeResults, evaluate_representations
 
 __all__ = [

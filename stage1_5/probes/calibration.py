@@ -9,8 +9,10 @@ Utterance of speaker s (accent a, optional donor voice g) reading text t, in `di
 
     accent · u_a + speaker · o_s + donor · w_g + text · q_t + noise · ε
 
-with u_a orthonormal accent axes and o_s, w_g, q_t, ε Gaussian of unit expected norm. With accent = 0
-the labels are exchangeable across speakers: every decision other than NOGO is a false GO.
+with u_a orthonormal accent axes and o_s, w_g, q_t, ε Gaussian of unit expected norm; the speaker and
+donor parts are drawn off the accent axes, so a real accent is a clean accent code (no speaker leakage by
+construction). With accent = 0 the labels are exchangeable across speakers: every decision other than
+NOGO is a false GO.
 """
 
 from __future__ import annotations
@@ -59,10 +61,11 @@ class World:
         features = {}
         for layer in range(layers):
             u = np.linalg.qr(rng.normal(size=(d, d)))[0][:, :K].T
+            off_axes = np.eye(d) - u.T @ u
             parts = (
                 self.accent * u[spk_accent[spk_idx]]
-                + self.speaker * rng.normal(size=(K * P, d))[spk_idx] / np.sqrt(d)
-                + self.donor * rng.normal(size=(P, d))[spk_donor[spk_idx]] / np.sqrt(d)
+                + self.speaker * (rng.normal(size=(K * P, d)) @ off_axes)[spk_idx] / np.sqrt(d)
+                + self.donor * (rng.normal(size=(P, d)) @ off_axes)[spk_donor[spk_idx]] / np.sqrt(d)
                 + self.text * rng.normal(size=(T, d))[text_idx] / np.sqrt(d)
                 + self.noise * rng.normal(size=(len(spk_idx), d)) / np.sqrt(d)
             )

@@ -40,7 +40,7 @@ from tqdm.auto import tqdm
 from stage1_5.config import ProbeConfig
 from stage1_5.errors import ProbeError
 from stage1_5.features.base import check_feature_matrix
-from stage1_5.probes.columns import METRIC_COLUMNS, PREDICTION_COLUMNS
+from stage1_5.columns import METRIC_COLUMNS, PREDICTION_COLUMNS
 from stage1_5.probes.design import Design, Inner, Stream, build_design, fallback_c, stream_rng
 from stage1_5.probes.engine import FitJob, TorchBackend
 from stage1_5.probes.metrics import (
@@ -50,7 +50,7 @@ from stage1_5.probes.metrics import (
     majority_f1,
 )
 from stage1_5.probes.stats import (
-    below_chance_p_values,
+    below_chance_p_value,
     bootstrap_interval,
     family_p_values,
     permutation_p_values,
@@ -385,6 +385,8 @@ def _evaluate_one(name: str, X: np.ndarray, design: Design, config: ProbeConfig,
     f1_seen, f1_unseen, drop_draws, text_frames = _text_drop(name, design, config, b, values)
     leak = _leakage(design, config, b, values)
     f1, drop = float(f1_seed.mean()), float(f1_seen.mean() - f1_unseen.mean())
+    per_speaker = spk_conf[0].sum(1).numpy()  # [S, K] seed-0 predictions of each speaker
+    correct = int((per_speaker[np.arange(len(design.speakers)), design.speaker_accent] >= per_speaker.max(1)).sum())
     ci = dict(level=config.interval_level, method=config.interval_method)
     f1_ci = bootstrap_interval(f1, _bootstrap_f1(design, b, values), **ci)
     drop_ci = bootstrap_interval(drop, drop_draws, bounds=(-1.0, 1.0), **ci)
@@ -396,6 +398,7 @@ def _evaluate_one(name: str, X: np.ndarray, design: Design, config: ProbeConfig,
         "accent_f1_sd": float(f1_seed.std(ddof=1)) if config.seeds > 1 else float("nan"),
         "accent_f1_ci_low": f1_ci[0],
         "accent_f1_ci_high": f1_ci[1],
+        "p_below_chance": below_chance_p_value(correct, len(design.speakers), len(design.accents)),
         "n_permutations": len(null),
         "null_f1_mean": float(null.mean()) if len(null) else float("nan"),
         "null_f1_q95": float(np.quantile(null, 0.95)) if len(null) else float("nan"),
@@ -511,7 +514,6 @@ def evaluate_representations(
     metrics["family_size"] = [int(((family == f) & ok).sum()) for f in family]
     metrics["p_value"] = permutation_p_values(observed, null)
     metrics["p_value_fwer"] = family_p_values(observed, null, family)
-    metrics["p_below_chance"] = below_chance_p_values(observed, null)
     frames = [o.predictions for o in outcomes if len(o.predictions)]
     return ProbeResults(
         metrics=metrics,

@@ -1,4 +1,5 @@
-"""The metrics.csv and predictions.csv contracts (column names only: importable without torch)."""
+"""The metrics.csv and predictions.csv contracts between probes, decision and report (column names
+only: a low-level module, importable without torch)."""
 
 METRIC_COLUMNS = [
     "representation",
