@@ -33,10 +33,10 @@ def _decision(world: World, rng, layers: int, probe: ProbeConfig):
     return res, decide(res.metrics, ExperimentConfig())
 
 
-def false_go(replicates: int, seed: int = 0) -> dict:
+def false_go(replicates: int, seed: int = 0, accents=(2, 3, 5)) -> dict:
     probe = ProbeConfig(**FAST)
     out = {}
-    for k in (2, 3, 5):
+    for k in accents:
         for layers in (1, 12):
             rng = np.random.default_rng([seed, k, layers])
             world = World(n_accents=k, speakers_per_accent=8, n_texts=6, accent=0.0)
@@ -128,11 +128,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("study", choices=[*STUDIES, "cost", "all"])
     parser.add_argument("--replicates", type=int, default=40)
+    parser.add_argument("--accents", type=int, nargs="+", default=[2, 3, 5], help="false-go: the numbers of accents to study")
     args = parser.parse_args()
     names = list(STUDIES) + ["cost"] if args.study == "all" else [args.study]
     for name in names:
         t0 = time.perf_counter()
-        result = cost() if name == "cost" else STUDIES[name](args.replicates)
+        if name == "cost":
+            result = cost()
+        elif name == "false-go":
+            result = false_go(args.replicates, accents=tuple(args.accents))
+        else:
+            result = STUDIES[name](args.replicates)
         print(json.dumps({"study": name, **result, "seconds": round(time.perf_counter() - t0, 1)}), flush=True)
 
 
