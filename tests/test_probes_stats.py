@@ -5,12 +5,13 @@ import pandas as pd
 import pytest
 
 from stage1_5.config import ProbeConfig
-from stage1_5.probes.design import bootstrap_speaker_weights, build_design, count_within_fold_labellings
+from stage1_5.probes.design import build_design, count_within_fold_labellings
 from stage1_5.probes.stats import (
     below_chance_p_value,
     bootstrap_interval,
     family_p_values,
     permutation_p_values,
+    speaker_resamples,
 )
 
 
@@ -71,7 +72,7 @@ def test_interval_without_draws_is_nan():
 
 def test_bootstrap_draws_resample_speakers_within_accent():
     acc = np.repeat(np.arange(3), [2, 4, 5])
-    w = bootstrap_speaker_weights(acc, 300, np.random.default_rng(0))
+    w = speaker_resamples(acc, 300, np.random.default_rng(0))
     for a, n in enumerate([2, 4, 5]):
         assert (w[:, acc == a].sum(1) == n).all()
     assert (w == 0).any() and (w >= 2).any()

@@ -15,8 +15,8 @@ from stage1_5.stage2.erasure import (
     fit_eraser,
     speaker_contrasts,
     speaker_erasure_folds,
-    speaker_resamples,
 )
+from stage1_5.probes.stats import speaker_resamples
 
 NAME = "backbone:decoder_block_08"
 DESIGN = dict(n_accents=3, speakers_per_accent=8, n_texts=10, dim=32, name=NAME, random_state=1)

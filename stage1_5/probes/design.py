@@ -32,7 +32,7 @@ from stage1_5.probes.splits import (
     crossed_splits,
     speakers_by_accent,
 )
-from stage1_5.probes.stats import within_fold_permutations
+from stage1_5.probes.stats import speaker_resamples, within_fold_permutations
 
 META_COLUMNS = ("utt_id", "speaker", "accent", "text_id")
 
@@ -143,16 +143,6 @@ def count_within_fold_labellings(speaker_accent: np.ndarray, speaker_fold: np.nd
         counts = np.bincount(speaker_accent[speaker_fold == f])
         total *= math.factorial(int(counts.sum())) // math.prod(math.factorial(int(c)) for c in counts)
     return total
-
-
-def bootstrap_speaker_weights(speaker_accent: np.ndarray, n_draws: int, rng: np.random.Generator) -> np.ndarray:
-    """[n_draws, S] multiplicities: within every accent, as many speakers as it has, with replacement."""
-    out = np.zeros((n_draws, len(speaker_accent)))
-    for a in np.unique(speaker_accent):
-        members = np.flatnonzero(speaker_accent == a)
-        picks = rng.integers(0, len(members), size=(n_draws, len(members)))
-        np.add.at(out, (np.arange(n_draws)[:, None], members[picks]), 1.0)
-    return out
 
 
 def _inner_by_speaker(rows, y, spk, nuisance, inner_folds: int, rotation: int) -> Inner:
@@ -269,7 +259,7 @@ def build_design(meta: pd.DataFrame, config: ProbeConfig) -> Design:
         leak_inner=leak_inner,
         spk_inner=spk_inner,
         perm_labels=perm_speaker[:, spk] if config.permutations else np.empty((0, len(meta)), dtype=np.int64),
-        boot_speaker_weights=bootstrap_speaker_weights(speaker_accent, config.bootstrap, stream_rng(config, Stream.BOOTSTRAP)),
+        boot_speaker_weights=speaker_resamples(speaker_accent, config.bootstrap, stream_rng(config, Stream.BOOTSTRAP)),
         distinct_labellings=count_within_fold_labellings(speaker_accent, speaker_fold),
         notes=notes,
     )

@@ -34,6 +34,18 @@ def bootstrap_interval(
     return float(np.clip(low, *bounds)), float(np.clip(high, *bounds))
 
 
+def speaker_resamples(speaker_accent: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:
+    """Cluster-bootstrap weights [n_boot, S]: within every accent, as many speakers as it has, drawn
+    with replacement (a speaker's weight is how often it was drawn)."""
+    speaker_accent = np.asarray(speaker_accent)
+    weights = np.zeros((n_boot, len(speaker_accent)))
+    for accent in np.unique(speaker_accent):
+        members = np.flatnonzero(speaker_accent == accent)
+        picks = members[rng.integers(0, len(members), size=(n_boot, len(members)))]
+        np.add.at(weights, (np.arange(n_boot)[:, None], picks), 1.0)
+    return weights
+
+
 def within_fold_permutations(
     speaker_accent: np.ndarray, speaker_fold: np.ndarray, n_perm: int, rng: np.random.Generator
 ) -> np.ndarray:

@@ -41,6 +41,7 @@ from tqdm.auto import tqdm
 from stage1_5.config import Stage2Config
 from stage1_5.probes.metrics import macro_f1_from_confusion
 from stage1_5.probes.splits import SpeakerPerAccentFold, TextFold, speakers_by_accent
+from stage1_5.probes.stats import speaker_resamples
 from stage1_5.stage2.directions import fit_probe
 
 ERASURE_COLUMNS = [
@@ -225,18 +226,6 @@ def accent_f1_with_speakers_erased(
 
 
 # ----------------------------------------------------------------------------- bootstrap and summary
-
-
-def speaker_resamples(speaker_accent: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:
-    """Cluster-bootstrap weights [n_boot, S]: within every accent, as many speakers as it has, drawn
-    with replacement (a speaker's weight is how often it was drawn)."""
-    speaker_accent = np.asarray(speaker_accent)
-    weights = np.zeros((n_boot, len(speaker_accent)))
-    for accent in np.unique(speaker_accent):
-        members = np.flatnonzero(speaker_accent == accent)
-        picks = members[rng.integers(0, len(members), size=(n_boot, len(members)))]
-        np.add.at(weights, (np.arange(n_boot)[:, None], picks), 1.0)
-    return weights
 
 
 def _percentiles(values: np.ndarray, level: float = 0.95) -> tuple[float, float]:
