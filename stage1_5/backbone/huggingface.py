@@ -29,6 +29,7 @@ from stage1_5.backbone.checkpoint import check_backbone, load_backbone, place
 from stage1_5.backbone.qwen3_tts import (
     SAMPLE_RATE,
     LayerSite,
+    blocks_needed,
     encode_utterances,
     get_module,
     resolve_layers,
@@ -95,9 +96,11 @@ def _load_24k(utt: Utterance) -> _Loaded:
 class HuggingFaceBackboneAdapter:
     """Loads the backbone once; `extract_batches` yields pooled vectors for every requested layer."""
 
-    def __init__(self, config: "BackboneConfig", *, tts: Optional["Qwen3TTSModel"] = None):
+    def __init__(self, config: "BackboneConfig", *, tts: Optional["Qwen3TTSModel"] = None, early_exit: bool = True):
         """`tts`: an already built `Qwen3TTSModel` (benchmarks, tests; its dtype and attention are
-        kept, `checkpoint` is ignored); otherwise `config.checkpoint` is checked, then loaded."""
+        kept, `checkpoint` is ignored); otherwise `config.checkpoint` is checked, then loaded.
+        `early_exit`: stop the talker after the deepest requested block (`blocks_needed`); False runs
+        every block (the benchmark's and the equality test's reference)."""
         self.config = config
         if tts is None:
             check = check_backbone(config)  # before any weight loads
@@ -114,6 +117,7 @@ class HuggingFaceBackboneAdapter:
         self.model = tts.model
         self.sites = resolve_layers(tts, config.layers)  # unknown names fail here, before any compute
         self._batch_size = config.batch_size
+        self.early_exit = early_exit
         self.oom_halvings = 0
         """How often a CUDA out-of-memory error halved the batch (the back-off keeps the smaller size)."""
 
@@ -195,7 +199,13 @@ class HuggingFaceBackboneAdapter:
         speaker_slot = cfg.speaker_slot if run_talker else "zero"
         encoded = encode_utterances(self.tts, wavs, texts, speaker_slot=speaker_slot, language=cfg.language)
         with self.capture([s.name for s in sites]) as cache:
-            inputs = teacher_forced_pass(self.tts, encoded, run_talker=run_talker, run_codec=any(s.axis == "frames" for s in sites))
+            inputs = teacher_forced_pass(
+                self.tts,
+                encoded,
+                run_talker=run_talker,
+                run_codec=any(s.axis == "frames" for s in sites),
+                n_blocks=blocks_needed(sites) if self.early_exit else None,
+            )
         masks = {"talker": inputs.position_masks[cfg.positions], "text": inputs.text_mask, "frames": inputs.frame_mask}
         vectors = {}
         for site in sites:
