@@ -121,3 +121,64 @@ def test_two_gloo_ranks_resume_a_killed_single_process_run(tmp_path):
 def test_a_failure_on_one_rank_stops_both_with_its_message(tmp_path):
     reports = _run_two_ranks(tmp_path, tmp_path / "shared", fail_rank=1)
     assert all("rank 1/2: simulated crash" in r.get("error", "") for r in reports)
+
+
+# ----------------------------------------------------------------------------- torchrun, end to end
+
+
+def _torchrun(*args: str, timeout: int = 600):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "STAGE1_5_THREADS": "1", "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={WORLD}", "-m", "stage1_5", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def _config(tmp_path: Path, data: Path, name: str, **sections) -> Path:
+    import yaml
+
+    cfg = {
+        "dataset": {"path": str(data)},
+        "sources": {"ssl": {"enabled": False}, "ecapa": {"enabled": False}, **sections.pop("sources", {})},
+        "output": {"dir": str(tmp_path / f"run_{name}"), "cache_dir": str(tmp_path / f"cache_{name}"), "feature_chunk_size": 2},
+        **sections,
+    }
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def test_torchrun_features_backbone_on_two_ranks_equals_a_single_process_run(tmp_path):
+    from click.testing import CliRunner
+
+    from stage1_5.cli import cli
+    from stage1_5.data.testing import write_dataset
+
+    data = write_dataset(tmp_path / "data")
+    backbone = {"backbone": {"checkpoint": "tiny-random", "layers": ["decoder_block_01", "text_encoder_out"], "batch_size": 2, "device": "cpu"}}
+    single = _config(tmp_path, data, "single", sources=backbone)
+    result = CliRunner().invoke(cli, ["features", "backbone", "-c", str(single), "-o", str(tmp_path / "single.npz"), "--no-progress"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    ranked = _config(tmp_path, data, "ranked", sources=backbone)
+    run = _torchrun("features", "backbone", "--config", str(ranked), "-o", str(tmp_path / "ranked.npz"), "--no-progress")
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "backbone: rank 0/2: " in run.stderr and "backbone: rank 1/2: " in run.stderr
+    assert "(computed on 2 ranks)" in run.stdout
+    with np.load(tmp_path / "single.npz") as want, np.load(tmp_path / "ranked.npz") as got:
+        assert list(got["utt_id"]) == list(want["utt_id"])
+        for name in ("backbone:decoder_block_01", "backbone:text_encoder_out"):
+            np.testing.assert_allclose(got[name], want[name], rtol=0, atol=1e-5)  # other batch companions: padding only
+
+
+def test_torchrun_run_extracts_on_both_ranks_and_reports_once(tmp_path):
+    from stage1_5.data.testing import write_dataset
+
+    data = write_dataset(tmp_path / "data")
+    cfg = _config(tmp_path, data, "run", sources={"backbone": {"enabled": False}}, probes={"seeds": 1, "permutations": 0, "bootstrap": 0})
+    run = _torchrun("run", str(cfg), "--no-progress")
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "acoustic: rank 0/2: " in run.stderr and "acoustic: rank 1/2: " in run.stderr
+    assert run.stdout.count("Decision: ") == 1
+    assert (tmp_path / "run_run" / "report" / "stage1_5_report.md").is_file()
