@@ -144,7 +144,8 @@ def main(argv: list[str] | None = None) -> int:
                 status = r["status"] if r["status"] == "ok" else ""
                 print(f"{rows:>8} {f'{accents}x{speakers}x{texts}':>12} {permutations:>4} {status:<10} {wall} {rss} {f1}", flush=True)
                 if r["status"] != "ok":
-                    print(f"{'':>8}   {r['status']}", flush=True)
+                    print(f"{'':>8}   {r['status']}; larger B skipped at this size", flush=True)
+                    break
     return 0
 
 
