@@ -96,11 +96,20 @@ def _load_24k(utt: Utterance) -> _Loaded:
 class HuggingFaceBackboneAdapter:
     """Loads the backbone once; `extract_batches` yields pooled vectors for every requested layer."""
 
-    def __init__(self, config: "BackboneConfig", *, tts: Optional["Qwen3TTSModel"] = None, early_exit: bool = True):
+    def __init__(
+        self,
+        config: "BackboneConfig",
+        *,
+        tts: Optional["Qwen3TTSModel"] = None,
+        early_exit: bool = True,
+        batch_speaker: bool = True,
+    ):
         """`tts`: an already built `Qwen3TTSModel` (benchmarks, tests; its dtype and attention are
         kept, `checkpoint` is ignored); otherwise `config.checkpoint` is checked, then loaded.
         `early_exit`: stop the talker after the deepest requested block (`blocks_needed`); False runs
-        every block (the benchmark's and the equality test's reference)."""
+        every block; `batch_speaker`: x-vectors in one padded batch (`stage1_5.backbone.speaker`);
+        False: one utterance at a time through the package. The False settings are the reference
+        the benchmark and the equality tests compare against."""
         self.config = config
         if tts is None:
             check = check_backbone(config)  # before any weight loads
@@ -118,6 +127,7 @@ class HuggingFaceBackboneAdapter:
         self.sites = resolve_layers(tts, config.layers)  # unknown names fail here, before any compute
         self._batch_size = config.batch_size
         self.early_exit = early_exit
+        self.batch_speaker = batch_speaker
         self.oom_halvings = 0
         """How often a CUDA out-of-memory error halved the batch (the back-off keeps the smaller size)."""
 
@@ -197,7 +207,9 @@ class HuggingFaceBackboneAdapter:
         run_talker = any(s.axis == "talker" for s in sites)
         # only talker positions see the speaker slot: skip the x-vectors when no talker layer is asked for
         speaker_slot = cfg.speaker_slot if run_talker else "zero"
-        encoded = encode_utterances(self.tts, wavs, texts, speaker_slot=speaker_slot, language=cfg.language)
+        encoded = encode_utterances(
+            self.tts, wavs, texts, speaker_slot=speaker_slot, language=cfg.language, batch_speaker=self.batch_speaker
+        )
         with self.capture([s.name for s in sites]) as cache:
             inputs = teacher_forced_pass(
                 self.tts,

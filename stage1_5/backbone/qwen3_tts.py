@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from stage1_5.backbone.speaker import speaker_embeddings
 from stage1_5.errors import FeatureError
 
 if TYPE_CHECKING:  # qwen_tts imports take seconds and print a banner: import them lazily
@@ -234,10 +235,12 @@ def encode_utterances(
     *,
     speaker_slot: SpeakerSlot = "xvector",
     language: Optional[str] = None,
+    batch_speaker: bool = True,
 ) -> EncodedBatch:
     """Tokenise transcripts as the package does for a voice-clone reference, encode 24 kHz audio to
-    codes with the speech tokenizer (one padded batch), and take x-vectors from the speaker encoder
-    (one utterance at a time, as the package does: its attentive pooling sees the whole waveform)."""
+    codes with the speech tokenizer (one padded batch), and take x-vectors from the speaker encoder:
+    one padded batch that keeps each utterance's own view (`stage1_5.backbone.speaker`), or with
+    `batch_speaker=False` one utterance at a time through the package (the reference)."""
     model = tts.model
     if model.speech_tokenizer is None:
         raise FeatureError("this Qwen3-TTS checkpoint has no speech tokenizer (speech_tokenizer/ folder)")
@@ -255,7 +258,10 @@ def encode_utterances(
                 f"sources.backbone.speaker_slot: 'xvector' needs a Base checkpoint with a speaker encoder "
                 f"(this one is {model.tts_model_type!r}); use speaker_slot: zero"
             )
-        speaker = torch.stack([model.extract_speaker_embedding(audio=w, sr=SAMPLE_RATE) for w in wavs])
+        if batch_speaker:
+            speaker = speaker_embeddings(model, wavs, SAMPLE_RATE)
+        else:
+            speaker = torch.stack([model.extract_speaker_embedding(audio=w, sr=SAMPLE_RATE) for w in wavs])
     elif speaker_slot != "zero":
         raise FeatureError(f"sources.backbone.speaker_slot: {speaker_slot!r}; valid: xvector, zero")
     return EncodedBatch(transcript_ids, codes, speaker, role, language_id_for(tts, language))
