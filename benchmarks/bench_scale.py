@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         child(args.child[0], args.child[1], int(args.child[2]), args.threads)
         return 0
     print(f"probe stage at scale: d = {DIM}, one representation, seeds 1, bootstrap 0, CPU {args.threads} threads, "
-          f"timeout {args.timeout:.0f} s, address space <= {args.memory_limit_gb:g} GiB")
+          f"timeout {args.timeout:.0f} s, address space <= {args.memory_limit_gb:g} GiB, load average {os.getloadavg()[0]:.1f}")
     print(f"{'N':>8} {'design':>12} {'B':>4} {'status':<10} {'wall s':>9} {'peak RSS MiB':>13} {'F1':>6}")
     for n in args.sizes:
         with tempfile.TemporaryDirectory(prefix="bench_scale_") as tmp:
