@@ -10,7 +10,7 @@ in this one process over the same wav files (decoded, resampled, tokenised and e
 - before: every talker block, x-vectors one utterance at a time, batches in input order, audio
   decoded in the main process — the extraction as it was;
 - after: the talker stops after the deepest requested block, one padded speaker-encoder batch,
-  length-bucketed batches, audio decoded by DataLoader workers (on a GPU);
+  length-bucketed batches, audio decoded ahead (a background thread; DataLoader workers on a GPU);
 - one change at a time on top of "before", so each ratio is its own;
 - naive (optional): one utterance and one layer per pass.
 
@@ -79,6 +79,7 @@ SINGLE_CHANGES = [
     Way("+ early exit only", True, False, False, False),
     Way("+ batched x-vectors only", False, True, False, False),
     Way("+ length buckets only", False, False, True, False),
+    Way("+ decoding ahead only", False, False, False, True),
 ]
 
 
@@ -152,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
         cfg = BackboneConfig(
             checkpoint="in-memory", layers=layers, device=str(device), batch_size=batch_size, num_workers=workers if way.prefetch else 0
         )
-        return HuggingFaceBackboneAdapter(cfg, tts=tts, early_exit=way.early_exit, batch_speaker=way.batch_speaker)
+        return HuggingFaceBackboneAdapter(cfg, tts=tts, early_exit=way.early_exit, batch_speaker=way.batch_speaker, prefetch=way.prefetch)
 
     ways = [BEFORE, AFTER] + (SINGLE_CHANGES if args.single_changes or gpu else [])
     with tempfile.TemporaryDirectory() as tmp:

@@ -24,21 +24,22 @@ def test_batches_are_length_sorted_and_cover_every_utterance_once(utterances):
     assert sorted(u.id for b in batches for u in b.utterances) == sorted(utterances.ids)
 
 
-def test_the_thread_and_worker_processes_decode_the_same_audio(utterances):
+def test_the_thread_worker_processes_and_no_prefetch_decode_the_same_audio(utterances):
     threaded = list(prefetched_batches(utterances, 2, sample_rate=24000))
-    workers = list(prefetched_batches(utterances, 2, sample_rate=24000, num_workers=1))
-    assert [b.utterances for b in threaded] == [b.utterances for b in workers]
-    for a, b in zip(threaded, workers):
-        for x, y in zip(a.wavs, b.wavs):
-            np.testing.assert_array_equal(x, y)
+    for other in (prefetched_batches(utterances, 2, sample_rate=24000, num_workers=1), prefetched_batches(utterances, 2, sample_rate=24000, depth=0)):
+        other = list(other)
+        assert [b.utterances for b in threaded] == [b.utterances for b in other]
+        for a, b in zip(threaded, other):
+            for x, y in zip(a.wavs, b.wavs):
+                np.testing.assert_array_equal(x, y)
     assert threaded[0].audio_seconds(24000) == pytest.approx(sum(u.duration for u in threaded[0].utterances), abs=1e-3)
 
 
-@pytest.mark.parametrize("workers", [0, 1])
-def test_an_unreadable_file_is_one_error_naming_the_utterance(utterances, workers):
+@pytest.mark.parametrize("workers, depth", [(0, 2), (1, 2), (0, 0)])
+def test_an_unreadable_file_is_one_error_naming_the_utterance(utterances, workers, depth):
     broken = [*utterances[:2], utterances[2].copy_with(audio_path="/nonexistent/x.wav")]
     with pytest.raises(DatasetError, match=f"^utterance {broken[2].id}: cannot read audio /nonexistent/x.wav") as info:
-        list(prefetched_batches(broken, 1, sample_rate=16000, num_workers=workers))
+        list(prefetched_batches(broken, 1, sample_rate=16000, num_workers=workers, depth=depth))
     assert "Traceback" not in str(info.value)
 
 

@@ -77,12 +77,14 @@ class HuggingFaceBackboneAdapter:
         tts: Optional["Qwen3TTSModel"] = None,
         early_exit: bool = True,
         batch_speaker: bool = True,
+        prefetch: bool = True,
     ):
         """`tts`: an already built `Qwen3TTSModel` (benchmarks, tests; its dtype and attention are
         kept, `checkpoint` is ignored); otherwise `config.checkpoint` is checked, then loaded.
         `early_exit`: stop the talker after the deepest requested block (`blocks_needed`); False runs
         every block; `batch_speaker`: x-vectors in one padded batch (`stage1_5.backbone.speaker`);
-        False: one utterance at a time through the package. The False settings are the reference
+        False: one utterance at a time through the package; `prefetch`: decode audio ahead while the
+        model runs (False: in this thread, when needed). The False settings are the reference
         the benchmark and the equality tests compare against."""
         self.config = config
         if tts is None:
@@ -102,6 +104,7 @@ class HuggingFaceBackboneAdapter:
         self._batch_size = config.batch_size
         self.early_exit = early_exit
         self.batch_speaker = batch_speaker
+        self.prefetch = prefetch
         self.oom_halvings = 0
         """How often a CUDA out-of-memory error halved the batch (the back-off keeps the smaller size)."""
 
@@ -139,7 +142,10 @@ class HuggingFaceBackboneAdapter:
         workers = self.config.num_workers
         if workers is None:
             workers = default_num_workers(self.device)
-        for batch in prefetched_batches(utterances, self._batch_size, sample_rate=SAMPLE_RATE, num_workers=workers, error=FeatureError):
+        batches = prefetched_batches(
+            utterances, self._batch_size, sample_rate=SAMPLE_RATE, num_workers=workers, depth=2 if self.prefetch else 0, error=FeatureError
+        )
+        for batch in batches:
             yield from self._process(list(zip(batch.utterances, batch.wavs)), sites)
 
     def _process(self, loaded: list[tuple[Utterance, np.ndarray]], sites: list[LayerSite]) -> Iterator[BatchResult]:

@@ -85,13 +85,16 @@ def prefetched_batches(
     depth: int = 2,
     error: type[Stage15Error] = DatasetError,
 ) -> Iterator[AudioBatch]:
-    """Length-bucketed batches with their audio, decoded `depth` batches ahead (see the module docstring)."""
+    """Length-bucketed batches with their audio, decoded `depth` batches ahead (see the module
+    docstring); `depth=0` decodes each batch in the caller's thread when it is needed (no overlap)."""
     batches = list(length_sorted_batches(utterances, batch_size))
-    if num_workers:
+    if depth == 0:
+        stream: Iterator[_Loaded] = (_load(b, sample_rate) for b in batches)
+    elif num_workers:
         loader = DataLoader(
             _BatchAudioDataset(batches, sample_rate), batch_size=None, num_workers=num_workers, prefetch_factor=depth
         )  # batch_size=None: items are whole batches already
-        stream: Iterator[_Loaded] = iter(loader)
+        stream = iter(loader)
     else:
         stream = _threaded(batches, sample_rate, depth)
     for loaded in stream:

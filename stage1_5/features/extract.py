@@ -3,7 +3,9 @@
 The sources and their extractors come from the registry (`stage1_5.sources`). For each source the driver builds an extractor for just the requested representations, looks for a
 complete store entry that covers them (a full entry serves a subset request), and otherwise computes
 the missing chunks of the entry for exactly that set, so a killed run resumes at its last chunk.
-External feature files are read and aligned instead of extracted.
+External feature files are read and aligned instead of extracted. Under torchrun
+(`stage1_5.distributed`) the ranks share an entry's missing chunks in length-balanced shards and
+write them into the same entry; rank 0 consolidates (`_extract_distributed`).
 """
 
 from __future__ import annotations
