@@ -8,7 +8,8 @@ Each size runs in its own subprocess, so its peak RSS (`resource.getrusage`, the
 block by block (planted accent and speaker directions plus noise, float32), and the child opens it
 with `np.load(mmap_mode="r")` exactly as the feature store hands arrays to the probes, then calls the
 public `stage1_5.probes.evaluate_representations` with a light `ProbeConfig` (seeds 1, bootstrap 0,
-permutations 0 and then 19). A child that runs past `--timeout` is killed and reported as such;
+permutations 0 and then 19). A child that runs past `--timeout` is killed and reported as such,
+with its peak RSS up to then (VmHWM);
 `--memory-limit-gb` caps its address space (RLIMIT_AS) so that a size that does not fit fails with a
 MemoryError instead of swapping the machine.
 
@@ -98,6 +99,17 @@ def child(features: str, meta_path: str, permutations: int, threads: int) -> Non
     print(json.dumps({"wall_s": wall, "peak_rss_bytes": rss, "accent_f1": float(row["accent_f1"])}))
 
 
+def _peak_rss_so_far(pid: int) -> int | None:
+    """VmHWM of a running process (Linux), in bytes; None where /proc does not say."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
 def measure(features: Path, meta: Path, permutations: int, args: argparse.Namespace) -> dict:
     cmd = [sys.executable, __file__, "--child", str(features), str(meta), str(permutations), "--threads", str(args.threads)]
     limit = int(args.memory_limit_gb * 2**30)
@@ -106,13 +118,18 @@ def measure(features: Path, meta: Path, permutations: int, args: argparse.Namesp
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
     start = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=cap)
     try:
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout, preexec_fn=cap)
+        stdout, stderr = proc.communicate(timeout=args.timeout)
     except subprocess.TimeoutExpired:
-        return {"status": f"timed out after {args.timeout:.0f} s"}
-    if done.returncode != 0:
-        last = (done.stderr.strip().splitlines() or ["?"])[-1]
+        peak = _peak_rss_so_far(proc.pid)  # read before the kill: the time ran out, the memory figure need not
+        proc.kill()
+        proc.communicate()
+        return {"status": f"timed out after {args.timeout:.0f} s", **({"peak_rss_bytes": peak} if peak else {})}
+    if proc.returncode != 0:
+        last = (stderr.strip().splitlines() or ["?"])[-1]
         return {"status": f"failed ({last[:160]})", "wall_s": time.perf_counter() - start}
+    done = subprocess.CompletedProcess(cmd, proc.returncode, stdout, stderr)
     return {"status": "ok", **json.loads(done.stdout.strip().splitlines()[-1])}
 
 
@@ -141,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
                 wall = f"{r['wall_s']:9.1f}" if "wall_s" in r else f"{'-':>9}"
                 rss = f"{r['peak_rss_bytes'] / 2**20:13.0f}" if "peak_rss_bytes" in r else f"{'-':>13}"
                 f1 = f"{r['accent_f1']:6.3f}" if "accent_f1" in r else f"{'-':>6}"
-                status = r["status"] if r["status"] == "ok" else ""
+                status = r["status"] if r["status"] == "ok" else "timeout" if "timed out" in r["status"] else "failed"
                 print(f"{rows:>8} {f'{accents}x{speakers}x{texts}':>12} {permutations:>4} {status:<10} {wall} {rss} {f1}", flush=True)
                 if r["status"] != "ok":
                     print(f"{'':>8}   {r['status']}; larger B skipped at this size", flush=True)
