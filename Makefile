@@ -20,9 +20,14 @@ gates: setup
 	@bash scripts/install_report_tools.sh
 	bash scripts/gates.sh $(GATES_ARGS)
 
+# every ratio and figure of issue 13 in one run: probe engine vs the sklearn loop, extraction before/after
+# at the released 0.6B shape (1.7B on a GPU), the probe stage at N = 720 / 10k / 100k (time, peak RSS)
 bench: setup
 	$(PY) benchmarks/bench_probes.py
 	$(PY) benchmarks/bench_extract.py
+	$(PY) benchmarks/bench_scale.py --timeout $(BENCH_SCALE_TIMEOUT)
+
+BENCH_SCALE_TIMEOUT ?= 900
 
 calibrate: setup
 	$(PY) -m pytest -q -p no:cacheprovider -m slow tests/test_probes_calibration.py

@@ -20,7 +20,7 @@ from typing import Any, Callable, Iterable, Optional
 import numpy as np
 import pandas as pd
 
-from stage1_5 import __version__
+from stage1_5 import __version__, distributed
 from stage1_5.config import Stage15Config
 from stage1_5.errors import ConfigError
 from stage1_5.hashing import file_sha256, json_digest
@@ -330,12 +330,20 @@ def run_experiment(
     force: Optional[str] = None,
     progress: bool = True,
     echo: Callable[[str], None] = print,
-) -> RunResult:
-    """Run (or resume) the whole experiment into `out_dir` (default `cfg.output.dir`)."""
+) -> Optional[RunResult]:
+    """Run (or resume) the whole experiment into `out_dir` (default `cfg.output.dir`).
+
+    Under torchrun (`distributed.session()`), every rank extracts a shard of the features and rank 0
+    alone runs the other stages and writes the run folder; the other ranks return None after the
+    features stage."""
     from stage1_5.report import write_bundle
 
     if force is not None and force not in STAGES:
         raise ConfigError(f"--force: unknown stage {force!r}; choose one of {', '.join(STAGES)}")
+    ctx = distributed.current()
+    if not ctx.is_main:
+        _features_worker(cfg, ctx, progress)
+        return None
     paths = RunPaths(Path(out_dir or cfg.output.dir))
     paths.analysis_dir.mkdir(parents=True, exist_ok=True)
     state = _read_state(paths)
@@ -363,7 +371,8 @@ def run_experiment(
 
     # dataset: always validated (cheap: per-file hashes are cached), written to the run when changed
     t0 = time.perf_counter()
-    dataset = dataset_stage(cfg, progress=progress)
+    with ctx.main_first():
+        dataset = dataset_stage(cfg, progress=progress)
     for warning in dataset.warnings:
         echo(f"[dataset] WARNING: {warning}")
     key = _digest("dataset", dataset.content_hash)
@@ -374,7 +383,9 @@ def run_experiment(
 
     features = None
     key = features_key(cfg, dataset)
-    if should_run("features", key):
+    run_features = should_run("features", key)
+    ctx.broadcast({"force": "features" in forced} if run_features else None)  # the other ranks' order
+    if run_features:
         t0 = time.perf_counter()
         if cfg.sources.backbone.enabled and dataset.has_audio:
             from stage1_5.backbone.checkpoint import check_backbone
@@ -389,6 +400,7 @@ def run_experiment(
             origin = "from cache" if stats.from_cache else f"{stats.audio_seconds_per_s:.1f} audio-s/s"
             echo(f"[features] {source}: {stats.n_utterances} utterances, {origin}")
         finish("features", key, t0)
+    distributed.finish()  # the ranks' work is done: what follows runs here alone
 
     key = probes_key(cfg, dataset)
     if should_run("probes", key):
@@ -443,6 +455,16 @@ def run_experiment(
         finish("bundle", key, t0)
 
     return RunResult(decision=decision, paths=paths, stage_times=times, skipped=skipped)
+
+
+def _features_worker(cfg: Stage15Config, ctx: "distributed.DistContext", progress: bool) -> None:
+    """A torchrun rank other than 0: load the dataset once rank 0 has cached it, then extract this
+    rank's shard when rank 0 says the features stage runs."""
+    with ctx.main_first():
+        dataset = dataset_stage(cfg, progress=False)
+    order = ctx.broadcast(None)
+    if order is not None:
+        features_stage(cfg, dataset, progress=progress, force=order["force"])
 
 
 def _write_config(cfg: Stage15Config, paths: RunPaths) -> None:

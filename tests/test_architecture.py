@@ -3,7 +3,7 @@
 The import graph is read from the source with `ast`: every `import` / `from ... import` of a
 `stage1_5` module, function-local ones included. The layers, lowest first:
 
-    low modules (errors, io, hashing, paths, config, runtime, torch_utils, sources, the package root)
+    low modules (errors, io, hashing, paths, config, runtime, torch_utils, sources, distributed, the package root)
     data → backbone → features → probes → decision → stage2 → report → orchestration (pipeline, preflight) → cli
 
 A module may import its own layer and the layers below it, never one above (`backbone` is a provider
@@ -32,7 +32,7 @@ PACKAGE = Path(stage1_5.__file__).resolve().parent
 
 LOW_MODULES = frozenset(
     f"stage1_5{suffix}"
-    for suffix in ("", ".errors", ".io", ".hashing", ".paths", ".config", ".runtime", ".torch_utils", ".sources", ".columns")
+    for suffix in ("", ".errors", ".io", ".hashing", ".paths", ".config", ".runtime", ".torch_utils", ".sources", ".columns", ".distributed")
 )
 ORCHESTRATION_MODULES = frozenset({"stage1_5.pipeline", "stage1_5.preflight"})
 LAYERS = ("low", "data", "backbone", "features", "probes", "decision", "stage2", "report", "orchestration", "cli")

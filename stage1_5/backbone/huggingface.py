@@ -9,7 +9,8 @@ location and config.json, speaker slot, language, layer aliases, device / dtype 
 misconfiguration fails in seconds, before a real checkpoint spends minutes loading.
 Every requested layer is captured by forward hooks during ONE teacher-forced pass per batch and
 pooled to one fp32 vector per utterance. Batches are length-bucketed (sorted by duration) and
-padded; audio is decoded and resampled by a background DataLoader while the model works; a CUDA
+padded; audio is decoded and resampled ahead by DataLoader workers or a background thread
+(`stage1_5.data.loading`) while the model works; a CUDA
 out-of-memory error halves the batch and retries the same utterances.
 """
 
@@ -17,25 +18,26 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterator, Optional, Sequence
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
 
 from stage1_5.backbone.base import ActivationCache, attached_hooks, build_capture_hooks, single_capture
 from stage1_5.backbone.checkpoint import check_backbone, load_backbone, place
 from stage1_5.backbone.qwen3_tts import (
     SAMPLE_RATE,
     LayerSite,
+    blocks_needed,
     encode_utterances,
     get_module,
     resolve_layers,
     teacher_forced_pass,
 )
 from stage1_5.backbone.runtime import BackboneRuntime, describe_runtime
-from stage1_5.data.manifest import Utterance, length_sorted_batches
+from stage1_5.data.loading import prefetched_batches
+from stage1_5.data.manifest import Utterance
 from stage1_5.errors import FeatureError
 from stage1_5.torch_utils import masked_pool, resolve_device
 
@@ -65,39 +67,25 @@ class BatchResult:
         return len(self.utt_ids)
 
 
-@dataclass
-class _Loaded:
-    utterance: Utterance
-    wav: Optional[np.ndarray] = field(repr=False)
-    error: Optional[str] = None  # raised in the main process: a worker's exception arrives as a traceback dump
-
-
-class _BatchAudioDataset(Dataset):
-    """Item i = batch i with its audio decoded and resampled to 24 kHz (runs in DataLoader workers)."""
-
-    def __init__(self, batches: list[list[Utterance]]):
-        self.batches = batches
-
-    def __len__(self) -> int:
-        return len(self.batches)
-
-    def __getitem__(self, index: int) -> list[_Loaded]:
-        return [_load_24k(utt) for utt in self.batches[index]]
-
-
-def _load_24k(utt: Utterance) -> _Loaded:
-    try:
-        return _Loaded(utt, utt.load_audio(SAMPLE_RATE))
-    except (OSError, ValueError, RuntimeError) as err:
-        return _Loaded(utt, None, f"utterance {utt.id}: cannot read audio {utt.audio_path}: {err}")
-
-
 class HuggingFaceBackboneAdapter:
     """Loads the backbone once; `extract_batches` yields pooled vectors for every requested layer."""
 
-    def __init__(self, config: "BackboneConfig", *, tts: Optional["Qwen3TTSModel"] = None):
+    def __init__(
+        self,
+        config: "BackboneConfig",
+        *,
+        tts: Optional["Qwen3TTSModel"] = None,
+        early_exit: bool = True,
+        batch_speaker: bool = True,
+        prefetch: bool = True,
+    ):
         """`tts`: an already built `Qwen3TTSModel` (benchmarks, tests; its dtype and attention are
-        kept, `checkpoint` is ignored); otherwise `config.checkpoint` is checked, then loaded."""
+        kept, `checkpoint` is ignored); otherwise `config.checkpoint` is checked, then loaded.
+        `early_exit`: stop the talker after the deepest requested block (`blocks_needed`); False runs
+        every block; `batch_speaker`: x-vectors in one padded batch (`stage1_5.backbone.speaker`);
+        False: one utterance at a time through the package; `prefetch`: decode audio ahead while the
+        model runs (False: in this thread, when needed). The False settings are the reference
+        the benchmark and the equality tests compare against."""
         self.config = config
         if tts is None:
             check = check_backbone(config)  # before any weight loads
@@ -114,6 +102,9 @@ class HuggingFaceBackboneAdapter:
         self.model = tts.model
         self.sites = resolve_layers(tts, config.layers)  # unknown names fail here, before any compute
         self._batch_size = config.batch_size
+        self.early_exit = early_exit
+        self.batch_speaker = batch_speaker
+        self.prefetch = prefetch
         self.oom_halvings = 0
         """How often a CUDA out-of-memory error halved the batch (the back-off keeps the smaller size)."""
 
@@ -151,19 +142,13 @@ class HuggingFaceBackboneAdapter:
         workers = self.config.num_workers
         if workers is None:
             workers = default_num_workers(self.device)
-        loader = DataLoader(
-            _BatchAudioDataset(list(length_sorted_batches(utterances, self._batch_size))),
-            batch_size=None,  # items are whole batches already
-            num_workers=workers,
-            prefetch_factor=2 if workers else None,
+        batches = prefetched_batches(
+            utterances, self._batch_size, sample_rate=SAMPLE_RATE, num_workers=workers, depth=2 if self.prefetch else 0, error=FeatureError
         )
-        for loaded in loader:
-            failed = next((item.error for item in loaded if item.error), None)
-            if failed:
-                raise FeatureError(failed)
-            yield from self._process(loaded, sites)
+        for batch in batches:
+            yield from self._process(list(zip(batch.utterances, batch.wavs)), sites)
 
-    def _process(self, loaded: list[_Loaded], sites: list[LayerSite]) -> Iterator[BatchResult]:
+    def _process(self, loaded: list[tuple[Utterance, np.ndarray]], sites: list[LayerSite]) -> Iterator[BatchResult]:
         """Run `loaded` in chunks of the current batch size; on CUDA OOM halve it and retry."""
         pending = [loaded[i : i + self._batch_size] for i in range(0, len(loaded), self._batch_size)]
         while pending:
@@ -173,8 +158,8 @@ class HuggingFaceBackboneAdapter:
             except torch.OutOfMemoryError:
                 if len(chunk) == 1:
                     raise FeatureError(
-                        f"utterance {chunk[0].utterance.id}: CUDA out of memory even alone "
-                        f"({len(chunk[0].wav) / SAMPLE_RATE:.1f} s); use a smaller dtype or a bigger GPU"
+                        f"utterance {chunk[0][0].id}: CUDA out of memory even alone "
+                        f"({len(chunk[0][1]) / SAMPLE_RATE:.1f} s); use a smaller dtype or a bigger GPU"
                     ) from None
                 torch.cuda.empty_cache()
                 half = len(chunk) // 2
@@ -186,16 +171,24 @@ class HuggingFaceBackboneAdapter:
             yield result
 
     @torch.inference_mode()
-    def _forward(self, chunk: list[_Loaded], sites: list[LayerSite]) -> BatchResult:
+    def _forward(self, chunk: list[tuple[Utterance, np.ndarray]], sites: list[LayerSite]) -> BatchResult:
         cfg = self.config
-        wavs = [item.wav for item in chunk]
-        texts = [item.utterance.text or item.utterance.text_id for item in chunk]
+        wavs = [wav for _, wav in chunk]
+        texts = [utt.text or utt.text_id for utt, _ in chunk]
         run_talker = any(s.axis == "talker" for s in sites)
         # only talker positions see the speaker slot: skip the x-vectors when no talker layer is asked for
         speaker_slot = cfg.speaker_slot if run_talker else "zero"
-        encoded = encode_utterances(self.tts, wavs, texts, speaker_slot=speaker_slot, language=cfg.language)
+        encoded = encode_utterances(
+            self.tts, wavs, texts, speaker_slot=speaker_slot, language=cfg.language, batch_speaker=self.batch_speaker
+        )
         with self.capture([s.name for s in sites]) as cache:
-            inputs = teacher_forced_pass(self.tts, encoded, run_talker=run_talker, run_codec=any(s.axis == "frames" for s in sites))
+            inputs = teacher_forced_pass(
+                self.tts,
+                encoded,
+                run_talker=run_talker,
+                run_codec=any(s.axis == "frames" for s in sites),
+                n_blocks=blocks_needed(sites) if self.early_exit else None,
+            )
         masks = {"talker": inputs.position_masks[cfg.positions], "text": inputs.text_mask, "frames": inputs.frame_mask}
         vectors = {}
         for site in sites:
@@ -208,7 +201,7 @@ class HuggingFaceBackboneAdapter:
                 )
             vectors[site.name] = np.ascontiguousarray(masked_pool(hidden, mask, cfg.pooling).cpu().numpy(), dtype=np.float32)
         return BatchResult(
-            utt_ids=[item.utterance.id for item in chunk],
+            utt_ids=[utt.id for utt, _ in chunk],
             vectors=vectors,
             n_audio_seconds=float(sum(len(w) for w in wavs)) / SAMPLE_RATE,
         )

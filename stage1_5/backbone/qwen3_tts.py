@@ -17,13 +17,16 @@ are addressed under the `speech_tokenizer.model.` prefix and moved to the device
 
 from __future__ import annotations
 
+import contextlib
+import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal, Mapping, Optional, Sequence
+from typing import TYPE_CHECKING, Iterator, Literal, Mapping, Optional, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
+from stage1_5.backbone.speaker import speaker_embeddings
 from stage1_5.errors import FeatureError
 
 if TYPE_CHECKING:  # qwen_tts imports take seconds and print a banner: import them lazily
@@ -141,6 +144,43 @@ def resolve_layers(tts: "Qwen3TTSModel", names: Sequence[str]) -> list[LayerSite
     return sites
 
 
+_BLOCK_PATH = re.compile(r"^talker\.model\.layers\.(\d+)(\.|$)")
+
+
+def blocks_needed(sites: Sequence[LayerSite]) -> Optional[int]:
+    """How many talker blocks the pass must run for `sites`: one past the deepest requested block, 0
+    when no site is on the talker, None (all of them) when a talker site lies after the blocks
+    (`talker.model.norm`, `talker.codec_head`). The blocks are causal in depth: block k's output
+    depends only on blocks 0..k, so stopping after the deepest one leaves every captured layer unchanged."""
+    deepest = -1
+    for site in sites:
+        if site.axis != "talker":
+            continue
+        match = _BLOCK_PATH.match(site.module_path)
+        if match is None:
+            return None
+        deepest = max(deepest, int(match.group(1)))
+    return deepest + 1
+
+
+@contextlib.contextmanager
+def truncated_talker(talker: nn.Module, n_blocks: Optional[int]) -> Iterator[None]:
+    """Run only the first `n_blocks` decoder blocks of `talker` inside the block (None: all).
+
+    The talker's forward loops over `talker.model.layers`; a shorter `ModuleList` of the same block
+    objects (same weights, same hooks) stops it early. The full list is restored on exit, even on error.
+    """
+    layers = talker.model.layers
+    if n_blocks is None or n_blocks >= len(layers):
+        yield
+        return
+    talker.model.layers = nn.ModuleList(list(layers)[:n_blocks])
+    try:
+        yield
+    finally:
+        talker.model.layers = layers
+
+
 def get_module(tts: "Qwen3TTSModel", path: str) -> nn.Module:
     if path.startswith(SPEECH_TOKENIZER_PREFIX):
         return tts.model.speech_tokenizer.model.get_submodule(path[len(SPEECH_TOKENIZER_PREFIX):])
@@ -195,10 +235,12 @@ def encode_utterances(
     *,
     speaker_slot: SpeakerSlot = "xvector",
     language: Optional[str] = None,
+    batch_speaker: bool = True,
 ) -> EncodedBatch:
     """Tokenise transcripts as the package does for a voice-clone reference, encode 24 kHz audio to
-    codes with the speech tokenizer (one padded batch), and take x-vectors from the speaker encoder
-    (one utterance at a time, as the package does: its attentive pooling sees the whole waveform)."""
+    codes with the speech tokenizer (one padded batch), and take x-vectors from the speaker encoder:
+    one padded batch that keeps each utterance's own view (`stage1_5.backbone.speaker`), or with
+    `batch_speaker=False` one utterance at a time through the package (the reference)."""
     model = tts.model
     if model.speech_tokenizer is None:
         raise FeatureError("this Qwen3-TTS checkpoint has no speech tokenizer (speech_tokenizer/ folder)")
@@ -216,7 +258,10 @@ def encode_utterances(
                 f"sources.backbone.speaker_slot: 'xvector' needs a Base checkpoint with a speaker encoder "
                 f"(this one is {model.tts_model_type!r}); use speaker_slot: zero"
             )
-        speaker = torch.stack([model.extract_speaker_embedding(audio=w, sr=SAMPLE_RATE) for w in wavs])
+        if batch_speaker:
+            speaker = speaker_embeddings(model, wavs, SAMPLE_RATE)
+        else:
+            speaker = torch.stack([model.extract_speaker_embedding(audio=w, sr=SAMPLE_RATE) for w in wavs])
     elif speaker_slot != "zero":
         raise FeatureError(f"sources.backbone.speaker_slot: {speaker_slot!r}; valid: xvector, zero")
     return EncodedBatch(transcript_ids, codes, speaker, role, language_id_for(tts, language))
@@ -313,12 +358,21 @@ def codec_pre_transformer(tokenizer_model: nn.Module, codes: torch.Tensor) -> to
     return decoder.pre_transformer(inputs_embeds=hidden).last_hidden_state
 
 
-def teacher_forced_pass(tts: "Qwen3TTSModel", batch: EncodedBatch, *, run_talker: bool = True, run_codec: bool = True) -> TeacherForcedInputs:
-    """Build the inputs and run the talker (every block, once) and, if asked, the codec decoder's
-    pre-transformer. Call it inside `attached_hooks` to capture layers; returns the pooling masks."""
+def teacher_forced_pass(
+    tts: "Qwen3TTSModel",
+    batch: EncodedBatch,
+    *,
+    run_talker: bool = True,
+    run_codec: bool = True,
+    n_blocks: Optional[int] = None,
+) -> TeacherForcedInputs:
+    """Build the inputs and run the talker once (its first `n_blocks` blocks, see `blocks_needed`;
+    None: every block) and, if asked, the codec decoder's pre-transformer. Call it inside
+    `attached_hooks` to capture layers; returns the pooling masks."""
     inputs = build_teacher_forced_inputs(tts.model, batch)
-    if run_talker:
-        tts.model.talker(inputs_embeds=inputs.inputs_embeds, attention_mask=inputs.attention_mask, use_cache=False)
+    if run_talker and n_blocks != 0:
+        with truncated_talker(tts.model.talker, n_blocks):
+            tts.model.talker(inputs_embeds=inputs.inputs_embeds, attention_mask=inputs.attention_mask, use_cache=False)
     if run_codec:
         tokenizer_model = tts.model.speech_tokenizer.model
         codec_pre_transformer(tokenizer_model, inputs.codes.to(tokenizer_model.device))

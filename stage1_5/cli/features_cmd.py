@@ -4,7 +4,8 @@ One subcommand per registered source (`stage1_5.sources`): the built-in ones hav
 any other registered source gets the common ones. Options override that source's config section
 (and enable it) or the `output:` store settings; left out, the config's values hold. The vectors land
 in the feature store under `output.cache_dir`, where `stage1_5 run` and the gates find them; `-o`
-also exports an `.npz` or `.parquet`.
+also exports an `.npz` or `.parquet`. Under `torchrun --nproc-per-node N` the ranks share the
+work (length-balanced shards of the store's chunks, see `stage1_5.distributed`) and rank 0 reports.
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ def _run(
     force: bool,
     no_progress: bool,
 ) -> None:
+    from stage1_5 import distributed
     from stage1_5.cli.overrides import override
     from stage1_5.config import load_config
     from stage1_5.features.extract import export_features, extract_features
@@ -71,12 +73,17 @@ def _run(
     sources = cfg.sources.model_copy(update={spec.section or spec.name: section})
     cfg = cfg.model_copy(update={"sources": sources, "output": output})
     configure_torch_threads()
-    dataset = dataset_stage(cfg, progress=not no_progress)
-    features = extract_features(cfg, dataset, sources=[source], progress=not no_progress, force=force)
+    with distributed.session() as ctx:  # torchrun: every rank extracts a shard, rank 0 consolidates
+        with ctx.main_first():  # rank 0 fills the dataset cache, the other ranks read it
+            dataset = dataset_stage(cfg, progress=not no_progress and ctx.is_main)
+        features = extract_features(cfg, dataset, sources=[source], progress=not no_progress, force=force)
+    if not ctx.is_main:
+        return
     stats = features.stats[source]
     origin = "from cache" if stats.from_cache else "computed"
+    ranks = f" on {ctx.world_size} ranks" if ctx.world_size > 1 else ""
     click.echo(
-        f"{source}: {len(features.utt_ids)} utterances, {len(features.vectors)} representations ({origin}); "
+        f"{source}: {len(features.utt_ids)} utterances, {len(features.vectors)} representations ({origin}{ranks}); "
         f"{stats.utterances_per_s:.1f} utt/s, {stats.audio_seconds_per_s:.1f} audio-s/s, "
         f"peak memory {stats.peak_memory_bytes / 2**20:.0f} MiB ({stats.peak_memory_kind})"
     )

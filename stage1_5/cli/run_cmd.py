@@ -15,7 +15,10 @@ from stage1_5.pipeline import STAGES
 @click.option("--force", type=click.Choice(STAGES), default=None, help="Redo this stage and every stage after it.")
 @click.option("--no-progress", is_flag=True, help="Hide progress bars (logs stay).")
 def command(config_file: str, out_dir: str | None, force: str | None, no_progress: bool) -> None:
-    """Run dataset → features → probes → decision → stage2 → report → bundle, resuming finished stages."""
+    """Run dataset → features → probes → decision → stage2 → report → bundle, resuming finished stages.
+
+    Under `torchrun --nproc-per-node N` the ranks share the feature extraction; rank 0 runs the rest."""
+    from stage1_5 import distributed
     from stage1_5.config import load_config
     from stage1_5.pipeline import run_experiment
     from stage1_5.runtime import configure_torch_threads
@@ -23,7 +26,10 @@ def command(config_file: str, out_dir: str | None, force: str | None, no_progres
     cfg = load_config(config_file)
     configure_torch_threads()
     started = time.perf_counter()
-    result = run_experiment(cfg, out_dir=out_dir, force=force, progress=not no_progress, echo=lambda m: click.echo(m, err=True))
+    with distributed.session():  # under torchrun: every rank extracts features, rank 0 does the rest
+        result = run_experiment(cfg, out_dir=out_dir, force=force, progress=not no_progress, echo=lambda m: click.echo(m, err=True))
+    if result is None:  # a torchrun rank other than 0: its shard is in the store
+        return
     d = result.decision
     click.echo("")
     click.echo(f"Decision: {d.decision.label}")

@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any, Iterator, Sequence
 import numpy as np
 
 from stage1_5.config import TINY_RANDOM
+from stage1_5.data.loading import prefetched_batches
 from stage1_5.errors import FeatureError
-from stage1_5.data.manifest import length_sorted_batches
 from stage1_5.features.base import FeatureBatch, select_names
 from stage1_5.torch_utils import resolve_device
 
@@ -177,8 +177,8 @@ class EcapaExtractor:
         return emb.squeeze(1).float().cpu().numpy()
 
     def extract_batches(self, utterances: Sequence["Utterance"], batch_size: int) -> Iterator[FeatureBatch]:
-        for batch in length_sorted_batches(utterances, batch_size):
-            wavs = [u.load_audio(SAMPLE_RATE) for u in batch]
+        for loaded in prefetched_batches(utterances, batch_size, sample_rate=SAMPLE_RATE, error=FeatureError):
+            batch, wavs = loaded.utterances, loaded.wavs
             yield FeatureBatch(
                 utt_ids=[u.id for u in batch],
                 vectors={EMBEDDING: self._embed(wavs)},

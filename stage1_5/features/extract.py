@@ -3,11 +3,14 @@
 The sources and their extractors come from the registry (`stage1_5.sources`). For each source the driver builds an extractor for just the requested representations, looks for a
 complete store entry that covers them (a full entry serves a subset request), and otherwise computes
 the missing chunks of the entry for exactly that set, so a killed run resumes at its last chunk.
-External feature files are read and aligned instead of extracted.
+External feature files are read and aligned instead of extracted. Under torchrun
+(`stage1_5.distributed`) the ranks share an entry's missing chunks in length-balanced shards and
+write them into the same entry; rank 0 consolidates (`_extract_distributed`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import pkgutil
 import sys
 import time
@@ -19,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Protocol, Se
 import numpy as np
 from tqdm.auto import tqdm
 
-from stage1_5 import __version__
+from stage1_5 import __version__, distributed
 from stage1_5.errors import FeatureError
 from stage1_5.features.base import FeatureExtractor
 from stage1_5.features.store import FeatureStore, StoreEntry, StoreKey, ids_digest
@@ -189,6 +192,57 @@ def _recorded_stats(entry: StoreEntry, source: str) -> ExtractionStats:
     return ExtractionStats(source=source, from_cache=True, **{**defaults, **fields})
 
 
+def _compute_chunks(
+    entry: StoreEntry,
+    chunks: Sequence[int],
+    utts: "UtteranceSet",
+    extractor: FeatureExtractor,
+    *,
+    batch_size: int,
+    progress: bool,
+    desc: str,
+    total: int | None = None,
+) -> ExtractionStats:
+    """Compute and write `chunks` of `entry`; the stats of this process's work. The progress bar
+    counts to `total` utterances (default: those of `chunks`), the others shown as done."""
+    t0 = time.perf_counter()
+    todo = sum(entry.chunk_range(i)[1] - entry.chunk_range(i)[0] for i in chunks)
+    total = todo if total is None else total
+    memory = _PeakMemory(extractor)
+    done = {"utts": 0, "audio": 0.0}
+    with tqdm(total=total, initial=total - todo, unit="utt", desc=desc, disable=not progress, dynamic_ncols=True) as bar:
+
+        def on_batch(n: int, audio: float) -> None:
+            done["utts"] += n
+            done["audio"] += audio
+            elapsed = max(time.perf_counter() - t0, 1e-9)
+            bar.update(n)
+            bar.set_postfix({"utt/s": f"{done['utts'] / elapsed:.1f}", "audio-s/s": f"{done['audio'] / elapsed:.1f}"}, refresh=False)
+
+        for index in chunks:
+            start, stop = entry.chunk_range(index)
+            _fill_chunk(entry, index, utts[start:stop], extractor, batch_size, on_batch)
+    return ExtractionStats(
+        source=extractor.source,
+        n_utterances=done["utts"],
+        audio_seconds=done["audio"],
+        wall_s=time.perf_counter() - t0,
+        peak_memory_bytes=memory.peak(),
+        peak_memory_kind=memory.kind,
+    )
+
+
+def _store_key(extractor: FeatureExtractor, dataset: DatasetLike, store_dtype: str) -> StoreKey:
+    return StoreKey(
+        source=extractor.source,
+        dataset_hash=dataset.content_hash,
+        utt_ids_hash=ids_digest(dataset.utterances.ids),
+        config=extractor.config_key(),
+        code_version=f"{__version__}/{extractor.version}",
+        dtype=store_dtype,
+    )
+
+
 def extract_source(
     extractor: FeatureExtractor,
     dataset: DatasetLike,
@@ -201,55 +255,110 @@ def extract_source(
     progress: bool = True,
 ) -> tuple[dict[str, np.ndarray], ExtractionStats]:
     """Vectors of one extractor's representations for the whole dataset, through the store
-    (`store_dtype`, `chunk_size`: `output.feature_dtype`, `output.feature_chunk_size`)."""
+    (`store_dtype`, `chunk_size`: `output.feature_dtype`, `output.feature_chunk_size`).
+    Under torchrun (`stage1_5.distributed.current().active`) the ranks share the work: see
+    `_extract_distributed`."""
     names = extractor.representation_names()
-    utts = dataset.utterances
-    ids = utts.ids
-    key = StoreKey(
-        source=extractor.source,
-        dataset_hash=dataset.content_hash,
-        utt_ids_hash=ids_digest(ids),
-        config=extractor.config_key(),
-        code_version=f"{__version__}/{extractor.version}",
-        dtype=store_dtype,
-    )
-    t0 = time.perf_counter()
+    key = _store_key(extractor, dataset, store_dtype)
+    ctx = distributed.current()
+    if ctx.active:
+        return _extract_distributed(ctx, extractor, dataset, store, key, batch_size=batch_size, chunk_size=chunk_size, force=force, progress=progress)
     if not force:
         cached = store.find_complete(key, names)
         if cached is not None:
             return cached.load(names), _recorded_stats(cached, extractor.source)
-    entry = store.open(key, names, ids, chunk_size)
+    entry = store.open(key, names, dataset.utterances.ids, chunk_size)
     with entry.lock():
         if force:
             entry.reset()
         elif entry.complete:  # another process finished it while we waited for the lock
             return entry.load(names), _recorded_stats(entry, extractor.source)
-        missing = entry.missing_chunks()
-        todo = sum(entry.chunk_range(i)[1] - entry.chunk_range(i)[0] for i in missing)
-        memory = _PeakMemory(extractor)
-        done = {"utts": 0, "audio": 0.0}
-        with tqdm(total=len(ids), initial=len(ids) - todo, unit="utt", desc=extractor.source, disable=not progress, dynamic_ncols=True) as bar:
-
-            def on_batch(n: int, audio: float) -> None:
-                done["utts"] += n
-                done["audio"] += audio
-                elapsed = max(time.perf_counter() - t0, 1e-9)
-                bar.update(n)
-                bar.set_postfix({"utt/s": f"{done['utts'] / elapsed:.1f}", "audio-s/s": f"{done['audio'] / elapsed:.1f}"}, refresh=False)
-
-            for index in missing:
-                start, stop = entry.chunk_range(index)
-                _fill_chunk(entry, index, utts[start:stop], extractor, batch_size, on_batch)
-        stats = ExtractionStats(
-            source=extractor.source,
-            n_utterances=done["utts"],
-            audio_seconds=done["audio"],
-            wall_s=time.perf_counter() - t0,
-            peak_memory_bytes=memory.peak(),
-            peak_memory_kind=memory.kind,
+        stats = _compute_chunks(
+            entry, entry.missing_chunks(), dataset.utterances, extractor,
+            batch_size=batch_size, progress=progress, desc=extractor.source, total=len(dataset.utterances),
         )
         entry.consolidate({"stats": stats.to_dict()})
     return entry.load(names), stats
+
+
+SHARD_CHUNKS_PER_RANK = 8
+"""Under torchrun a new entry is cut into at least this many chunks per rank (smaller chunks than
+`output.feature_chunk_size` when needed), so that the chunk-level shards balance audio length."""
+
+
+def _extract_distributed(
+    ctx: "distributed.DistContext",
+    extractor: FeatureExtractor,
+    dataset: DatasetLike,
+    store: FeatureStore,
+    key: StoreKey,
+    *,
+    batch_size: int,
+    chunk_size: int,
+    force: bool,
+    progress: bool,
+) -> tuple[dict[str, np.ndarray], ExtractionStats]:
+    """Every rank computes a length-balanced shard of the entry's missing chunks into the same store
+    entry; rank 0 holds the entry's lock throughout (no other job writes it meanwhile), chooses the
+    chunks, and consolidates once every rank has written its own. A killed job resumes from the
+    chunks on disk, whichever rank wrote them. A failure on any rank stops every rank with its message."""
+    names = extractor.representation_names()
+    utts = dataset.utterances
+    n = len(utts)
+    with contextlib.ExitStack() as stack:
+        plan: dict[str, Any] = {}
+        if ctx.is_main:
+            entry = None if force else store.find_complete(key, names)
+            if entry is not None:
+                plan = {"path": str(entry.path), "cached": True}
+            else:
+                per_rank = -(-n // (ctx.world_size * SHARD_CHUNKS_PER_RANK))
+                entry = stack.enter_context(store.open(key, names, utts.ids, min(chunk_size, max(1, per_rank))).lock())
+                if force:
+                    entry.reset()
+                plan = {"path": str(entry.path), "cached": entry.complete, "missing": entry.missing_chunks()}
+        plan = ctx.broadcast(plan)
+        entry = store.open_existing(Path(plan["path"]))
+        if plan["cached"]:
+            return entry.load(names), _recorded_stats(entry, extractor.source)
+        missing: list[int] = plan["missing"]
+        weights = []
+        for index in missing:
+            start, stop = entry.chunk_range(index)
+            weights.append(sum(u.duration or 1.0 for u in utts[start:stop]))
+        mine = [missing[i] for i in distributed.length_balanced_shards(weights, ctx.world_size)[ctx.rank]]
+        n_mine = sum(entry.chunk_range(i)[1] - entry.chunk_range(i)[0] for i in mine)
+        tqdm.write(f"{extractor.source}: {ctx.describe()}: {n_mine} utterances ({len(mine)} of {len(missing)} chunks to compute)", file=sys.stderr)
+        error = None
+        stats = None
+        try:
+            stats = _compute_chunks(entry, mine, utts, extractor, batch_size=batch_size, progress=progress, desc=f"{extractor.source} {ctx.describe()}")
+        except Exception as err:  # every rank must learn of it, or the others wait at the next collective
+            error = f"{ctx.describe()}: {err}"
+        reports = ctx.gather((error, stats.to_dict() if stats else None))
+        failed = [e for e, _ in reports if e]
+        if failed:
+            raise FeatureError(f"{extractor.source}: {failed[0]}")
+        per_rank_stats = [s for _, s in reports]
+        total = ExtractionStats(
+            source=extractor.source,
+            n_utterances=sum(s["n_utterances"] for s in per_rank_stats),
+            audio_seconds=sum(s["audio_seconds"] for s in per_rank_stats),
+            wall_s=max(s["wall_s"] for s in per_rank_stats),
+            peak_memory_bytes=max(s["peak_memory_bytes"] for s in per_rank_stats),
+            peak_memory_kind=per_rank_stats[0]["peak_memory_kind"],
+        )
+        error = None
+        if ctx.is_main:
+            try:
+                entry.consolidate({"stats": total.to_dict(), "world_size": ctx.world_size})
+            except Exception as err:
+                error = f"{ctx.describe()}: {err}"
+        error = ctx.broadcast(error)
+        if error:
+            raise FeatureError(f"{extractor.source}: {error}")
+    entry = store.open_existing(entry.path)
+    return entry.load(names), total
 
 
 # ----------------------------------------------------------------------------- external files

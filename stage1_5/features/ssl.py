@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING, Any, Iterator, Sequence
 import numpy as np
 
 from stage1_5.config import TINY_RANDOM
+from stage1_5.data.loading import prefetched_batches
 from stage1_5.errors import FeatureError
-from stage1_5.data.manifest import length_sorted_batches
 from stage1_5.features.base import FeatureBatch, select_names
 from stage1_5.torch_utils import masked_pool, resolve_device, resolve_dtype
 
@@ -191,8 +191,8 @@ class SSLExtractor:
             return {name: masked_pool(hidden[i], frames, self.cfg.pooling).cpu().numpy() for name, i in wanted.items()}
 
     def extract_batches(self, utterances: Sequence["Utterance"], batch_size: int) -> Iterator[FeatureBatch]:
-        for batch in length_sorted_batches(utterances, batch_size):
-            wavs = [u.load_audio(SAMPLE_RATE) for u in batch]
+        for loaded in prefetched_batches(utterances, batch_size, sample_rate=SAMPLE_RATE, error=FeatureError):
+            batch, wavs = loaded.utterances, loaded.wavs
             short = [u.id for u, w in zip(batch, wavs) if len(w) < 400]
             if short:
                 raise FeatureError(f"ssl: utterance {short[0]!r} is shorter than 25 ms, too short for one frame")

@@ -260,6 +260,13 @@ class FeatureStore:
             raise FeatureError(f"{path / META}: unreadable store metadata ({err}); delete {path} to recompute") from None
         return StoreEntry(path, meta)
 
+    def open_existing(self, path: str | os.PathLike) -> StoreEntry:
+        """The entry at `path`, which another process created (a torchrun rank reading rank 0's entry)."""
+        entry = self._read(Path(path))
+        if entry is None:
+            raise FeatureError(f"{Path(path) / META}: no feature-store entry there")
+        return entry
+
     def find_complete(self, key: StoreKey, representations: Sequence[str]) -> StoreEntry | None:
         """A complete entry for `key` holding all of `representations` (the exact set first)."""
         exact = self._read(self._entry_dir(key, representations))

@@ -1,0 +1,184 @@
+"""torch.distributed extraction on CPU (gloo, 2 processes): length-balanced shards, one store entry
+written by both ranks, features equal to a single-process run, resumable, failures reach every rank."""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch.multiprocessing as mp
+
+from stage1_5 import distributed
+from stage1_5.data.manifest import Utterance, UtteranceSet
+from stage1_5.errors import FeatureError, Stage15Error
+from stage1_5.features.extract import extract_source
+from stage1_5.features.store import FeatureStore
+from stage1_5.features.testing import CountingExtractor, FakeDataset
+
+N_UTTS = 37
+WORLD = 2
+
+
+def _utterances(n: int = N_UTTS) -> UtteranceSet:
+    rng = np.random.default_rng(0)
+    return UtteranceSet(
+        Utterance(id=f"u{i:03d}", speaker=f"s{i % 4}", accent=f"a{i % 2}", text_id=f"t{i % 3}", duration=float(rng.uniform(0.5, 6.0)))
+        for i in range(n)
+    )
+
+
+def _extract(store_root, chunk_size: int = 256, **kwargs):
+    extractor = CountingExtractor(**kwargs)
+    vectors, stats = extract_source(
+        extractor, FakeDataset(_utterances()), FeatureStore(store_root), batch_size=4, store_dtype="float32", chunk_size=chunk_size, progress=False
+    )
+    return extractor, {k: np.asarray(v) for k, v in vectors.items()}, stats
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _rank_main(rank: int, port: int, store_root: str, out_dir: str, fail_rank: int) -> None:
+    import os
+
+    os.environ.update({"RANK": str(rank), "WORLD_SIZE": str(WORLD), "LOCAL_RANK": str(rank), "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)})
+    result: dict = {}
+    with distributed.session(backend="gloo") as ctx:
+        assert ctx.active
+        try:
+            extractor, vectors, stats = _extract(store_root, fail_after=0 if rank == fail_rank else None)
+            np.savez(Path(out_dir) / f"rank{rank}.npz", **{k.replace(":", "__"): v for k, v in vectors.items()})
+            result = {"computed": extractor.computed, "n_utterances": stats.n_utterances}
+        except FeatureError as err:
+            result = {"error": str(err)}
+    (Path(out_dir) / f"rank{rank}.json").write_text(json.dumps(result))
+
+
+def _run_two_ranks(tmp_path: Path, store_root: Path, fail_rank: int = -1) -> list[dict]:
+    out = tmp_path / f"out{_free_port()}"
+    out.mkdir()
+    mp.spawn(_rank_main, args=(_free_port(), str(store_root), str(out), fail_rank), nprocs=WORLD, join=True)
+    return [json.loads((out / f"rank{r}.json").read_text()) | {"dir": out} for r in range(WORLD)]
+
+
+def test_length_balanced_shards_cover_every_item_once_with_near_equal_totals():
+    weights = [float(w) for w in np.random.default_rng(1).uniform(0.5, 20.0, 101)]
+    shards = distributed.length_balanced_shards(weights, 4)
+    assert sorted(i for shard in shards for i in shard) == list(range(101))
+    totals = [sum(weights[i] for i in shard) for shard in shards]
+    assert max(totals) - min(totals) <= max(weights)
+
+
+def test_length_balanced_shards_are_the_same_on_every_call():
+    weights = [3.0, 1.0, 2.0, 2.0, 5.0]
+    assert distributed.length_balanced_shards(weights, 2) == distributed.length_balanced_shards(list(weights), 2)
+
+
+def test_from_env_reads_torchrun_variables_and_rejects_a_rank_outside_the_world():
+    ctx = distributed.from_env({"RANK": "1", "WORLD_SIZE": "3", "LOCAL_RANK": "0"})
+    assert (ctx.rank, ctx.world_size, ctx.local_rank, ctx.is_main) == (1, 3, 0, False)
+    assert distributed.from_env({}).world_size == 1
+    with pytest.raises(Stage15Error, match="RANK=3 is outside WORLD_SIZE=2"):
+        distributed.from_env({"RANK": "3", "WORLD_SIZE": "2"})
+
+
+def test_single_process_collectives_are_identities():
+    ctx = distributed.current()
+    assert not ctx.active
+    assert ctx.broadcast({"a": 1}) == {"a": 1} and ctx.gather(5) == [5]
+
+
+def test_two_gloo_ranks_write_features_equal_to_a_single_process_run(tmp_path):
+    _, single, _ = _extract(tmp_path / "single")
+    reports = _run_two_ranks(tmp_path, tmp_path / "shared")
+    computed = [set(r["computed"]) for r in reports]
+    assert computed[0] and computed[1] and not computed[0] & computed[1]  # both ranks worked, on disjoint utterances
+    assert computed[0] | computed[1] == set(_utterances().ids)
+    for rank in range(WORLD):
+        with np.load(reports[rank]["dir"] / f"rank{rank}.npz") as got:
+            for name, want in single.items():
+                np.testing.assert_array_equal(got[name.replace(":", "__")], want)
+    assert all(r["n_utterances"] == N_UTTS for r in reports)  # every rank reports the job's total
+
+
+def test_two_gloo_ranks_resume_a_killed_single_process_run(tmp_path):
+    store = tmp_path / "shared"
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        _extract(store, chunk_size=4, fail_after=3)  # chunks 0-2 (12 utterances) are on disk
+    reports = _run_two_ranks(tmp_path, store)
+    computed = [u for r in reports for u in r["computed"]]
+    assert sorted(computed) == _utterances().ids[12:]  # the ranks computed only what was missing
+    rerun, _, stats = _extract(store)
+    assert rerun.computed == [] and stats.from_cache
+
+
+def test_a_failure_on_one_rank_stops_both_with_its_message(tmp_path):
+    reports = _run_two_ranks(tmp_path, tmp_path / "shared", fail_rank=1)
+    assert all("rank 1/2: simulated crash" in r.get("error", "") for r in reports)
+
+
+# ----------------------------------------------------------------------------- torchrun, end to end
+
+
+def _torchrun(*args: str, timeout: int = 600):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "STAGE1_5_THREADS": "1", "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={WORLD}", "-m", "stage1_5", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def _config(tmp_path: Path, data: Path, name: str, **sections) -> Path:
+    import yaml
+
+    cfg = {
+        "dataset": {"path": str(data)},
+        "sources": {"ssl": {"enabled": False}, "ecapa": {"enabled": False}, **sections.pop("sources", {})},
+        "output": {"dir": str(tmp_path / f"run_{name}"), "cache_dir": str(tmp_path / f"cache_{name}"), "feature_chunk_size": 2},
+        **sections,
+    }
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def test_torchrun_features_backbone_on_two_ranks_equals_a_single_process_run(tmp_path):
+    from click.testing import CliRunner
+
+    from stage1_5.cli import cli
+    from stage1_5.data.testing import write_dataset
+
+    data = write_dataset(tmp_path / "data")
+    backbone = {"backbone": {"checkpoint": "tiny-random", "layers": ["decoder_block_01", "text_encoder_out"], "batch_size": 2, "device": "cpu"}}
+    single = _config(tmp_path, data, "single", sources=backbone)
+    result = CliRunner().invoke(cli, ["features", "backbone", "-c", str(single), "-o", str(tmp_path / "single.npz"), "--no-progress"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    ranked = _config(tmp_path, data, "ranked", sources=backbone)
+    run = _torchrun("features", "backbone", "--config", str(ranked), "-o", str(tmp_path / "ranked.npz"), "--no-progress")
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "backbone: rank 0/2: " in run.stderr and "backbone: rank 1/2: " in run.stderr
+    assert "(computed on 2 ranks)" in run.stdout
+    with np.load(tmp_path / "single.npz") as want, np.load(tmp_path / "ranked.npz") as got:
+        assert list(got["utt_id"]) == list(want["utt_id"])
+        for name in ("backbone:decoder_block_01", "backbone:text_encoder_out"):
+            np.testing.assert_allclose(got[name], want[name], rtol=0, atol=1e-5)  # other batch companions: padding only
+
+
+def test_torchrun_run_extracts_on_both_ranks_and_reports_once(tmp_path):
+    from stage1_5.data.testing import write_dataset
+
+    data = write_dataset(tmp_path / "data")
+    cfg = _config(tmp_path, data, "run", sources={"backbone": {"enabled": False}}, probes={"seeds": 1, "permutations": 0, "bootstrap": 0})
+    run = _torchrun("run", str(cfg), "--no-progress")
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "acoustic: rank 0/2: " in run.stderr and "acoustic: rank 1/2: " in run.stderr
+    assert run.stdout.count("Decision: ") == 1
+    assert (tmp_path / "run_run" / "report" / "stage1_5_report.md").is_file()
