@@ -32,7 +32,7 @@ PACKAGE = Path(stage1_5.__file__).resolve().parent
 
 LOW_MODULES = frozenset(
     f"stage1_5{suffix}"
-    for suffix in ("", ".errors", ".io", ".hashing", ".paths", ".config", ".runtime", ".torch_utils", ".sources")
+    for suffix in ("", ".errors", ".io", ".locks", ".hashing", ".paths", ".config", ".runtime", ".torch_utils", ".sources")
 )
 ORCHESTRATION_MODULES = frozenset({"stage1_5.pipeline", "stage1_5.preflight"})
 LAYERS = ("low", "data", "backbone", "features", "probes", "decision", "stage2", "report", "orchestration", "cli")
