@@ -107,7 +107,7 @@ def test_conditional_go_fails_unless_gate_accept_conditional(cases, run_gates):
 
 def test_an_extraction_crash_is_an_error_never_a_nogo(cases, run_gates):
     result = run_gates(cases.crash)
-    assert result.ret == 1
+    assert result.ret == 3  # an error: CI can tell a broken run from a NOGO (1)
     assert "test_decision" in _ids(result, "ERROR")
     assert not _ids(result, "FAILED")
     assert "Decision NOGO" not in result.stdout.str()
@@ -126,8 +126,14 @@ def test_k_selects_one_layer_and_probes_only_it(cases, run_gates):
 
 def test_a_missing_config_stops_the_run_before_any_gate(run_gates, tmp_path):
     result = run_gates(tmp_path / "nope.yaml")
-    assert result.ret == pytest.ExitCode.INTERRUPTED
+    assert result.ret == 3
     result.stdout.fnmatch_lines(["*--stage1-5-config: *nope.yaml: config file not found*"])
+
+
+def test_k_matching_no_configured_layer_names_the_layers_and_exits_3(cases, run_gates):
+    result = run_gates(cases.go, "-k", "decoder_block_12")
+    assert result.ret == 3
+    result.stdout.fnmatch_lines([f"*-k 'decoder_block_12' selects no gate test; the configured backbone layers are: {B00}, {B08}*"])
 
 
 def _allure_results(folder: Path) -> list[dict]:
