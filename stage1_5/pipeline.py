@@ -268,6 +268,7 @@ def write_report(paths: RunPaths, cfg: Stage15Config, dataset, probe_results, de
         decision,
         paths.analysis_dir,
         layer_order=configured_layer_order(cfg),
+        fold_seeds=cfg.probes.seeds,
     )
     links = {name: os.path.relpath(path, paths.report_dir) for name, path in figures.items()}
     stage2 = load_stage2_facts(paths)
