@@ -34,7 +34,7 @@ LOW_MODULES = frozenset(
     f"stage1_5{suffix}"
     for suffix in ("", ".errors", ".io", ".locks", ".hashing", ".paths", ".config", ".runtime", ".torch_utils", ".sources")
 )
-ORCHESTRATION_MODULES = frozenset({"stage1_5.pipeline", "stage1_5.preflight"})
+ORCHESTRATION_MODULES = frozenset({"stage1_5.pipeline", "stage1_5.preflight", "stage1_5.planted_demo"})
 LAYERS = ("low", "data", "backbone", "features", "probes", "decision", "stage2", "report", "orchestration", "cli")
 RESULT_READERS = frozenset({"decision", "report"})
 COMPUTING_LAYERS = frozenset({"backbone", "features", "probes"})

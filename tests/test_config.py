@@ -20,7 +20,7 @@ def write(tmp_path: Path, text: str) -> Path:
     return path
 
 
-@pytest.mark.parametrize("name", ["demo.yaml", "stage1_5.yaml"])
+@pytest.mark.parametrize("name", ["demo.yaml", "demo_go.yaml", "stage1_5.yaml"])
 def test_shipped_configs_validate(name):
     cfg = load_config(REPO / "config" / name)
     assert cfg.sources.backbone.layers
