@@ -165,3 +165,28 @@ def test_the_report_and_figures_are_attached(cases, go_run):
     attached = {a["name"] for c in containers for before in c.get("befores", []) for a in before.get("attachments", [])}
     assert {"stage1_5_report.md", "metrics.csv", "decision.json"} <= attached
     assert any(name.endswith(".png") for name in attached)
+
+
+def _result(results: list[dict], test: str, **params: str) -> dict:
+    wanted = [{"name": k, "value": repr(v)} for k, v in params.items()]
+    return next(r for r in results if r["fullName"].endswith(test) and all(p in r.get("parameters", []) for p in wanted))
+
+
+def test_the_decision_runs_first_and_carries_the_report_and_figures(cases, go_run):
+    results = _allure_results(cases.root / "allure-go")
+    decision = _result(results, "test_decision")
+    assert decision["name"] == f"DECISION GO · {B08} (accepting go)"
+    assert ("severity", "blocker") in {(lab["name"], lab["value"]) for lab in decision["labels"]}
+    attached = {a["name"] for a in decision["attachments"]}  # in the test's own body, not a collapsed set-up
+    assert {"stage1_5_report.md", "metrics.csv", "f1_by_layer.png", "leakage_vs_f1.png"} <= attached
+    gates = [r for r in results if "evidence ·" in r["name"]]
+    assert gates and decision["start"] <= min(r["start"] for r in gates)
+
+
+def test_a_failing_gate_shows_its_numbers_threshold_and_figure_and_is_marked_informational(cases, go_run):
+    miss = _result(_allure_results(cases.root / "allure-go"), "test_accent_f1", layer="decoder_block_00", level="go")
+    assert miss["status"] == "failed" and miss["name"] == "evidence · accent F1 · decoder_block_00 · go gate"
+    assert "measured" in miss["description"] and "threshold >= 0.55 at the go level" in miss["description"]
+    assert "f1_by_layer.png (accent F1)" in {a["name"] for a in miss["attachments"]}
+    labels = {(lab["name"], lab["value"]) for lab in miss["labels"]}
+    assert {("tag", "per-layer evidence (informational)"), ("severity", "minor")} <= labels
