@@ -163,7 +163,7 @@ def test_the_report_and_figures_are_attached(cases, go_run):
     """Fixtures attach them: Allure shows them in the test's set-up section (containers' befores)."""
     containers = [json.loads(p.read_text()) for p in (cases.root / "allure-go").glob("*-container.json")]
     attached = {a["name"] for c in containers for before in c.get("befores", []) for a in before.get("attachments", [])}
-    assert {"stage1_5_report.md", "metrics.csv", "decision.json"} <= attached
+    assert {"stage1_5_report.md", "metrics.csv"} <= attached
     assert any(name.endswith(".png") for name in attached)
 
 
@@ -178,7 +178,7 @@ def test_the_decision_runs_first_and_carries_the_report_and_figures(cases, go_ru
     assert decision["name"] == f"DECISION GO · {B08} (accepting go)"
     assert ("severity", "blocker") in {(lab["name"], lab["value"]) for lab in decision["labels"]}
     attached = {a["name"] for a in decision["attachments"]}  # in the test's own body, not a collapsed set-up
-    assert {"stage1_5_report.md", "metrics.csv", "f1_by_layer.png", "leakage_vs_f1.png"} <= attached
+    assert {"decision.json", "stage1_5_report.md", "metrics.csv", "f1_by_layer.png", "leakage_vs_f1.png"} <= attached
     gates = [r for r in results if "evidence ·" in r["name"]]
     assert gates and decision["start"] <= min(r["start"] for r in gates)
 
