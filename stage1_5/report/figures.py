@@ -320,7 +320,7 @@ def plot_leakage_vs_f1(metrics: pd.DataFrame, decision: Decision, path: str | Pa
     ax.axvline(t["nogo_f1"], color=LEVEL_COLOURS[Level.NOGO], linestyle=":", linewidth=1.2,
                label=f"nogo_f1 {t['nogo_f1']:.2f}")  # fmt: skip
     ax.axhline(0, color="grey", linewidth=0.8)
-    ax.set_xlim(0, 1.0)
+    ax.set_xlim(0, 1.03)  # a point at F1 = 1 is drawn whole
     ax.set_ylim(y_lo, y_hi)
     # label every deciding (backbone) layer, the best one, single-layer references, and the top layer of each other source
     top_ref = {}
@@ -376,6 +376,7 @@ def _place_labels(
     pts = [tuple(to_disp((x, y))) for x, y in points]
     boxes: List[Tuple[float, float, float, float]] = []
     candidates = [(6, 3), (6, -12), (-6, 3), (-6, -12), (6, 13), (6, -22), (-6, 13), (-6, -22), (10, 24), (10, -32)]
+    frame = ax.bbox  # a label must stay inside the axes: a point at the right edge is labelled on its left
     for x, y, text, colour, bold in labels:
         h = 7.5 * px * 1.2
         w = 7.5 * px * 0.6 * len(text)
@@ -387,7 +388,8 @@ def _place_labels(
             box = (x0, y0, x0 + w, y0 + h)
             hits_label = any(not (box[2] < b[0] or box[0] > b[2] or box[3] < b[1] or box[1] > b[3]) for b in boxes)
             hits_point = any(box[0] - 3 < p[0] < box[2] + 3 and box[1] - 3 < p[1] < box[3] + 3 for p in pts)
-            if not hits_label and not hits_point:
+            outside = box[0] < frame.x0 or box[2] > frame.x1 or box[1] < frame.y0 or box[3] > frame.y1
+            if not hits_label and not hits_point and not outside:
                 chosen = (dx, dy)
                 break
         dx, dy = chosen
