@@ -119,7 +119,9 @@ def dataset_stage(cfg: Stage15Config, progress: bool = True):
 
 
 def features_key(cfg: Stage15Config, dataset) -> str:
-    external = [(str(p), file_sha256(p)[:16]) for p in cfg.sources.external]
+    # an external file by its content (and name), not by how the config spells its path: the same
+    # file reached from another working directory or config location keys the same features
+    external = [(Path(p).name, file_sha256(p)[:16]) for p in cfg.sources.external]
     sources = {spec.name: spec.settings(cfg).model_dump(mode="json") for spec in all_sources()}
     return _digest("features", __version__, dataset.content_hash, sources, external, cfg.output.feature_dtype)
 
