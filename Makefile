@@ -4,13 +4,16 @@ PY := .venv/bin/python
 export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 
-.PHONY: setup demo test gates bench calibrate clean
+.PHONY: setup demo demo-go test gates bench calibrate clean
 
 setup:
 	@bash scripts/bootstrap.sh
 
 demo: setup
 	.venv/bin/stage1_5 run config/demo.yaml
+
+demo-go: setup
+	.venv/bin/stage1_5 run config/demo_go.yaml
 
 test: setup
 	@bash scripts/install_report_tools.sh

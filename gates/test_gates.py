@@ -6,9 +6,8 @@ Every backbone representation gets one test per gate and level, e.g.
 (`stage1_5.decision.layer_level`), so a gate reads like the report's rationale:
 "F1 0.41 < 0.55 (GO)".
 
-A layer reaches GO when its four `-go` tests pass (F1, leakage, text drop, significance) and
-conditional GO when its three `-conditional` tests pass: significance is a GO-only gate, so
-`test_significance` has no conditional variant. Per-layer misses are evidence; `test_decision` is
+A layer reaches GO when its four `-go` tests pass (F1, leakage, text drop, family-wise significance)
+and conditional GO when its four `-conditional` tests pass (significance is required at both levels). Per-layer misses are evidence; `test_decision` is
 the verdict, and the exit status follows it (GO → 0, NOGO → 1; `--gate-accept conditional` lets a
 conditional GO pass). A crash anywhere (dataset, extraction, probing) is an error, never a NOGO.
 """

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # `make gates`: run the go/no-go suite, build the Allure HTML report (also when the gates fail), and
-# exit with pytest's status, which is the decision: 0 = GO (or an accepted conditional GO), 1 = NOGO
-# or a crash (the terminal summary and the report tell which), 2-5 = pytest could not run the gates.
+# exit with the gate session's status (fixtures.gating.EXIT_*): 0 = GO (or an accepted conditional GO),
+# 1 = NOGO or below the accepted level, 3 = error: a crash (dataset, extraction, probing), a bad or
+# missing config, or a -k that selects no gate test. (`make gates` itself exits 2 whenever this script
+# fails, make's own convention; it prints "Error N" with this script's status N.)
 #
 #   scripts/gates.sh [pytest args...]       e.g. scripts/gates.sh --gate-accept conditional -k decoder_block_08
 #   STAGE1_5_CONFIG=config/stage1_5.yaml scripts/gates.sh
@@ -51,5 +53,5 @@ build_report() {
 if [ -d "$REPORTS/allure-results" ]; then
     build_report || echo "[gates] WARNING: the Allure HTML report was not built (see above)" >&2
 fi
-echo "[gates] pytest exit status $status (0 = accepted decision)"
+echo "[gates] exit status $status (0 = accepted decision, 1 = NOGO or below the accepted level, 3 = error)"
 exit "$status"

@@ -1,11 +1,14 @@
 """Typed experiment configuration (`config/*.yaml`), validated once at the boundary.
 
 Every section forbids unknown keys; a bad file raises one `ConfigError` naming the file and the
-dotted key. Paths in the file are taken relative to the current working directory.
+dotted key. Relative paths written in the file are taken relative to the file's folder
+(`resolve_config_paths`), so a config works from any working directory; defaults of keys the file
+does not set stay relative to the working directory.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Literal, Mapping, Optional, Union
 
@@ -304,8 +307,53 @@ def config_from_dict(data: Any, source: str = "<config>") -> Stage15Config:
         raise ConfigError(_format_validation_error(err, source)) from None
 
 
+CONFIG_PATH_KEYS = (
+    ("dataset", "path"),
+    ("dataset", "allow_symlinks_into"),
+    ("sources", "external"),
+    ("output", "dir"),
+    ("output", "cache_dir"),
+)
+"""(section, key) of the config's file-system paths: relative values are resolved against the config
+file's folder. Checkpoint and model names (`sources.<source>.checkpoint` / `.model`) are hub names or
+local folders: they are resolved only when that folder exists beside the config."""
+
+MODEL_KEYS = (("backbone", "checkpoint"), ("ssl", "model"), ("ecapa", "model"))
+"""(source, key) under `sources:` that name a hub model or a local folder."""
+
+
+def _beside(base: Path, value: str) -> str:
+    return value if os.path.isabs(value) else os.path.normpath(os.path.join(base, value))
+
+
+def resolve_config_paths(data: Any, base: str | Path) -> Any:
+    """A copy of a parsed config whose relative paths (`CONFIG_PATH_KEYS`, existing local model
+    folders) are joined to `base`, the config file's folder; `dataset.path: demo` and hub names stay."""
+    if not isinstance(data, dict):
+        return data
+    base = Path(base)
+    out = {k: dict(v) if isinstance(v, dict) else v for k, v in data.items()}
+    for section, key in CONFIG_PATH_KEYS:
+        block = out.get(section)
+        if not isinstance(block, dict) or key not in block:
+            continue
+        value = block[key]
+        if isinstance(value, str) and (section, key, value) != ("dataset", "path", DEMO_DATASET):
+            block[key] = _beside(base, value)
+        elif isinstance(value, list):
+            block[key] = [_beside(base, v) if isinstance(v, str) else v for v in value]
+    sources = out.get("sources")
+    for source, key in MODEL_KEYS:
+        block = sources.get(source) if isinstance(sources, dict) else None
+        if isinstance(block, dict) and isinstance(block.get(key), str) and os.path.isdir(_beside(base, block[key])):
+            block = sources[source] = dict(block)
+            block[key] = _beside(base, block[key])
+    return out
+
+
 def load_config(path: str | Path) -> Stage15Config:
-    """Read and validate a YAML config; every problem is a `ConfigError` naming `path`."""
+    """Read and validate a YAML config; every problem is a `ConfigError` naming `path`. Relative paths
+    in the file are resolved against its folder; an empty file is an error, not the defaults."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -317,4 +365,6 @@ def load_config(path: str | Path) -> Stage15Config:
         data = yaml.safe_load(text)
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: invalid YAML: {str(err).splitlines()[0]}") from None
-    return config_from_dict(data, str(path))
+    if data is None:
+        raise ConfigError(f"{path}: the config file is empty; start from config/stage1_5.yaml (or config/demo.yaml for the demo)")
+    return config_from_dict(resolve_config_paths(data, path.parent), str(path))

@@ -27,3 +27,16 @@ class ProbeError(Stage15Error):
 
 class Stage2Error(Stage15Error):
     """The Stage 2 handoff cannot run or load (no backbone layer, a missing or mismatched directions file...)."""
+
+
+class LockBusy(Stage15Error):
+    """A run folder (or another locked folder) is in use by another live process."""
+
+
+def os_error_line(err: OSError) -> str:
+    """One line for a file-system fault that names the path: "/runs/x/report.md: No space left on device"."""
+    reason = err.strerror or str(err)
+    if err.filename is None:
+        return reason
+    target = f"{err.filename} -> {err.filename2}" if err.filename2 is not None else str(err.filename)
+    return f"{target}: {reason}"

@@ -25,6 +25,7 @@ from stage1_5.config import Stage15Config
 from stage1_5.errors import ConfigError
 from stage1_5.hashing import file_sha256, json_digest
 from stage1_5.io import atomic_open, atomic_write_json, atomic_write_text
+from stage1_5.locks import exclusive
 from stage1_5.paths import STAGE2_DIR, cache_paths
 from stage1_5.sources import all_sources, configured_layer_order, decides, enabled_sources, source_of
 
@@ -118,7 +119,9 @@ def dataset_stage(cfg: Stage15Config, progress: bool = True):
 
 
 def features_key(cfg: Stage15Config, dataset) -> str:
-    external = [(str(p), file_sha256(p)[:16]) for p in cfg.sources.external]
+    # an external file by its content (and name), not by how the config spells its path: the same
+    # file reached from another working directory or config location keys the same features
+    external = [(Path(p).name, file_sha256(p)[:16]) for p in cfg.sources.external]
     sources = {spec.name: spec.settings(cfg).model_dump(mode="json") for spec in all_sources()}
     return _digest("features", __version__, dataset.content_hash, sources, external, cfg.output.feature_dtype)
 
@@ -274,6 +277,7 @@ def write_report(paths: RunPaths, cfg: Stage15Config, dataset, probe_results, de
         decision,
         paths.analysis_dir,
         layer_order=configured_layer_order(cfg),
+        fold_seeds=cfg.probes.seeds,
     )
     links = {name: os.path.relpath(path, paths.report_dir) for name, path in figures.items()}
     stage2 = load_stage2_facts(paths)
@@ -324,20 +328,58 @@ def _stage_outputs(paths: RunPaths, cfg: Stage15Config) -> dict[str, list[Path]]
     }
 
 
+def _stage_writes(paths: RunPaths, cfg: Stage15Config) -> dict[str, list[Path]]:
+    """Everything each stage writes into the run folder (files and folders): removed, for that stage and
+    every later one, before the stage is rewritten, so that no two outputs of a run ever disagree."""
+    from stage1_5.report.layout import FIGURES
+
+    a = paths.analysis_dir
+    written = {stage: list(files) for stage, files in _stage_outputs(paths, cfg).items()}
+    written["features"] += [paths.backbone_runtime_json]
+    written["probes"] += [a / "confusion", a / "label_map.json", a / "probe_notes.json"]
+    written["stage2"] += [paths.stage2_dir]
+    written["report"] += [paths.report_dir] + [a / name for name in FIGURES.values()]
+    return written
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
+
+
+KILL_AT_ENV = "STAGE1_5_KILL_AT"
+"""Fault injection for the crash tests: `STAGE1_5_KILL_AT=<stage>` makes the run kill itself (SIGKILL,
+as `kill -9` would) once that stage has started, after its and every later stage's outputs are removed
+and before it writes anything."""
+
+
+def _fault_point(stage: str) -> None:
+    if os.environ.get(KILL_AT_ENV) == stage:
+        import signal
+
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+RUN_LOCK = ".stage1_5.lock"
+"""The run folder's lock file (`stage1_5.locks`): one run at a time writes a run folder."""
+
+
 def run_experiment(
     cfg: Stage15Config,
     out_dir: Optional[str | Path] = None,
     force: Optional[str] = None,
     progress: bool = True,
     echo: Callable[[str], None] = print,
+    wait: bool = False,
 ) -> Optional[RunResult]:
     """Run (or resume) the whole experiment into `out_dir` (default `cfg.output.dir`).
 
-    Under torchrun (`distributed.session()`), every rank extracts a shard of the features and rank 0
-    alone runs the other stages and writes the run folder; the other ranks return None after the
-    features stage."""
-    from stage1_5.report import write_bundle
-
+    The run folder is locked for the run: if another live process holds it, raise `LockBusy` naming its
+    pid, or with `wait=True` wait until it is free (a lock left by a killed run is cleared). Under
+    torchrun (`distributed.session()`), every rank extracts a shard of the features and rank 0 alone
+    runs the other stages and writes the run folder; the other ranks return None after the features stage."""
     if force is not None and force not in STAGES:
         raise ConfigError(f"--force: unknown stage {force!r}; choose one of {', '.join(STAGES)}")
     ctx = distributed.current()
@@ -345,19 +387,42 @@ def run_experiment(
         _features_worker(cfg, ctx, progress)
         return None
     paths = RunPaths(Path(out_dir or cfg.output.dir))
+    hint = "; wait for it to finish, or pass --wait"
+    with exclusive(paths.root / RUN_LOCK, what=f"run folder {paths.root}", wait=wait, hint=hint):
+        return _run_locked(cfg, paths, force, progress, echo)
+
+
+def _run_locked(cfg: Stage15Config, paths: RunPaths, force: Optional[str], progress: bool, echo: Callable[[str], None]) -> RunResult:
+    from stage1_5.report import write_bundle
+
     paths.analysis_dir.mkdir(parents=True, exist_ok=True)
     state = _read_state(paths)
     outputs = _stage_outputs(paths, cfg)
+    writes = _stage_writes(paths, cfg)
     forced = set(STAGES[STAGES.index(force):]) if force else set()
     times: dict[str, float] = {}
     skipped: list[str] = []
     stale = False  # once one stage reruns, every later stage reruns too
 
+    def invalidate_from(stage: str) -> None:
+        """Forget and remove this stage's outputs and every later stage's, the state file first."""
+        later = STAGES[STAGES.index(stage):]
+        if any(s in state for s in later):
+            for s in later:
+                state.pop(s, None)
+            atomic_write_json(paths.state, state)
+        for s in later:
+            for path in writes[s]:
+                _remove(path)
+
     def should_run(stage: str, key: str) -> bool:
         nonlocal stale
         done = state.get(stage) == key and all(p.exists() for p in outputs[stage])
         if stage in forced or not done or stale:
+            if not stale:
+                invalidate_from(stage)
             stale = True
+            _fault_point(stage)
             return True
         skipped.append(stage)
         echo(f"[{stage}] up to date, skipped")
@@ -429,7 +494,6 @@ def run_experiment(
     if should_run("stage2", key):
         t0 = time.perf_counter()
         erasure = None
-        shutil.rmtree(paths.stage2_dir, ignore_errors=True)  # nothing of an earlier stage2 survives a rerun
         if cfg.stage2.enabled:
             from stage1_5.stage2.analysis import save_stage2, stage2_summary
 

@@ -32,9 +32,9 @@ PACKAGE = Path(stage1_5.__file__).resolve().parent
 
 LOW_MODULES = frozenset(
     f"stage1_5{suffix}"
-    for suffix in ("", ".errors", ".io", ".hashing", ".paths", ".config", ".runtime", ".torch_utils", ".sources", ".columns", ".distributed")
+    for suffix in ("", ".errors", ".io", ".hashing", ".paths", ".config", ".runtime", ".torch_utils", ".sources", ".columns", ".distributed", ".locks")
 )
-ORCHESTRATION_MODULES = frozenset({"stage1_5.pipeline", "stage1_5.preflight"})
+ORCHESTRATION_MODULES = frozenset({"stage1_5.pipeline", "stage1_5.preflight", "stage1_5.planted_demo"})
 LAYERS = ("low", "data", "backbone", "features", "probes", "decision", "stage2", "report", "orchestration", "cli")
 RESULT_READERS = frozenset({"decision", "report"})
 COMPUTING_LAYERS = frozenset({"backbone", "features", "probes"})

@@ -20,7 +20,7 @@ def write(tmp_path: Path, text: str) -> Path:
     return path
 
 
-@pytest.mark.parametrize("name", ["demo.yaml", "stage1_5.yaml"])
+@pytest.mark.parametrize("name", ["demo.yaml", "demo_go.yaml", "stage1_5.yaml"])
 def test_shipped_configs_validate(name):
     cfg = load_config(REPO / "config" / name)
     assert cfg.sources.backbone.layers
@@ -38,8 +38,42 @@ def test_full_config_matches_the_design_thresholds_and_layers():
     ]
 
 
-def test_empty_file_gives_all_defaults(tmp_path):
-    assert load_config(write(tmp_path, "")) == Stage15Config()
+def test_an_empty_file_is_an_error_not_the_demo(tmp_path):
+    with pytest.raises(ConfigError, match=r"c\.yaml: the config file is empty"):
+        load_config(write(tmp_path, "# nothing but a comment\n"))
+
+
+def test_an_empty_file_exits_2_from_the_cli(tmp_path):
+    result = CliRunner().invoke(cli, ["run", str(write(tmp_path, ""))])
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines() == [
+        f"error: {tmp_path / 'c.yaml'}: the config file is empty; start from config/stage1_5.yaml (or config/demo.yaml for the demo)"
+    ]
+
+
+def test_relative_paths_resolve_against_the_config_files_folder(tmp_path, monkeypatch):
+    folder = tmp_path / "experiments"
+    folder.mkdir()
+    (folder / "models" / "talker").mkdir(parents=True)
+    text = (
+        "dataset: {path: data/set.zip, allow_symlinks_into: [../disk]}\n"
+        "sources: {external: [feats.npz, /abs/f.npz], backbone: {checkpoint: models/talker}, ssl: {model: org/hub-name}}\n"
+        "output: {dir: ../runs/x, cache_dir: cache}\n"
+    )
+    (folder / "c.yaml").write_text(text)
+    monkeypatch.chdir(tmp_path / "experiments" / "models")  # anywhere else
+    cfg = load_config(folder / "c.yaml")
+    assert cfg.dataset.path == str(folder / "data" / "set.zip")
+    assert cfg.dataset.allow_symlinks_into == [str(tmp_path / "disk")]
+    assert cfg.sources.external == [str(folder / "feats.npz"), "/abs/f.npz"]
+    assert cfg.sources.backbone.checkpoint == str(folder / "models" / "talker")  # a local folder beside the config
+    assert cfg.sources.ssl.model == "org/hub-name"  # a hub name: no such folder, kept
+    assert (cfg.output.dir, cfg.output.cache_dir) == (str(tmp_path / "runs" / "x"), str(folder / "cache"))
+
+
+def test_the_demo_dataset_and_defaults_are_not_paths_of_the_file(tmp_path):
+    cfg = load_config(write(tmp_path, "dataset: {path: demo}\n"))
+    assert cfg.dataset.path == "demo" and cfg.output.dir == Stage15Config().output.dir
 
 
 def test_unknown_key_names_file_and_dotted_key(tmp_path):

@@ -127,12 +127,12 @@ def test_folder_without_metadata_is_a_dataset_error(tmp_path):
         load(tmp_path / "empty", tmp_path)
 
 
-def test_demo_dataset_loads_with_three_accents_of_four_speakers(tmp_path):
+def test_demo_dataset_loads_with_three_accents_of_eight_speakers(tmp_path):
     ds = load(DEMO_DATASET, tmp_path)
     assert ds.root == DEMO_DATA
-    assert ds.summary.speakers_per_accent == {"en-gb": 4, "en-gb-scotland": 4, "en-us": 4}
-    assert ds.summary.n_utterances == 96 and ds.summary.min_texts_per_speaker == 8
-    assert all(u.text for u in ds.utterances) and ds.summary.sample_rates == {16000: 96}
+    assert ds.summary.speakers_per_accent == {"en-gb": 8, "en-gb-scotland": 8, "en-us": 8}
+    assert ds.summary.n_utterances == 192 and ds.summary.min_texts_per_speaker == 8
+    assert all(u.text for u in ds.utterances) and ds.summary.sample_rates == {16000: 192}
     assert not ds.meets_minima and ds.has_audio
 
 

@@ -195,3 +195,26 @@ def test_writing_into_returned_vectors_never_changes_the_store(tmp_path):
     vectors["acoustic:a"][:] = 0.0  # e.g. an in-place standardisation downstream
     again, _ = _extract(store, _dataset(), CountingExtractor())
     np.testing.assert_array_equal(again["acoustic:a"], original)
+
+
+def test_a_finished_extraction_leaves_no_lock_file(tmp_path):
+    _extract(FeatureStore(tmp_path), _dataset(), CountingExtractor())
+    assert not list(tmp_path.rglob(".lock"))
+
+
+def test_the_lock_of_a_writer_killed_with_sigkill_is_cleared_by_the_next_one(tmp_path):
+    import subprocess
+    import sys
+
+    ids = _dataset().utterances.ids
+    entry = FeatureStore(tmp_path).open(_key(ids), ["acoustic:a"], ids, chunk_size=4)
+    script = f"from stage1_5.locks import exclusive\nimport time\nwith exclusive({str(entry.path / '.lock')!r}, what='entry'):\n    print('held', flush=True)\n    time.sleep(60)\n"
+    writer = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert writer.stdout.readline().strip() == "held"
+    writer.kill()  # kill -9 while computing: the lock file stays, naming a dead pid
+    writer.wait()
+    assert (entry.path / ".lock").exists()
+    started = time.monotonic()
+    with entry.lock():
+        pass
+    assert time.monotonic() - started < 5 and not (entry.path / ".lock").exists()

@@ -1,14 +1,20 @@
-"""The Allure HTML report of a gate run shows the decision on its first screen (headless Chromium).
+"""The Allure HTML report of a gate run shows the decision on its first screen, and a failing gate's page
+its numbers, threshold and figure (headless Chromium).
 
 Needs Debian `chromium`, node and Java 17, and the Allure 2 generator that scripts/gates.sh installs
 into .tools/node_modules (npm allure-commandline); skipped with the reason when one is missing.
 """
 
+import base64
+import html
+import json
 import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -40,28 +46,59 @@ def _require_tools() -> str:
     return chromium
 
 
-def test_the_report_overview_shows_the_decision(pytester, monkeypatch, tmp_path):
+@pytest.fixture(scope="module")
+def allure_report(tmp_path_factory):
+    """A gate run on a planted GO case (the decision and one weak layer's gates), as an Allure 2 single-file report."""
     chromium = _require_tools()
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    config = write_planted_case(tmp_path / "case", {"backbone:decoder_block_00": 0.0, "backbone:decoder_block_08": 3.0})
-    results, report = tmp_path / "allure-results", tmp_path / "allure-report"
-    run = pytester.runpytest_subprocess(
-        str(ROOT / "gates" / "test_gates.py"),
-        "--stage1-5-config", str(config),
-        "--alluredir", str(results),
-        "-p", "no:cacheprovider",
-        "-k", "test_decision or decoder_block_00",
+    root = tmp_path_factory.mktemp("allure")
+    config = write_planted_case(root / "case", {"backbone:decoder_block_00": 0.0, "backbone:decoder_block_08": 3.0})
+    results, report = root / "allure-results", root / "allure-report"
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", str(ROOT / "gates" / "test_gates.py"), "--stage1-5-config", str(config),
+         "--alluredir", str(results), "-p", "no:cacheprovider", "-q", "-k", "test_decision or decoder_block_00"],
+        capture_output=True, text=True, timeout=600, cwd=root, env={**os.environ, "OMP_NUM_THREADS": "1"},
     )  # fmt: skip
-    assert run.ret == 0
-
+    assert run.returncode == 0, run.stdout[-3000:]
     subprocess.run(
         ["node", str(ALLURE_JS), "generate", "--single-file", str(results), "-o", str(report), "--clean"],
         check=True, capture_output=True, timeout=120, env={**os.environ, "ALLURE_NO_ANALYTICS": "true"},
     )  # fmt: skip
-    dom = subprocess.run(
-        [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'chromium'}", "--dump-dom", (report / "index.html").as_uri()],
+    return SimpleNamespace(chromium=chromium, index=report / "index.html", root=root)
+
+
+def _dom(report, fragment: str = "") -> str:
+    """The rendered page (`#fragment`: a route of the single-page report) as headless Chromium sees it."""
+    url = report.index.as_uri() + (f"#{fragment}" if fragment else "")
+    profile = report.root / f"chromium-{len(fragment)}"
+    return subprocess.run(
+        [report.chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--dump-dom", url],
         check=True, capture_output=True, text=True, timeout=120,
     ).stdout  # fmt: skip
 
+
+def _visible_text(dom: str) -> str:
+    return html.unescape(re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", dom)))
+
+
+def _test_case_uid(index: Path, name: str) -> str:
+    """The report's uid of a test case, read from the data the single-file report embeds."""
+    page = index.read_text(encoding="utf-8")
+    for match in re.finditer(r"d\('data/test-cases/([0-9a-f]+)\.json','([^']*)'\)", page):
+        if json.loads(base64.b64decode(match.group(2)))["name"] == name:
+            return match.group(1)
+    raise AssertionError(f"no test case named {name!r} in {index}")
+
+
+def test_the_report_overview_shows_the_decision(allure_report):
+    dom = _dom(allure_report)
     assert re.search(r'class="widget__title">stage1_5 planted: GO \(backbone:decoder_block_08\)', dom)
     assert "Layer misses a GO gate" in dom  # the categories widget names the weak layer's misses
+
+
+def test_a_failing_gates_page_shows_the_numbers_the_threshold_and_the_metrics_figure(allure_report):
+    uid = _test_case_uid(allure_report.index, "evidence · accent F1 · decoder_block_00 · go gate")
+    text = _visible_text(_dom(allure_report, f"testresult/{uid}"))
+    assert re.search(r"GateMiss: F1 0\.\d\d < 0\.55 \(GO\)", text)
+    assert re.search(r"measured 0\.\d+, threshold >= 0\.55 at the go level", text)
+    assert "Tags: per-layer evidence (informational)" in text and "Severity: minor" in text
+    assert "f1_by_layer.png (accent F1)" in text  # the figure of that metric, in the test body

@@ -107,7 +107,7 @@ def test_conditional_go_fails_unless_gate_accept_conditional(cases, run_gates):
 
 def test_an_extraction_crash_is_an_error_never_a_nogo(cases, run_gates):
     result = run_gates(cases.crash)
-    assert result.ret == 1
+    assert result.ret == 3  # an error: CI can tell a broken run from a NOGO (1)
     assert "test_decision" in _ids(result, "ERROR")
     assert not _ids(result, "FAILED")
     assert "Decision NOGO" not in result.stdout.str()
@@ -125,8 +125,14 @@ def test_k_selects_one_layer_and_probes_only_it(cases, run_gates):
 
 def test_a_missing_config_stops_the_run_before_any_gate(run_gates, tmp_path):
     result = run_gates(tmp_path / "nope.yaml")
-    assert result.ret == pytest.ExitCode.INTERRUPTED
+    assert result.ret == 3
     result.stdout.fnmatch_lines(["*--stage1-5-config: *nope.yaml: config file not found*"])
+
+
+def test_k_matching_no_configured_layer_names_the_layers_and_exits_3(cases, run_gates):
+    result = run_gates(cases.go, "-k", "decoder_block_12")
+    assert result.ret == 3
+    result.stdout.fnmatch_lines([f"*-k 'decoder_block_12' selects no gate test; the configured backbone layers are: {B00}, {B08}*"])
 
 
 def _allure_results(folder: Path) -> list[dict]:
@@ -156,5 +162,30 @@ def test_the_report_and_figures_are_attached(cases, go_run):
     """Fixtures attach them: Allure shows them in the test's set-up section (containers' befores)."""
     containers = [json.loads(p.read_text()) for p in (cases.root / "allure-go").glob("*-container.json")]
     attached = {a["name"] for c in containers for before in c.get("befores", []) for a in before.get("attachments", [])}
-    assert {"stage1_5_report.md", "metrics.csv", "decision.json"} <= attached
+    assert {"stage1_5_report.md", "metrics.csv"} <= attached
     assert any(name.endswith(".png") for name in attached)
+
+
+def _result(results: list[dict], test: str, **params: str) -> dict:
+    wanted = [{"name": k, "value": repr(v)} for k, v in params.items()]
+    return next(r for r in results if r["fullName"].endswith(test) and all(p in r.get("parameters", []) for p in wanted))
+
+
+def test_the_decision_runs_first_and_carries_the_report_and_figures(cases, go_run):
+    results = _allure_results(cases.root / "allure-go")
+    decision = _result(results, "test_decision")
+    assert decision["name"] == f"DECISION GO · {B08} (accepting go)"
+    assert ("severity", "blocker") in {(lab["name"], lab["value"]) for lab in decision["labels"]}
+    attached = {a["name"] for a in decision["attachments"]}  # in the test's own body, not a collapsed set-up
+    assert {"decision.json", "stage1_5_report.md", "metrics.csv", "f1_by_layer.png", "leakage_vs_f1.png"} <= attached
+    gates = [r for r in results if "evidence ·" in r["name"]]
+    assert gates and decision["start"] <= min(r["start"] for r in gates)
+
+
+def test_a_failing_gate_shows_its_numbers_threshold_and_figure_and_is_marked_informational(cases, go_run):
+    miss = _result(_allure_results(cases.root / "allure-go"), "test_accent_f1", layer="decoder_block_00", level="go")
+    assert miss["status"] == "failed" and miss["name"] == "evidence · accent F1 · decoder_block_00 · go gate"
+    assert "measured" in miss["description"] and "threshold >= 0.55 at the go level" in miss["description"]
+    assert "f1_by_layer.png (accent F1)" in {a["name"] for a in miss["attachments"]}
+    labels = {(lab["name"], lab["value"]) for lab in miss["labels"]}
+    assert {("tag", "per-layer evidence (informational)"), ("severity", "minor")} <= labels

@@ -10,6 +10,7 @@ from fixtures.gating import (
     GateSpec,
     LayerGate,
     SessionOutcomes,
+    EXIT_ERROR,
     exit_status_for,
     needed_representations,
     session_verdict,
@@ -131,9 +132,16 @@ def test_a_nogo_decision_exits_one():
     assert exit_status_for(1, outcomes, "conditional") == 1
 
 
-def test_a_crash_keeps_the_session_failed_whatever_the_decision():
+def test_a_crash_exits_3_whatever_the_decision():
     outcomes = _outcomes(misses=["t[b00-go]"], crashes=["test_reference[ssl]"], decision="GO")
-    assert exit_status_for(1, outcomes, "go") == 1
+    assert exit_status_for(1, outcomes, "go") == EXIT_ERROR == 3
+
+
+@pytest.mark.parametrize("pytest_status", [pytest.ExitCode.INTERRUPTED, pytest.ExitCode.USAGE_ERROR, pytest.ExitCode.NO_TESTS_COLLECTED])
+def test_a_gate_session_that_could_not_judge_exits_3(pytest_status):
+    outcomes = _outcomes()
+    outcomes.gates_collected = True  # e.g. a config error during collection, or -k matching nothing
+    assert exit_status_for(int(pytest_status), outcomes, "go") == EXIT_ERROR
 
 
 def test_without_the_decision_a_selected_layer_must_pass_all_its_gates_at_an_accepted_level():
@@ -144,6 +152,6 @@ def test_without_the_decision_a_selected_layer_must_pass_all_its_gates_at_an_acc
     assert exit_status_for(1, outcomes, "conditional") == 0
 
 
-def test_a_session_that_judged_nothing_has_no_verdict_and_keeps_its_status():
+def test_a_session_without_gate_tests_has_no_verdict_and_keeps_its_status():
     assert session_verdict(_outcomes(), "go") is None
     assert exit_status_for(5, _outcomes(), "go") == 5

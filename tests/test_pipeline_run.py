@@ -208,3 +208,13 @@ def test_cli_unknown_config_key_exits_2(tmp_path):
     out = CliRunner().invoke(cli, ["run", str(bad)])
     assert out.exit_code == 2
     assert "probes.permutation: unknown key" in out.output
+
+
+def test_cli_rerun_that_skips_everything_prints_no_empty_stage_list(planted, tmp_path):
+    config_path, _ = planted
+    args = ["run", str(config_path), "-o", str(tmp_path / "run"), "--no-progress"]
+    CliRunner().invoke(cli, args)
+    again = CliRunner().invoke(cli, args)
+    assert again.exit_code == 0, again.output
+    wall = next(line for line in again.output.splitlines() if line.startswith("Wall time:"))
+    assert "[" not in wall and wall.endswith("(skipped, up to date: dataset, features, probes, decision, stage2, report, bundle)")

@@ -6,8 +6,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from stage1_5.config import ProbeConfig
-from stage1_5.errors import FeatureError, ProbeError
-from stage1_5.features.external import align_features, load_external_features
+from stage1_5.errors import FeatureError, ProbeError, Stage15Error
+from stage1_5.features.external import align_features, load_external_features, representation_names
 from stage1_5.probes import evaluate_representations
 from stage1_5.probes.planted import planted_dataset
 
@@ -84,6 +84,15 @@ def test_object_dtype_npz_is_refused_without_unpickling(tmp_path):
     np.savez(tmp_path / "f.npz", utt_id=np.array(["a", "b"], dtype=object), x=np.zeros((2, 3)))
     with pytest.raises(FeatureError, match="object dtype"):
         load_external_features(tmp_path / "f.npz")
+
+
+@pytest.mark.parametrize("content", [bytes(range(256)) * 4, b"PK\x03\x04 truncated"], ids=["garbage", "truncated-zip"])
+def test_a_file_that_is_no_npz_is_named_without_advice_to_unpickle(tmp_path, content):
+    (tmp_path / "f.npz").write_bytes(content)
+    for read in (load_external_features, representation_names):
+        with pytest.raises(Stage15Error, match=r"f\.npz: not a readable \.npz file") as err:
+            read(tmp_path / "f.npz")
+        assert "pickle" not in str(err.value)
 
 
 def test_nan_in_external_file_names_row_and_utt_id(tmp_path):

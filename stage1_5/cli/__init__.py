@@ -7,11 +7,12 @@ import sys
 import click
 
 from stage1_5 import __version__
-from stage1_5.errors import Stage15Error
+from stage1_5.errors import Stage15Error, os_error_line
 
 
 class _Group(click.Group):
-    """Turns user errors into one line on stderr and exit status 2, never a stack trace."""
+    """Turns user errors and file-system faults (permissions, a read-only or full disk) into one line
+    on stderr and exit status 2, never a stack trace."""
 
     def invoke(self, ctx: click.Context):
         try:
@@ -19,6 +20,9 @@ class _Group(click.Group):
         except Stage15Error as err:
             click.echo(f"error: {err}", err=True)
             sys.exit(err.exit_code)
+        except OSError as err:
+            click.echo(f"error: {os_error_line(err)}", err=True)
+            sys.exit(Stage15Error.exit_code)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})

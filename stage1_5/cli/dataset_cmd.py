@@ -183,7 +183,9 @@ def demo(regenerate: bool, out: Optional[Path]) -> None:
         click.echo(DEMO_DATA)
         return
     from stage1_5.data.demo import regenerate as rebuild
+    from stage1_5.planted_demo import PLANTED_BACKBONE, write_planted_backbone
 
     path = rebuild(out, progress=sys.stderr.isatty())
+    write_planted_backbone(path, path / PLANTED_BACKBONE.name)  # the GO demo's features follow the dataset
     size = sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
     click.echo(f"wrote {path} ({size / 1e6:.2f} MB)")

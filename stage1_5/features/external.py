@@ -10,6 +10,7 @@ row or utt_id at fault.
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -27,8 +28,11 @@ def representation_names(path: str | Path) -> list[str]:
     if not path.exists():
         raise ConfigError(f"sources.external: feature file {path} not found")
     if path.suffix == ".npz":
-        with np.load(path, allow_pickle=False) as npz:
-            return [k for k in npz.files if k != UTT_ID]
+        try:
+            with np.load(path, allow_pickle=False) as npz:
+                return [k for k in npz.files if k != UTT_ID]
+        except (OSError, ValueError, zipfile.BadZipFile):
+            raise ConfigError(f"sources.external: {_not_npz(path)}") from None
     if path.suffix == ".parquet":
         import pyarrow.parquet as pq
 
@@ -62,6 +66,12 @@ def load_external_features(path: str | Path) -> tuple[list[str], dict[str, np.nd
     return ids, out
 
 
+def _not_npz(path: Path) -> str:
+    """What a file that `np.load` cannot open is, in our words: numpy's own message for such bytes
+    suggests unpickling them, which this tool never does."""
+    return f"{path}: not a readable .npz file (expected a zip archive of .npy arrays written by np.savez; the file is damaged or another format)"
+
+
 def _read_npz(path: Path) -> tuple[list[str], dict[str, np.ndarray]]:
     try:
         with np.load(path, allow_pickle=False) as npz:
@@ -78,8 +88,8 @@ def _read_npz(path: Path) -> tuple[list[str], dict[str, np.ndarray]]:
                     ) from None
     except FeatureError:
         raise
-    except (OSError, ValueError) as err:
-        raise FeatureError(f"{path}: not a readable .npz file ({err})") from None
+    except (OSError, ValueError, zipfile.BadZipFile):
+        raise FeatureError(_not_npz(path)) from None
     ids = arrays.pop(UTT_ID)
     if ids.ndim != 1 or ids.dtype.kind not in "US":
         raise FeatureError(f"{path}: {UTT_ID!r} must be a 1-D string array, got dtype {ids.dtype} shape {ids.shape}")

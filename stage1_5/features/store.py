@@ -28,12 +28,12 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence, get_args
 
 import numpy as np
-from filelock import FileLock
 
 from stage1_5.config import FeatureDtype
 from stage1_5.errors import FeatureError
 from stage1_5.hashing import json_digest, text_digest
 from stage1_5.io import atomic_open, atomic_write_json
+from stage1_5.locks import exclusive
 
 STORE_FORMAT = 1
 """Bump when the on-disk layout changes; it is part of every key."""
@@ -126,10 +126,9 @@ class StoreEntry:
     def lock(self) -> Iterator["StoreEntry"]:
         """Hold an exclusive lock on the entry while computing it, so that two runs sharing the cache
         (a `stage1_5 run` and a gate session) never write one entry at once; the second waits, then
-        finds it complete. `filelock` locks with flock on Unix (the OS drops the lock of a killed
-        process; the `.lock` file stays, since unlinking a flock file races a waiter) and with msvcrt
-        on Windows. Temporary files a killed writer left behind are removed."""
-        with FileLock(self.path / ".lock"):
+        finds it complete. The lock file of a killed holder is detected as stale and cleared
+        (`stage1_5.locks`); temporary files a killed writer left behind are removed."""
+        with exclusive(self.path / ".lock", what=f"feature store entry {self.path}"):
             for tmp in self.path.glob(".*.tmp"):
                 with contextlib.suppress(FileNotFoundError):
                     tmp.unlink()

@@ -26,8 +26,10 @@ from stage1_5.sources import decides, deciding_label, source_sort_key, source_sp
 
 LEVEL_COLOURS = {Level.GO: "#2e7d32", Level.CONDITIONAL: "#f9a825", Level.NOGO: "#c62828"}
 LEVEL_SHORT = {Level.GO: "GO", Level.CONDITIONAL: "COND", Level.NOGO: "NOGO"}
-# gate cell colours: passes GO, passes only the conditional gate, fails, not gated (context)
+# gate cell colours: passes GO, passes only the conditional gate, fails, not gated
 CELL_GO, CELL_COND, CELL_FAIL, CELL_CONTEXT = "#a5d6a7", "#ffe082", "#ef9a9a", "#e3eaf2"
+BEST_RING = dict(s=260, marker="o", facecolor="none", edgecolor="black", linewidth=1.6, zorder=5)
+"""The best representation: a ring drawn around its point, so that it hides no other point."""
 
 
 def _source_colour(source: str) -> str:
@@ -137,8 +139,8 @@ def plot_metric_heatmap(
     t = {**decision.thresholds, **applied_f1_lines(decision)}
     legend = [
         Patch(color=CELL_GO, label="✓ passes GO gate"),
-        Patch(color=CELL_COND, label="~ conditional gate only / ✗ misses GO-only p gate"),
-        Patch(color=CELL_FAIL, label="✗ fails conditional gate"),
+        Patch(color=CELL_COND, label="~ passes the conditional gate only"),
+        Patch(color=CELL_FAIL, label="✗ fails the conditional gate"),
         Patch(color=CELL_CONTEXT, label="context (not gated)"),
     ]
     ax.legend(handles=legend, loc="upper center", bbox_to_anchor=(0.5, -0.02), ncol=2, fontsize=8, frameon=False)
@@ -213,11 +215,14 @@ def _draw_series(ax, xs: np.ndarray, group: pd.DataFrame, decision: Decision, co
     for x, (_, row) in zip(xs, group.iterrows()):
         rep = row["representation"]
         face = LEVEL_COLOURS[decision.levels[rep]]
-        best = rep == decision.best_representation
-        ax.scatter([x], [row["accent_f1"]], s=150 if best else 45, marker="*" if best else marker,
-                   facecolor=face, edgecolor=colour, linewidth=1.2, zorder=4)  # fmt: skip
-    ax.plot(xs, group["majority_f1"].to_numpy(float), color="grey", linestyle=(0, (1, 2)), linewidth=1, zorder=1,
-            marker="_" if len(xs) == 1 else None, markersize=16)  # fmt: skip
+        ax.scatter([x], [row["accent_f1"]], s=45, marker=marker, facecolor=face, edgecolor=colour, linewidth=1.2, zorder=4)
+        if rep == decision.best_representation:
+            ax.scatter([x], [row["accent_f1"]], **BEST_RING)
+    majority = group["majority_f1"].to_numpy(float)
+    if len(xs) > 1:
+        ax.plot(xs, majority, color="grey", linestyle=(0, (1, 2)), linewidth=1, zorder=1)
+    else:  # one point: a dotted level across its slot (a short solid bar would read as an error-bar cap)
+        ax.hlines(majority, xs - 0.45, xs + 0.45, color="grey", linestyle=(0, (1, 2)), linewidth=1, zorder=1)
 
 
 def plot_f1_by_layer(
@@ -253,11 +258,11 @@ def plot_f1_by_layer(
             labels += [str(x) for x in group["layer"]]
             if df is refs or len(panels) == 1:
                 ax.annotate(str(src), xy=(xs.mean(), 0.02), xycoords=("data", "axes fraction"), ha="center",
-                            fontsize=9, fontweight="bold", color=_source_colour(str(src)))  # fmt: skip
+                            fontsize=9, fontweight="bold", color=_source_colour(str(src)), annotation_clip=False)  # fmt: skip
             pos = xs[-1] + 1.6
         _threshold_lines(ax, t, label=(k == len(panels) - 1))
         ax.set_xticks(xs_all, labels, rotation=40, ha="right", fontsize=8)
-        ax.set_xlim(min(xs_all, default=0) - 0.6, max(xs_all, default=0) + 0.6)
+        ax.set_xlim(min(xs_all, default=0) - 0.8, max(xs_all, default=0) + 0.8)  # room for a source's name under one point
         ax.set_title(title, fontsize=11)
         ax.grid(axis="y", alpha=0.3)
     axes[0].set_ylim(0, 1.02)
@@ -266,7 +271,7 @@ def plot_f1_by_layer(
         Line2D([], [], color="black", marker="o", linestyle="-", label="mean F1, band = 95% CI"),
         Line2D([], [], color="grey", linestyle=(0, (1, 2)), label="majority baseline"),
         Line2D([], [], color="black", linestyle=(0, (4, 3)), linewidth=0.9, label="chance (1/K)"),
-        Line2D([], [], color="black", marker="*", linestyle="", markersize=12, label="best representation"),
+        Line2D([], [], color="black", marker="o", markerfacecolor="none", linestyle="", markersize=13, label="best representation (ring)"),
     ] + [Line2D([], [], color=c, marker="o", linestyle="", label=f"{lv.label}") for lv, c in LEVEL_COLOURS.items()]
     fig.legend(handles=legend, loc="lower center", ncol=6 if width >= 11 else 3, fontsize=8, frameon=False)
     strict = " (strict: gates test the CI low)" if t.get("strict") else ""
@@ -280,9 +285,12 @@ def plot_f1_by_layer(
 # confusion matrix
 
 
-def plot_confusion(labels: Sequence[str], matrix: np.ndarray, path: str | Path, *, title: str = "") -> Path:
+def plot_confusion(
+    labels: Sequence[str], matrix: np.ndarray, path: str | Path, *, title: str = "", fold_seeds: Optional[int] = None
+) -> Path:
     """Confusion matrix (rows = true accent) coloured by row share, annotated with counts and percentages
-    (scikit-learn's `ConfusionMatrixDisplay`, drawn on the share, its cell texts given the counts too)."""
+    (scikit-learn's `ConfusionMatrixDisplay`, drawn on the share, its cell texts given the counts too).
+    `fold_seeds`: how many fold seeds the counts are summed over, said under the matrix."""
     from sklearn.metrics import ConfusionMatrixDisplay
 
     counts = np.asarray(matrix, dtype=float)
@@ -302,7 +310,11 @@ def plot_confusion(labels: Sequence[str], matrix: np.ndarray, path: str | Path, 
         text.set_color("white" if share[i, j] > 0.6 else "black")  # against the fixed 0..1 scale, not the data's range
     for tick in ax.get_xticklabels():
         tick.set_horizontalalignment("right")
-    ax.set_xlabel("predicted accent")
+    summed = (
+        f"\ncounts summed over {fold_seeds} fold seeds: each held-out utterance is counted once per seed"
+        if fold_seeds and fold_seeds > 1 else ""
+    )  # fmt: skip
+    ax.set_xlabel(f"predicted accent{summed}")
     ax.set_ylabel("true accent")
     fig.colorbar(display.im_, ax=ax, fraction=0.046, pad=0.04, label="share of the true accent's utterances")
     ax.set_title(title or "Confusion matrix", fontsize=11)
@@ -334,7 +346,7 @@ def plot_leakage_vs_f1(metrics: pd.DataFrame, decision: Decision, path: str | Pa
     ax.axvline(t["nogo_f1"], color=LEVEL_COLOURS[Level.NOGO], linestyle=":", linewidth=1.2,
                label=f"nogo_f1 {t['nogo_f1']:.2f}")  # fmt: skip
     ax.axhline(0, color="grey", linewidth=0.8)
-    ax.set_xlim(0, 1.0)
+    ax.set_xlim(0, 1.03)  # a point at F1 = 1 is drawn whole
     ax.set_ylim(y_lo, y_hi)
     # label every deciding (backbone) layer, the best one, single-layer references, and the top layer of each other source
     top_ref = {}
@@ -349,9 +361,11 @@ def plot_leakage_vs_f1(metrics: pd.DataFrame, decision: Decision, path: str | Pa
         rep, src = row["representation"], str(row["source"])
         best = rep == decision.best_representation
         ax.scatter(
-            [xs[i]], [ys[i]], s=220 if best else 70, marker="*" if best else _source_marker(src),
+            [xs[i]], [ys[i]], s=70, marker=_source_marker(src),
             facecolor=LEVEL_COLOURS[decision.levels[rep]], edgecolor=_source_colour(src), linewidth=1.5, zorder=3,
         )  # fmt: skip
+        if best:
+            ax.scatter([xs[i]], [ys[i]], **BEST_RING)
         if decides(src) or best or top_ref.get(src) == i:
             name = str(row["layer"]) if decides(src) else f"{src}:{row['layer']}"
             labels.append((xs[i], ys[i], name, _source_colour(src), best))
@@ -359,7 +373,8 @@ def plot_leakage_vs_f1(metrics: pd.DataFrame, decision: Decision, path: str | Pa
     present = sorted({str(s) for s in rows["source"]}, key=source_sort_key)
     handles += [Line2D([], [], marker=_source_marker(s), color=_source_colour(s), linestyle="", markerfacecolor="white",
                        label=s) for s in present]  # fmt: skip
-    handles += [Line2D([], [], marker="o", color=c, linestyle="", label=lv.value) for lv, c in LEVEL_COLOURS.items()]
+    handles += [Line2D([], [], marker="o", color=c, linestyle="", label=lv.label) for lv, c in LEVEL_COLOURS.items()]
+    handles += [Line2D([], [], marker="o", color="black", markerfacecolor="none", linestyle="", markersize=13, label="best representation")]
     ax.legend(handles=handles, loc="upper left", fontsize=8, ncol=2, framealpha=0.9)
     ax.set_xlabel(f"Accent F1{' CI low (strict)' if strict else ''}")
     ax.set_ylabel("Speaker leakage A→S: excess over chance (pp)")
@@ -387,6 +402,7 @@ def _place_labels(
     pts = [tuple(to_disp((x, y))) for x, y in points]
     boxes: List[Tuple[float, float, float, float]] = []
     candidates = [(6, 3), (6, -12), (-6, 3), (-6, -12), (6, 13), (6, -22), (-6, 13), (-6, -22), (10, 24), (10, -32)]
+    frame = ax.bbox  # a label must stay inside the axes: a point at the right edge is labelled on its left
     for x, y, text, colour, bold in labels:
         h = 7.5 * px * 1.2
         w = 7.5 * px * 0.6 * len(text)
@@ -398,13 +414,15 @@ def _place_labels(
             box = (x0, y0, x0 + w, y0 + h)
             hits_label = any(not (box[2] < b[0] or box[0] > b[2] or box[3] < b[1] or box[1] > b[3]) for b in boxes)
             hits_point = any(box[0] - 3 < p[0] < box[2] + 3 and box[1] - 3 < p[1] < box[3] + 3 for p in pts)
-            if not hits_label and not hits_point:
+            outside = box[0] < frame.x0 or box[2] > frame.x1 or box[1] < frame.y0 or box[3] > frame.y1
+            if not hits_label and not hits_point and not outside:
                 chosen = (dx, dy)
                 break
         dx, dy = chosen
         x0 = cx + dx * px - (w if dx < 0 else 0)
         boxes.append((x0, cy + dy * px, x0 + w, cy + dy * px + h))
-        arrow = {"arrowstyle": "-", "color": colour, "lw": 0.5, "alpha": 0.6} if abs(dy) > 13 else None
+        # every label has a connector line to its own point, so a label never seems to name a neighbour
+        arrow = {"arrowstyle": "-", "color": colour, "lw": 0.6, "alpha": 0.8, "shrinkA": 0, "shrinkB": 4}
         ax.annotate(text, (x, y), xytext=(dx, dy), textcoords="offset points", fontsize=7.5, color=colour,
                     ha="right" if dx < 0 else "left", va="bottom", fontweight="bold" if bold else "normal",
                     arrowprops=arrow)  # fmt: skip
@@ -420,9 +438,10 @@ def render_figures(
     out_dir: str | Path,
     *,
     layer_order: Optional[Mapping[str, Sequence[str]]] = None,
+    fold_seeds: Optional[int] = None,
 ) -> Dict[str, Path]:
     """Write the four figures under `out_dir` (names in `layout.FIGURES`); the confusion matrix is the
-    best representation's and is skipped when there is none or it has no matrix."""
+    best representation's (its counts summed over `fold_seeds`) and is skipped when there is none or it has no matrix."""
     out = Path(out_dir)
     paths = {
         "heatmap": plot_metric_heatmap(metrics, decision, out / FIGURES["heatmap"], layer_order=layer_order),
@@ -432,6 +451,6 @@ def render_figures(
     best = decision.best_representation
     if best is not None and best in confusion:
         labels, matrix = confusion[best]
-        title = f"{best} ({decision.decision.value}) — held-out speakers"
-        paths["confusion"] = plot_confusion(labels, matrix, out / FIGURES["confusion"], title=title)
+        title = f"{best} ({decision.decision.label}) — held-out speakers"
+        paths["confusion"] = plot_confusion(labels, matrix, out / FIGURES["confusion"], title=title, fold_seeds=fold_seeds)
     return paths
