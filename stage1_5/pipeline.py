@@ -389,10 +389,12 @@ def run_experiment(
     paths = RunPaths(Path(out_dir or cfg.output.dir))
     hint = "; wait for it to finish, or pass --wait"
     with exclusive(paths.root / RUN_LOCK, what=f"run folder {paths.root}", wait=wait, hint=hint):
-        return _run_locked(cfg, paths, force, progress, echo)
+        return _run_locked(cfg, ctx, paths, force, progress, echo)
 
 
-def _run_locked(cfg: Stage15Config, paths: RunPaths, force: Optional[str], progress: bool, echo: Callable[[str], None]) -> RunResult:
+def _run_locked(
+    cfg: Stage15Config, ctx: "distributed.DistContext", paths: RunPaths, force: Optional[str], progress: bool, echo: Callable[[str], None]
+) -> RunResult:
     from stage1_5.report import write_bundle
 
     paths.analysis_dir.mkdir(parents=True, exist_ok=True)
