@@ -55,7 +55,7 @@ def clean_run(planted, tmp_path_factory):  # noqa: F811
 
 
 def with_alpha(config_path: Path, alpha: float, folder: Path) -> Path:
-    """A copy of the config with another GO p-value threshold (the decision and what follows rerun)."""
+    """A copy of the config with another significance level (the decision and what follows rerun)."""
     text = yaml.safe_load(config_path.read_text())
     text.setdefault("experiment", {})["alpha"] = alpha
     path = folder / "config_alpha.yaml"
@@ -78,12 +78,12 @@ def test_a_kill_after_a_threshold_change_leaves_no_report_that_disagrees_with_th
     config_path, _ = clean_run
     out = tmp_path / "run"
     quiet_run(config_path, out_dir=out)
-    changed = with_alpha(config_path, 0.001, tmp_path)  # GO becomes GO_CONDITIONAL
+    changed = with_alpha(config_path, 0.001, tmp_path)  # GO becomes NOGO: p can never reach 0.001 here
     killed = cli_run(changed, out, env={KILL_AT_ENV: "report"})
     assert killed.returncode == -9, killed.stderr
     paths = RunPaths(out)
-    assert '"GO_CONDITIONAL"' in paths.decision_json.read_text()
-    assert not paths.report_md.exists() and not paths.bundle.exists()  # the old NOGO-era report is gone, not stale
+    assert '"decision": "NOGO"' in paths.decision_json.read_text()
+    assert not paths.report_md.exists() and not paths.bundle.exists()  # the old GO-era report is gone, not stale
     quiet_run(changed, out_dir=out)
     reference = tmp_path / "reference"
     quiet_run(changed, out_dir=reference)
