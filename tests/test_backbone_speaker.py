@@ -50,7 +50,9 @@ def test_padded_batch_equals_one_utterance_at_a_time_at_the_released_shape(relea
         alone = torch.cat([released_encoder(m.unsqueeze(0)) for m in mels])
         batched = encode_mels(released_encoder, mels)
     assert batched.shape == (4, 1024)
-    torch.testing.assert_close(batched, alone, rtol=1e-4, atol=1e-5)
+    # float32 sums over 1024 channels in another order (batch size, threads): a few 1e-5 on elements near zero
+    torch.testing.assert_close(batched, alone, rtol=1e-4, atol=5e-5)
+    assert (batched - alone).norm() / alone.norm() < 1e-5
 
 
 def test_speaker_embeddings_equal_the_package_extract_speaker_embedding():

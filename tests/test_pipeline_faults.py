@@ -8,6 +8,7 @@ in use names the pid that holds it, or waits with `--wait`; the lock of a killed
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import subprocess
@@ -25,10 +26,25 @@ from stage1_5.pipeline import KILL_AT_ENV, RUN_LOCK, STAGES, RunPaths
 from test_pipeline_run import planted, quiet_run  # noqa: F401  (the planted GO case, built once per module)
 
 
+@contextlib.contextmanager
+def torch_threads(n: int):
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 @pytest.fixture(autouse=True)
 def one_thread(monkeypatch):
-    """The CLI sets torch's threads, which the report records: runs in and out of process agree on one."""
+    """The CLI sets torch's threads, which the report records: runs in and out of process agree on one
+    (in process too, whatever thread count earlier tests of the session left behind)."""
     monkeypatch.setenv("STAGE1_5_THREADS", "1")
+    with torch_threads(1):
+        yield
 
 
 def cli_run(config: Path, out: Path, *extra: str, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -50,7 +66,8 @@ def error_lines(stderr: str) -> list[str]:
 def clean_run(planted, tmp_path_factory):  # noqa: F811
     config_path, _ = planted
     out = tmp_path_factory.mktemp("clean") / "run"
-    quiet_run(config_path, out_dir=out)
+    with torch_threads(1):
+        quiet_run(config_path, out_dir=out)
     return config_path, run_files(out)
 
 
