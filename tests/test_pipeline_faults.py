@@ -8,7 +8,6 @@ in use names the pid that holds it, or waits with `--wait`; the lock of a killed
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
 import subprocess
@@ -22,20 +21,9 @@ from click.testing import CliRunner
 
 from stage1_5.cli import cli
 from stage1_5.pipeline import KILL_AT_ENV, RUN_LOCK, STAGES, RunPaths
+from stage1_5.runtime import torch_threads
 
 from test_pipeline_run import planted, quiet_run  # noqa: F401  (the planted GO case, built once per module)
-
-
-@contextlib.contextmanager
-def torch_threads(n: int):
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 @pytest.fixture(autouse=True)
