@@ -9,7 +9,8 @@ target text, i.e. the utterance is the (transcript, audio) reference:
               | transcript tokens + tts_eos over codec_pad | codec_bos + tts_pad | one position per frame
 
 and ONE `talker(inputs_embeds=..., attention_mask=..., use_cache=False)` call runs every block.
-Nothing is generated. `../shared/notes/qwen3_tts.md` has the measured facts behind this layout.
+Nothing is generated. The layout follows qwen-tts's own prefill (`Qwen3TTSForConditionalGeneration.generate`);
+`tests/test_backbone_qwen3_tts.py` checks it against the package, on the released configs in `qwen3_tts_configs/`.
 
 The speech tokenizer is a plain attribute of the model (not a registered submodule), so its modules
 are addressed under the `speech_tokenizer.model.` prefix and moved to the device explicitly.
