@@ -10,7 +10,7 @@ target text, i.e. the utterance is the (transcript, audio) reference:
 
 and ONE `talker(inputs_embeds=..., attention_mask=..., use_cache=False)` call runs every block.
 Nothing is generated. The layout follows qwen-tts's own prefill (`Qwen3TTSForConditionalGeneration.generate`);
-`tests/test_backbone_qwen3_tts.py` checks it against the package, on the released configs in `qwen3_tts_configs/`.
+`tests/test_backbone_qwen3_tts.py` checks it against the package's voice-clone prefill on the tiny random model.
 
 The speech tokenizer is a plain attribute of the model (not a registered submodule), so its modules
 are addressed under the `speech_tokenizer.model.` prefix and moved to the device explicitly.
