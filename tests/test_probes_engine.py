@@ -84,7 +84,7 @@ def test_torch_backend_matches_sklearn_backend_with_classes_missing_from_trainin
     fit, ev = np.arange(0, 60, 2), np.arange(1, 60, 2)
     labels = np.stack([y_full[fit], np.where(y_full[fit] == 3, 0, y_full[fit]), np.minimum(y_full[fit], 1)])
     job = FitJob(X=X, fit_rows=fit, eval_rows=ev, y=labels, C=np.tile([0.1, 1.0], (3, 1)), n_classes=4)
-    ours = TorchBackend("cpu", tol=1e-8, max_iter=2000).decision_function([job])[0]
+    ours = TorchBackend("cpu", tol=1e-8, max_iter=2000, dtype=torch.float64).decision_function([job])[0]
     ref = SklearnBackend(tol=1e-10, max_iter=10_000).decision_function([job])[0]
     assert ours.shape == ref.shape == (3, 2, len(ev), 4)
     assert np.isneginf(ours[1, :, :, 3]).all() and np.isneginf(ours[2, :, :, 2:]).all()
@@ -102,10 +102,10 @@ def test_row_multiplicities_match_sklearn_sample_weights_with_weighted_balancing
     fit, ev = np.arange(0, 60, 2), np.arange(1, 60, 2)
     mult = rng.integers(0, 3, size=(2, len(fit))).astype(float)
     job = FitJob(X=X, fit_rows=fit, eval_rows=ev, y=np.stack([y[fit]] * 2), C=np.array([[1.0], [1.0]]), n_classes=3, weight=mult)
-    ours = TorchBackend("cpu", tol=1e-8, max_iter=2000).decision_function([job])[0]
+    ours = TorchBackend("cpu", tol=1e-8, max_iter=2000, dtype=torch.float64).decision_function([job])[0]
     ref = SklearnBackend(tol=1e-10, max_iter=10_000).decision_function([job])[0]
     np.testing.assert_array_equal(ours.argmax(-1), ref.argmax(-1))
     softmax = lambda z: np.exp(z - z.max(-1, keepdims=True)) / np.exp(z - z.max(-1, keepdims=True)).sum(-1, keepdims=True)
     np.testing.assert_allclose(softmax(ours), softmax(ref), atol=1e-4)
-    unweighted = TorchBackend("cpu", tol=1e-8, max_iter=2000).decision_function([FitJob(X, fit, ev, y[fit][None], np.array([[1.0]]), 3)])[0]
+    unweighted = TorchBackend("cpu", tol=1e-8, max_iter=2000, dtype=torch.float64).decision_function([FitJob(X, fit, ev, y[fit][None], np.array([[1.0]]), 3)])[0]
     assert not np.allclose(ours[0], unweighted[0], atol=1e-3)  # the weights do act
