@@ -160,6 +160,13 @@ class ProbeConfig(StrictModel):
         "normal",
         description="normal: point estimate ± z·SD of the refit bootstrap (calibrated, see benchmarks/calibrate.py); percentile: the bootstrap's quantiles.",
     )
+    sequential: bool = Field(
+        True,
+        description=(
+            "Besag–Clifford stop: a family whose best layer's family-wise p is already settled ≥ experiment.alpha after the "
+            "first permutations runs no more (null layers cost a fraction); every p < alpha decision equals the full run's."
+        ),
+    )
     leak_chance_permutations: int = Field(
         20, ge=1, description="Within-accent speaker shuffles that estimate the leakage probe's chance accuracy."
     )

@@ -136,7 +136,8 @@ def probes_key(cfg: Stage15Config, dataset, representations: Optional[Iterable[s
     wanted = sorted(representations) if representations is not None else None
     from stage1_5.probes import PROTOCOL_VERSION
 
-    return _digest("probes", PROTOCOL_VERSION, features_key(cfg, dataset), cfg.probes.model_dump(mode="json"), wanted)
+    stop_alpha = cfg.experiment.alpha if cfg.probes.sequential else None  # the sequential p-values depend on it
+    return _digest("probes", PROTOCOL_VERSION, features_key(cfg, dataset), cfg.probes.model_dump(mode="json"), stop_alpha, wanted)
 
 
 def _probe_cache_dir(cfg: Stage15Config, key: str) -> Path:
@@ -192,7 +193,7 @@ def probes_stage(
     folder = _probe_cache_dir(cfg, probes_key(cfg, dataset, vectors.keys()))
     if not force and (folder / "complete").exists():
         return load_probe_results(folder)
-    results = evaluate_representations(vectors, dataset.utterances.to_frame(), cfg.probes, progress=progress)
+    results = evaluate_representations(vectors, dataset.utterances.to_frame(), cfg.probes, alpha=cfg.experiment.alpha, progress=progress)
     (folder / "complete").unlink(missing_ok=True)
     save_probe_results(results, folder)
     atomic_write_text(folder / "complete", folder.name)

@@ -11,7 +11,19 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import f1_score
 
-from stage1_5.probes.engine import BatchedLogisticRegression, FitJob, SklearnBackend, TorchBackend
+from stage1_5.config import ProbeConfig
+from stage1_5.probes import evaluate_representations
+from stage1_5.probes.engine import (
+    BatchedLogisticRegression,
+    FitJob,
+    ProblemBatch,
+    SklearnBackend,
+    TorchBackend,
+    balanced_weights,
+    free_classes,
+    solve_batch,
+)
+from stage1_5.probes.planted import planted_dataset
 
 torch.set_num_threads(1)
 
@@ -109,3 +121,30 @@ def test_row_multiplicities_match_sklearn_sample_weights_with_weighted_balancing
     np.testing.assert_allclose(softmax(ours), softmax(ref), atol=1e-4)
     unweighted = TorchBackend("cpu", tol=1e-8, max_iter=2000, dtype=torch.float64).decision_function([FitJob(X, fit, ev, y[fit][None], np.array([[1.0]]), 3)])[0]
     assert not np.allclose(ours[0], unweighted[0], atol=1e-3)  # the weights do act
+
+
+def test_dropping_finished_problems_changes_no_solution():
+    """Compaction moves running problems into smaller tensors; each problem's iterates are its own."""
+    rng = np.random.default_rng(6)
+    F, P, n, r, K = 3, 8, 40, 12, 3
+    phi = torch.as_tensor(rng.normal(size=(F, n, r)))
+    y = torch.as_tensor(rng.integers(0, K, size=(F, P, n)))
+    weight, present = balanced_weights(y, torch.ones(F, P, n, dtype=torch.float64), K)
+    C = torch.as_tensor(np.tile(np.geomspace(0.01, 100, P), (F, 1)))  # very different iteration counts
+    batch = ProblemBatch(phi=phi, lam=(phi**2).sum(1), y=y, weight=weight, C=C, class_mask=present, free=free_classes(present))
+    compacted = solve_batch(batch, tol=1e-8, max_iter=1000)
+    kept = solve_batch(batch, tol=1e-8, max_iter=1000, compact_below=0.0)
+    assert compacted.n_iter.min() < compacted.n_iter.max() // 2  # compaction did happen
+    np.testing.assert_array_equal(compacted.n_iter, kept.n_iter)
+    np.testing.assert_allclose(compacted.coef, kept.coef, atol=1e-7)  # summation order only
+    assert compacted.converged.all() and kept.converged.all()
+
+
+def test_float32_solver_gives_the_float64_f1_and_p_values():
+    data = planted_dataset(speakers_per_accent=6, n_texts=10, dim=256, accent=0.3, speaker=0.5, leak=0.2, random_state=3)
+    cfg = ProbeConfig(seeds=2, permutations=19, bootstrap=50, device="cpu")
+    single = evaluate_representations(data.features, data.meta, cfg, progress=False, backend=TorchBackend("cpu")).metrics.iloc[0]
+    double = evaluate_representations(data.features, data.meta, cfg, progress=False, backend=TorchBackend("cpu", dtype=torch.float64)).metrics.iloc[0]
+    for column in ["accent_f1", "accent_f1_ci_low", "accent_f1_ci_high", "text_f1_seen", "text_f1_unseen", "leak_acc", "speaker_acc"]:
+        assert abs(single[column] - double[column]) <= 0.01, column
+    assert abs(single.p_value - double.p_value) <= 2 / 20  # at most two near-tied permutations flip

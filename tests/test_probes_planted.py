@@ -107,3 +107,34 @@ def test_permutations_zero_gives_nan_p_values():
     cfg = ProbeConfig(seeds=1, permutations=0, bootstrap=0, c_grid=[1.0], device="cpu")
     m = evaluate_representations(data.features, data.meta, cfg, progress=False).metrics.iloc[0]
     assert np.isnan(m.p_value) and np.isnan(m.p_value_fwer) and np.isnan(m.accent_f1_ci_low)
+
+
+@pytest.fixture(scope="module")
+def null_and_signal_families():
+    features = {}
+    for i, accent in enumerate([0.0, 0.0, 0.3]):
+        family = "null" if accent == 0 else "signal"
+        data = planted_dataset(speakers_per_accent=6, n_texts=8, dim=32, accent=accent, speaker=0.4, name=f"{family}:layer_{i}", random_state=i)
+        features.update(data.features)
+    cfg = ProbeConfig(seeds=1, permutations=199, bootstrap=0, c_grid=[0.1, 1.0], device="cpu")
+    full = evaluate_representations(features, data.meta, cfg, progress=False)
+    sequential = evaluate_representations(features, data.meta, cfg, alpha=0.05, progress=False)
+    return full.metrics.set_index("representation"), sequential
+
+
+def test_sequential_stop_ends_a_settled_null_family_after_the_first_look(null_and_signal_families):
+    full, sequential = null_and_signal_families
+    m = sequential.metrics.set_index("representation")
+    assert (m.loc[["null:layer_0", "null:layer_1"], "n_permutations"] == 40).all()  # 4 · h, h = ⌈0.05 · 200⌉
+    assert m.loc["signal:layer_2", "n_permutations"] == 199
+    assert any("null: family-wise p ≥ alpha settled after 40 of 199" in note for note in sequential.notes)
+    assert (full["n_permutations"] == 199).all()
+
+
+def test_sequential_stop_keeps_every_decision_and_every_significant_p(null_and_signal_families):
+    full, sequential = null_and_signal_families
+    m = sequential.metrics.set_index("representation")
+    np.testing.assert_array_equal(m["p_value_fwer"] < 0.05, full["p_value_fwer"] < 0.05)
+    assert m.loc["signal:layer_2", "p_value_fwer"] == full.loc["signal:layer_2", "p_value_fwer"] < 0.05
+    assert (m.loc[["null:layer_0", "null:layer_1"], "p_value_fwer"] >= 0.05).all()
+    np.testing.assert_array_equal(m["accent_f1"], full["accent_f1"])

@@ -11,6 +11,7 @@ from stage1_5.probes.stats import (
     bootstrap_interval,
     family_p_values,
     permutation_p_values,
+    settled_count,
     speaker_resamples,
 )
 
@@ -51,6 +52,41 @@ def test_family_p_controls_the_family_wise_error_under_the_null():
         fam_hits += family_p_values(observed, null, np.zeros(layers)).min() < 0.05
     assert fam_hits / reps <= 0.05 + 3 * np.sqrt(0.05 * 0.95 / reps)
     assert own_hits / reps > 0.2  # the uncorrected minimum would give false GOs
+
+
+def test_sequential_p_is_h_over_the_permutations_up_to_the_hth_exceedance():
+    observed = np.array([0.5])
+    null = np.array([[0.6, 0.1, 0.7, 0.2, 0.8, 0.3]])  # exceedances at permutations 1, 3, 5
+    np.testing.assert_allclose(permutation_p_values(observed, null, h=2), [2 / 3])
+    np.testing.assert_allclose(permutation_p_values(observed, null, h=4), [(1 + 3) / (1 + 6)])  # never 4: fixed-count p
+
+
+def test_sequential_p_decides_alpha_exactly_as_the_full_permutation_count():
+    """Besag–Clifford with h = settled_count(alpha, B): p < alpha iff the full run's p < alpha,
+    for every observed value, also when the run is cut short once h exceedances are seen."""
+    rng = np.random.default_rng(1)
+    for alpha, B in [(0.05, 199), (0.05, 99), (0.01, 999), (0.1, 49)]:
+        h = settled_count(alpha, B)
+        null = rng.uniform(size=(400, B))
+        observed = rng.uniform(0.9, 1.0, size=400) ** rng.uniform(0.1, 3, size=400)
+        full = permutation_p_values(observed, null)
+        sequential = permutation_p_values(observed, null, h)
+        np.testing.assert_array_equal(sequential < alpha, full < alpha)
+        count = np.cumsum(null >= observed[:, None], axis=1)
+        after_hth = np.concatenate([np.zeros((len(null), 1), bool), count[:, :-1] >= h], axis=1)
+        np.testing.assert_allclose(permutation_p_values(observed, np.where(after_hth, np.nan, null), h), sequential)
+        assert 0 < (full < alpha).mean() < 1  # both decisions occur
+
+
+def test_sequential_family_p_controls_the_family_wise_error_under_the_null():
+    rng = np.random.default_rng(2)
+    layers, B, reps = 8, 199, 400
+    h = settled_count(0.05, B)
+    hits = 0
+    for _ in range(reps):
+        stat = 0.5 * rng.normal(size=(1, B + 1)) + rng.normal(size=(layers, B + 1))
+        hits += family_p_values(stat[:, 0], stat[:, 1:], np.zeros(layers), h).min() < 0.05
+    assert hits / reps <= 0.05 + 3 * np.sqrt(0.05 * 0.95 / reps)
 
 
 def test_below_chance_p_is_the_binomial_tail_of_correct_speakers():

@@ -52,7 +52,7 @@ def command(
     dataset = load_dataset(dataset_path, dataset_cfg, work_dir=cache_paths(cfg.output).datasets, progress=progress)
     ids, arrays = load_external_features(features_file)
     vectors = align_features(ids, arrays, dataset.utterances.ids, source=features_file)
-    results = evaluate_representations(vectors, dataset.utterances.to_frame(), probes, progress=progress)
+    results = evaluate_representations(vectors, dataset.utterances.to_frame(), probes, alpha=cfg.experiment.alpha, progress=progress)
     save_probe_results(results, Path(out_dir))
     for note in results.notes:
         click.echo(f"note: {note}", err=True)

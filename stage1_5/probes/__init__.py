@@ -1,6 +1,6 @@
 """Linear probes under speaker- and text-disjoint splits (DESIGN §4)."""
 
-PROTOCOL_VERSION = 2
+PROTOCOL_VERSION = 3
 """Bumped when metrics.csv's columns or meaning change: cached probe results of another version are recomputed."""
 
 from stage1_5.probes.metrics import (

@@ -425,11 +425,13 @@ def solve_batch(
     history: int = 10,
     dtype=torch.float64,
     warm_start: Optional[BatchSolution] = None,
+    compact_below: float = 0.5,
 ) -> BatchSolution:
     """Minimise every problem of the batch (objective in the module docstring).
 
     Converged when max|∂/∂(W,b)| ≤ tol · C·Σw, i.e. scikit-learn's lbfgs criterion on its normalised
-    objective. `warm_start` (same shapes) starts from an earlier solution, e.g. the previous C."""
+    objective. `warm_start` (same shapes) starts from an earlier solution, e.g. the previous C.
+    `compact_below`: see `_lbfgs` (0 keeps every problem in the tensors to the end)."""
     obj = _Objective.from_batch(batch, dtype)
     F, R, K, P = obj.F, obj.R, obj.K, obj.P
     if warm_start is not None:
@@ -437,7 +439,7 @@ def solve_batch(
         theta = obj.theta(coef.permute(0, 2, 3, 1))
     else:
         theta = obj.phi.new_zeros(F, obj.size, P)
-    theta, n_iter, converged = _lbfgs(obj, theta, tol=tol, max_iter=max_iter, history=history)
+    theta, n_iter, converged = _lbfgs(obj, theta, tol=tol, max_iter=max_iter, history=history, compact_below=compact_below)
     v = obj.coefficients(theta.transpose(1, 2)).permute(0, 3, 1, 2)  # [F, P, R, K]
     return BatchSolution(
         coef=v[:, :, :-1],

@@ -54,6 +54,7 @@ from stage1_5.probes.stats import (
     bootstrap_interval,
     family_p_values,
     permutation_p_values,
+    settled_count,
 )
 
 
@@ -219,10 +220,10 @@ class _Jobs:
         self.jobs.append(job)
 
 
-def _phase_b(X, design: Design, config: ProbeConfig, backend) -> tuple[_Jobs, list[np.ndarray]]:
+def _phase_b(X, design: Design, config: ProbeConfig, backend, perm: np.ndarray) -> tuple[_Jobs, list[np.ndarray]]:
     K, S, N = len(design.accents), len(design.speakers), len(design.y)
     real = design.y[None, :]
-    labelsets0 = np.concatenate([real, design.perm_labels]) if len(design.perm_labels) else real
+    labelsets0 = np.concatenate([real, perm])
     spk_labels = design.spk[None, :]
 
     # phase A: inner CVs choose C
@@ -266,22 +267,28 @@ def _resample(per_speaker: torch.Tensor, weights: np.ndarray) -> torch.Tensor:
     return torch.tensordot(w, per_speaker, dims=1)
 
 
-def _accent_f1(name: str, design: Design, config: ProbeConfig, b: _Jobs, values) -> tuple[np.ndarray, np.ndarray, torch.Tensor, list]:
-    """Per-seed F1 on held-out speakers, the seed-0 permutation null, per-speaker confusion, predictions."""
+def _cv_predictions(design: Design, seed: int, fold_values: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Out-of-fold predictions [L, N] and every row's fold [N] from one seed's per-fold logits [L, m, K]."""
+    N = len(design.y)
+    pred = np.zeros((len(fold_values[0]), N), dtype=np.int64)
+    fold_of = np.zeros(N, dtype=np.int64)
+    for f, ((_, te), z) in enumerate(zip(design.outer[seed], fold_values)):
+        pred[:, te] = z.argmax(-1)
+        fold_of[te] = f
+    return pred, fold_of
+
+
+def _accent_f1(name: str, design: Design, config: ProbeConfig, b: _Jobs, values, perm: np.ndarray) -> tuple[np.ndarray, np.ndarray, torch.Tensor, list]:
+    """Per-seed F1 on held-out speakers, the seed-0 permutation null of `perm`, per-speaker confusion, predictions."""
     K, S, N = len(design.accents), len(design.speakers), len(design.y)
     real = design.y[None, :]
-    labelsets0 = np.concatenate([real, design.perm_labels]) if len(design.perm_labels) else real
     f1_seed = np.zeros(config.seeds)
     spk_conf = torch.zeros(config.seeds, S, K, K, dtype=torch.float64)
-    null = np.zeros(len(design.perm_labels))
+    null = np.zeros(len(perm))
     frames = []
     for s in range(config.seeds):
-        pred = np.zeros((len(labelsets0) if s == 0 else 1, N), dtype=np.int64)
-        fold_of = np.zeros(N, dtype=np.int64)
-        for f, (_, te) in enumerate(design.outer[s]):
-            pred[:, te] = values[b.main[s, f]].argmax(-1)
-            fold_of[te] = f
-        truth = labelsets0 if s == 0 else real
+        pred, fold_of = _cv_predictions(design, s, [values[b.main[s, f]] for f in range(len(design.outer[s]))])
+        truth = np.concatenate([real, perm]) if s == 0 else real
         f1s = batched_macro_f1(torch.as_tensor(truth), torch.as_tensor(pred), K).numpy()
         f1_seed[s] = f1s[0]
         if s == 0:
@@ -289,6 +296,18 @@ def _accent_f1(name: str, design: Design, config: ProbeConfig, b: _Jobs, values)
         spk_conf[s] = _per_speaker_confusion(design, np.arange(N), pred[0])
         frames.append(_pred_frame(design, name, s, fold_of, -1, "speaker_cv", np.arange(N), pred[0]))
     return f1_seed, null, spk_conf, frames
+
+
+def _null_f1(X, design: Design, config: ProbeConfig, backend, perm: np.ndarray) -> np.ndarray:
+    """The seed-0 CV's F1 on each permuted labelling of `perm` [L, N] (inner C selection included):
+    more of the permutation null, for a family whose sequential test is not settled yet."""
+    K = len(design.accents)
+    sel = _CSelector(config)
+    keys = [sel.add(X, inner, perm, K) for inner in design.outer_inner[0]]
+    chosen = sel.run(backend)
+    jobs = [FitJob(X, tr, te, perm[:, tr], chosen[k][:, None], K) for k, (tr, te) in zip(keys, design.outer[0])]
+    pred, _ = _cv_predictions(design, 0, [v[:, 0] for v in backend.decision_function(jobs)])
+    return batched_macro_f1(torch.as_tensor(perm), torch.as_tensor(pred), K).numpy()
 
 
 def _bootstrap_f1(design: Design, b: _Jobs, values) -> np.ndarray:
@@ -379,9 +398,9 @@ def _leakage(design: Design, config: ProbeConfig, b: _Jobs, values) -> _Leakage:
     )
 
 
-def _evaluate_one(name: str, X: np.ndarray, design: Design, config: ProbeConfig, backend) -> _RepOutcome:
-    b, values = _phase_b(X, design, config, backend)
-    f1_seed, null, spk_conf, frames = _accent_f1(name, design, config, b, values)
+def _evaluate_one(name: str, X: np.ndarray, design: Design, config: ProbeConfig, backend, perm: np.ndarray) -> _RepOutcome:
+    b, values = _phase_b(X, design, config, backend, perm)
+    f1_seed, null, spk_conf, frames = _accent_f1(name, design, config, b, values, perm)
     f1_seen, f1_unseen, drop_draws, text_frames = _text_drop(name, design, config, b, values)
     leak = _leakage(design, config, b, values)
     f1, drop = float(f1_seed.mean()), float(f1_seen.mean() - f1_unseen.mean())
@@ -399,9 +418,7 @@ def _evaluate_one(name: str, X: np.ndarray, design: Design, config: ProbeConfig,
         "accent_f1_ci_low": f1_ci[0],
         "accent_f1_ci_high": f1_ci[1],
         "p_below_chance": below_chance_p_value(correct, len(design.speakers), len(design.accents)),
-        "n_permutations": len(null),
-        "null_f1_mean": float(null.mean()) if len(null) else float("nan"),
-        "null_f1_q95": float(np.quantile(null, 0.95)) if len(null) else float("nan"),
+        **_null_summary(null),
         "text_f1_seen": float(f1_seen.mean()),
         "text_f1_unseen": float(f1_unseen.mean()),
         "text_drop": drop,
@@ -423,6 +440,14 @@ def _evaluate_one(name: str, X: np.ndarray, design: Design, config: ProbeConfig,
     )
 
 
+def _null_summary(null: np.ndarray) -> dict:
+    return {
+        "n_permutations": len(null),
+        "null_f1_mean": float(null.mean()) if len(null) else float("nan"),
+        "null_f1_q95": float(np.quantile(null, 0.95)) if len(null) else float("nan"),
+    }
+
+
 def _identity(name: str, design: Design) -> dict:
     source, _, layer = name.partition(":")
     K = len(design.accents)
@@ -438,10 +463,10 @@ def _identity(name: str, design: Design) -> dict:
     }
 
 
-def _failed(name: str, design: Design, reason: str) -> _RepOutcome:
+def _failed(name: str, design: Design, reason: str, n_perm: int) -> _RepOutcome:
     row = {c: float("nan") for c in METRIC_COLUMNS}
     row.update(_identity(name, design), status=f"failed: {reason}")
-    return _RepOutcome(row=row, null=np.full(len(design.perm_labels), np.nan), observed=float("nan"), predictions=pd.DataFrame(columns=PREDICTION_COLUMNS), confusion=None)
+    return _RepOutcome(row=row, null=np.full(n_perm, np.nan), observed=float("nan"), predictions=pd.DataFrame(columns=PREDICTION_COLUMNS), confusion=None)
 
 
 def _pred_frame(design: Design, name: str, seed: int, fold_of: np.ndarray, text_fold: int, split: str, rows: np.ndarray, pred: np.ndarray) -> pd.DataFrame:
@@ -474,6 +499,7 @@ def evaluate_representations(
     meta: pd.DataFrame,
     config: ProbeConfig,
     *,
+    alpha: Optional[float] = None,
     families: Optional[Mapping[str, str]] = None,
     progress: bool = True,
     backend=None,
@@ -481,6 +507,8 @@ def evaluate_representations(
     """Probe every representation (rows of each array aligned with `meta` rows).
 
     meta needs utt_id, speaker, accent, text_id (`UtteranceSet.to_frame()`), optionally group.
+    `alpha` (the decision's level) turns on the sequential permutation stop when
+    `config.sequential` is set (`_permutation_stages`); without it every permutation runs.
     `families` maps representation → family name (default: its source) for the family-wise p.
     `backend` defaults to the batched torch engine on `config.device`; pass `SklearnBackend()` for
     the reference loop. A representation that fails is dropped (status "failed: ...") with a note.
@@ -493,27 +521,34 @@ def evaluate_representations(
         X = np.asarray(X)
         if X.ndim != 2 or X.shape[0] != len(design.utt_ids):
             check_feature_matrix(name, X, design.utt_ids, error=ProbeError, where="features")
+    B = len(design.perm_labels)
+    h = settled_count(alpha, B) if (config.sequential and alpha is not None and B) else None
+    first = B if h is None else min(B, FIRST_STAGE * h)
     outcomes, notes = [], list(design.notes)
     for name, X in tqdm(features.items(), desc="probes", unit="repr", disable=not progress):
         try:
             X = check_feature_matrix(name, X, design.utt_ids, error=ProbeError, where="features")
-            outcome = _evaluate_one(name, X, design, config, backend)
+            outcome = _evaluate_one(name, X, design, config, backend, design.perm_labels[:first])
         except (ProbeError, ValueError, RuntimeError, FloatingPointError, np.linalg.LinAlgError) as exc:
             reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             notes.append(f"{name} dropped: {reason}")
-            outcome = _failed(name, design, reason)
+            outcome = _failed(name, design, reason, first)
         outcomes.append(outcome)
     if all(o.confusion is None for o in outcomes):
         raise ProbeError(f"every representation failed; first: {notes[len(design.notes)]}")
-    metrics = pd.DataFrame([o.row for o in outcomes], columns=METRIC_COLUMNS)
     family = np.array([(families or {}).get(o.row["representation"], default_family(o.row["representation"])) for o in outcomes])
+    if first < B:
+        notes += _finish_unsettled(features, design, config, backend, outcomes, family, h, first, progress)
+    metrics = pd.DataFrame([o.row for o in outcomes], columns=METRIC_COLUMNS)
     observed = np.array([o.observed for o in outcomes])
-    null = np.stack([o.null for o in outcomes])
+    null = np.full((len(outcomes), B), np.nan)
+    for i, o in enumerate(outcomes):
+        null[i, : len(o.null)] = o.null
     ok = metrics["status"].eq("ok").to_numpy()
     metrics["family"] = family
     metrics["family_size"] = [int(((family == f) & ok).sum()) for f in family]
-    metrics["p_value"] = permutation_p_values(observed, null)
-    metrics["p_value_fwer"] = family_p_values(observed, null, family)
+    metrics["p_value"] = permutation_p_values(observed, null, h)
+    metrics["p_value_fwer"] = family_p_values(observed, null, family, h)
     frames = [o.predictions for o in outcomes if len(o.predictions)]
     return ProbeResults(
         metrics=metrics,
@@ -523,3 +558,32 @@ def evaluate_representations(
         facts=design_facts(design, config),
         notes=notes,
     )
+
+
+FIRST_STAGE = 4
+"""The sequential stop's first look comes after FIRST_STAGE·h permutations (h = `settled_count`)."""
+
+
+def _finish_unsettled(features, design: Design, config: ProbeConfig, backend, outcomes: list, family: np.ndarray, h: int, first: int, progress: bool) -> list[str]:
+    """Besag–Clifford's sequential stop, per family (two looks). After the first `first`
+    permutations a family whose best member already has h permuted family maxima at or above its
+    F1 is settled (family-wise p ≥ alpha for every member: `stats.settled_count`); the others run
+    the remaining permutations, every member on the same ones, so the max-T null stays that of the
+    whole family. Extends outcomes' nulls in place; returns notes."""
+    notes = []
+    for name in np.unique(family):
+        members = [i for i in np.flatnonzero(family == name) if np.isfinite(outcomes[i].observed)]
+        if not members:
+            continue
+        best = max(outcomes[i].observed for i in members)
+        exceed = int((np.max([outcomes[i].null for i in members], axis=0) >= best - 1e-12).sum())
+        if exceed >= h:
+            notes.append(f"{name}: family-wise p ≥ alpha settled after {first} of {len(design.perm_labels)} permutations (sequential stop)")
+            continue
+        rest = design.perm_labels[first:]
+        for i in tqdm(members, desc=f"permutations {name}", unit="repr", disable=not progress):
+            o = outcomes[i]
+            X = check_feature_matrix(o.row["representation"], features[o.row["representation"]], design.utt_ids, error=ProbeError, where="features")
+            o.null = np.concatenate([o.null, _null_f1(X, design, config, backend, rest)])
+            o.row.update(_null_summary(o.null))
+    return notes

@@ -5,6 +5,8 @@ Speakers are nested in accents, so every resampling unit here is a speaker, neve
 
 from __future__ import annotations
 
+from typing import Optional
+
 import numpy as np
 
 
@@ -68,15 +70,35 @@ def within_fold_permutations(
     return out
 
 
-def permutation_p_values(observed: np.ndarray, null: np.ndarray) -> np.ndarray:
-    """p = (1 + #{null ≥ observed}) / (1 + B) per representation; observed [R], null [R, B]; NaN when
-    B = 0 or the observed value is NaN."""
+def settled_count(alpha: float, n_perm: int) -> int:
+    """Besag–Clifford's h for a test at level alpha with at most n_perm permutations: once h permuted
+    statistics reach the observed one, p ≥ alpha is settled whatever the remaining permutations give,
+    and the sequential p h/L (L = permutations run by then) is ≥ alpha too, so every p < alpha
+    decision equals the full run's."""
+    return int(np.ceil(alpha * (n_perm + 1)))
+
+
+def _p_from_exceedances(exceed: np.ndarray, h: Optional[int]) -> float:
+    """exceed [L] bool in permutation order → Besag–Clifford p: h / (permutations up to the h-th
+    exceedance) when h exceedances occur, else (1 + #exceedances) / (1 + L) (the fixed-count p,
+    which it also is with h = None)."""
+    count = np.cumsum(exceed)
+    if h is not None and len(count) and count[-1] >= h:
+        return h / (int(np.searchsorted(count, h)) + 1)
+    return (1 + (count[-1] if len(count) else 0)) / (1 + len(exceed))
+
+
+def permutation_p_values(observed: np.ndarray, null: np.ndarray, h: Optional[int] = None) -> np.ndarray:
+    """Permutation p per representation; observed [R], null [R, B] with NaN after the permutations a
+    representation did not run (sequential stop). p = (1 + #{null ≥ observed}) / (1 + L), or with h
+    the Besag–Clifford p (`_p_from_exceedances`). NaN when no permutation ran or observed is NaN."""
     observed, null = np.asarray(observed, dtype=float), np.asarray(null, dtype=float)
-    B = null.shape[1]
-    if B == 0:
-        return np.full(observed.shape, np.nan)
-    p = (1 + (null >= observed[:, None] - 1e-12).sum(1)) / (1 + B)
-    return np.where(np.isfinite(observed), p, np.nan)
+    out = np.full(observed.shape, np.nan)
+    for i, (obs, row) in enumerate(zip(observed, null)):
+        row = row[np.isfinite(row)]
+        if np.isfinite(obs) and len(row):
+            out[i] = _p_from_exceedances(row >= obs - 1e-12, h)
+    return out
 
 
 def below_chance_p_value(correct_speakers: int, n_speakers: int, n_accents: int) -> float:
@@ -89,19 +111,22 @@ def below_chance_p_value(correct_speakers: int, n_speakers: int, n_accents: int)
     return float(binom.cdf(correct_speakers, n_speakers, 1.0 / n_accents))
 
 
-def family_p_values(observed: np.ndarray, null: np.ndarray, family: np.ndarray) -> np.ndarray:
+def family_p_values(observed: np.ndarray, null: np.ndarray, family: np.ndarray, h: Optional[int] = None) -> np.ndarray:
     """Family-wise p (max-T, Westfall & Young): each representation's observed F1 against the
     permutation distribution of the family's *maximum* F1. Every representation is tested on the same
-    permutations, so the max over a family's members per permutation is the null of "the best layer".
-    Members with NaN observed values (failed probes) take no part and get NaN."""
+    permutations, so the max over a family's members per permutation is the null of "the best layer"
+    (a family's members run the same permutations, also under a sequential stop). Members with NaN
+    observed values (failed probes) take no part and get NaN. h: as in `permutation_p_values`."""
     observed, null, family = np.asarray(observed, dtype=float), np.asarray(null, dtype=float), np.asarray(family)
     out = np.full(observed.shape, np.nan)
-    if null.shape[1] == 0:
-        return out
     for name in np.unique(family):
         members = np.flatnonzero((family == name) & np.isfinite(observed))
         if not len(members):
             continue
         max_null = null[members].max(0)
-        out[members] = (1 + (max_null[None, :] >= observed[members, None] - 1e-12).sum(1)) / (1 + null.shape[1])
+        max_null = max_null[np.isfinite(max_null)]
+        if not len(max_null):
+            continue
+        for i in members:
+            out[i] = _p_from_exceedances(max_null >= observed[i] - 1e-12, h)
     return out
