@@ -23,9 +23,11 @@ gates: setup
 	@bash scripts/install_report_tools.sh
 	bash scripts/gates.sh $(GATES_ARGS)
 
-# every ratio and figure of issue 13 in one run: probe engine vs the sklearn loop, extraction before/after
-# at the released 0.6B shape (1.7B on a GPU), the probe stage at N = 720 / 10k / 100k (time, peak RSS)
+# every ratio and figure of issue 13 in one run: the probe stage at the full experiment's size and the
+# engine against the first landing's on identical work, the engine vs the sklearn loop, extraction
+# before/after at the released 0.6B shape (1.7B on a GPU), the probe stage at N = 720 / 10k / 100k
 bench: setup
+	$(PY) benchmarks/bench_probe_stage.py --no-progress
 	$(PY) benchmarks/bench_probes.py
 	$(PY) benchmarks/bench_extract.py
 	$(PY) benchmarks/bench_scale.py --timeout $(BENCH_SCALE_TIMEOUT)

@@ -68,7 +68,8 @@ class Basis:
     """Coordinates of one fit set's rows in an orthogonal basis of its span.
 
     train: [n, r] with orthogonal columns of squared norm `lam`; evals: [m, r]; `to_primal` [d, r]
-    maps basis coefficients back to feature-space weights (W = to_primal @ V, after standardisation).
+    maps basis coefficients back to feature-space weights (W = to_primal @ V, after standardisation);
+    None when the basis is the standardised features themselves (rotate=False).
     """
 
     train: torch.Tensor
@@ -76,7 +77,7 @@ class Basis:
     lam: torch.Tensor
     mean: torch.Tensor
     scale: torch.Tensor
-    to_primal: torch.Tensor
+    to_primal: Optional[torch.Tensor]
 
 
 def fit_set_basis(
@@ -86,13 +87,15 @@ def fit_set_basis(
     *,
     standardize: bool = True,
     rotate: bool = True,
+    primal: bool = False,
     rtol: float = 1e-10,
 ) -> Basis:
     """Standardise on the training rows (StandardScaler: ddof=0, constant columns kept unscaled) and
     express training and evaluation rows in an orthogonal basis of the training rows' span.
 
     rotate=False keeps the standardised features as they are (r = d, no eigendecomposition): cheaper
-    when only a few problems share the fit set; the preconditioner then uses the column norms (Jacobi)."""
+    when only a few problems share the fit set; the preconditioner then uses the column norms (Jacobi).
+    primal=True also returns `to_primal` for wide features (a [d, n] product the probes never need)."""
     Xtr = X[train_idx].to(torch.float64)
     if standardize:
         mean = Xtr.mean(0)
@@ -106,8 +109,7 @@ def fit_set_basis(
     Zev = ((X[eval_idx].to(torch.float64) - mean) / scale).to(work)
     n, d = Ztr.shape
     if not rotate:
-        eye = torch.eye(d, dtype=torch.float64, device=X.device)
-        return Basis(train=Ztr, evals=Zev, lam=(Ztr.to(torch.float64) ** 2).sum(0), mean=mean, scale=scale, to_primal=eye)
+        return Basis(train=Ztr, evals=Zev, lam=Ztr.square().sum(0).to(torch.float64), mean=mean, scale=scale, to_primal=None)
     if d <= n:
         cov = (Ztr.T @ Ztr).to(torch.float64)
         lam, vec = _eigh(cov)
@@ -123,7 +125,7 @@ def fit_set_basis(
         inv_sqrt = lam.rsqrt()
         train = (vec * lam.sqrt()).to(work)
         evals = ((Zev @ Ztr.T).to(torch.float64) @ (vec * inv_sqrt)).to(work)
-        to_primal = Ztr.T.to(torch.float64) @ (vec * inv_sqrt)
+        to_primal = Ztr.T.to(torch.float64) @ (vec * inv_sqrt) if primal else None
     return Basis(train=train, evals=evals, lam=lam, mean=mean, scale=scale, to_primal=to_primal)
 
 
@@ -268,7 +270,8 @@ def _take(a: torch.Tensor, f_idx: torch.Tensor, p_idx: torch.Tensor) -> torch.Te
 
 
 def _dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    return torch.linalg.vecdot(a, b, dim=1)  # per problem: [F, P]
+    """Per-problem inner product [F, P] of [F, D, P] tensors (2× faster than linalg.vecdot over dim 1)."""
+    return (a * b).sum(1)
 
 
 def _col(s: torch.Tensor) -> torch.Tensor:
@@ -370,7 +373,7 @@ def _lbfgs(obj: _Objective, x: torch.Tensor, *, tol: float, max_iter: int, histo
         alphas = []
         for s_, y_, r_ in zip(reversed(S), reversed(Y), reversed(rho)):
             a = r_ * _dot(s_, q)
-            q.sub_(_col(a) * y_)
+            q.addcmul_(y_, _col(a), value=-1.0)
             alphas.append(a)
         if S:
             yy = _dot(Y[-1], Y[-1])
@@ -379,7 +382,7 @@ def _lbfgs(obj: _Objective, x: torch.Tensor, *, tol: float, max_iter: int, histo
         else:
             q.mul_(_col((1.0 / g.abs().sum(1).clamp_min(1e-12)).clamp(max=1.0)))
         for s_, y_, r_, a in zip(S, Y, rho, reversed(alphas)):
-            q.add_(_col(a - r_ * _dot(y_, q)) * s_)
+            q.addcmul_(s_, _col(a - r_ * _dot(y_, q)))
         d = q.neg_()
         gd = _dot(g, d)
         bad = gd >= 0  # not a descent direction: restart along −g
@@ -715,7 +718,7 @@ class BatchedLogisticRegression(ClassifierMixin, BaseEstimator):
         dev = resolve_device(self.device)
         Xt = torch.as_tensor(X, device=dev)
         all_rows = torch.arange(len(X), device=dev)
-        basis = fit_set_basis(Xt, all_rows, all_rows[:0], standardize=False)
+        basis = fit_set_basis(Xt, all_rows, all_rows[:0], standardize=False, primal=True)
         K = len(self.classes_)
         yt = torch.as_tensor(codes, device=dev).view(1, 1, -1)
         rows = torch.ones_like(yt, dtype=torch.bool)
