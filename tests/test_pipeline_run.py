@@ -180,18 +180,28 @@ def test_force_redoes_the_stage_and_those_after_it(planted, tmp_path):
 
 
 def test_changed_threshold_reruns_decision_but_not_probes(planted, tmp_path):
+    config_path, first = planted
+    quiet_run(config_path, out_dir=tmp_path / "run")
+    cfg = load_config(config_path)
+    cfg = cfg.model_copy(update={"experiment": cfg.experiment.model_copy(update={"min_f1_go": 0.999, "min_f1_conditional": 0.998})})
+    result = run_experiment(cfg, out_dir=tmp_path / "run", progress=False, echo=lambda _m: None)
+    assert result.skipped == ["dataset", "features", "probes"]
+    assert result.decision.thresholds != first.decision.thresholds  # the decision applied the new ones
+    resolved = yaml.safe_load((result.paths.config_dir / "stage1_5.resolved.yaml").read_text())
+    assert resolved["experiment"]["min_f1_go"] == 0.999  # the bundle's config is the one that made this report
+
+
+def test_changed_alpha_reruns_probes_because_the_sequential_stop_depends_on_it(planted, tmp_path):
     config_path, _ = planted
     quiet_run(config_path, out_dir=tmp_path / "run")
     cfg = load_config(config_path)
     # 30 permutations cannot reach p < 0.001: significance fails at both levels, and the design says so
     cfg = cfg.model_copy(update={"experiment": cfg.experiment.model_copy(update={"alpha": 0.001})})
     result = run_experiment(cfg, out_dir=tmp_path / "run", progress=False, echo=lambda _m: None)
-    assert result.skipped == ["dataset", "features", "probes"]
+    assert result.skipped == ["dataset", "features"]
     assert result.decision.decision == "NOGO"
     assert result.decision.diagnosis == "significance_unreachable"
     assert "permutations" in result.decision.diagnosis_text
-    resolved = yaml.safe_load((result.paths.config_dir / "stage1_5.resolved.yaml").read_text())
-    assert resolved["experiment"]["alpha"] == 0.001  # the bundle's config is the one that made this report
 
 
 def test_cli_prints_decision_and_exits_0(planted, tmp_path):
