@@ -199,8 +199,8 @@ class _Objective:
         self.F, self.n, self.R = phi.shape
         self.K, self.P = logit_mask.shape[2], logit_mask.shape[3]
         self.size = self.R * self.K
-        self.penalised = torch.ones(1, self.R, 1, 1, dtype=phi.dtype, device=phi.device)
-        self.penalised[:, -1] = 0.0
+        self.scaling = pre * free  # theta → coefficients, and ∂/∂coefficients → ∂/∂theta
+        self.mask_flat = logit_mask.view(self.F, 1, self.K * self.P)
 
     @classmethod
     def from_batch(cls, batch: ProblemBatch, dtype: torch.dtype) -> "_Objective":
@@ -234,7 +234,7 @@ class _Objective:
 
     def coefficients(self, theta: torch.Tensor) -> torch.Tensor:
         """[F, R, K, P] coefficients (row R − 1: intercepts)."""
-        return theta.reshape(self.F, self.R, self.K, self.P) * self.pre * self.free
+        return theta.reshape(self.F, self.R, self.K, self.P) * self.scaling
 
     def theta(self, coef: torch.Tensor) -> torch.Tensor:
         """Inverse of `coefficients` for [F, R, K, P] coefficients (absent / reference classes → 0)."""
@@ -248,18 +248,18 @@ class _Objective:
     def __call__(self, theta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         F, n, R, K, P = self.F, self.n, self.R, self.K, self.P
         v = self.coefficients(theta)
-        z = torch.bmm(self.phi, v.view(F, R, K * P)).view(F, n, K, P) + self.logit_mask
+        z = torch.baddbmm(self.mask_flat, self.phi, v.view(F, R, K * P)).view(F, n, K, P)
         zmax = z.amax(2, keepdim=True)
         e = (z - zmax).exp_()
         total = e.sum(2, keepdim=True)
         nll = (zmax + total.log()).sub_(z.gather(2, self.y))  # [F, n, 1, P]
-        vp = v * self.penalised
-        f = 0.5 * (vp * vp).sum((1, 2)) + (self.cw * nll).sum((1, 2))  # [F, P]
+        f = 0.5 * v[:, :-1].square().sum((1, 2)) + (self.cw * nll).sum((1, 2))  # [F, P]; the intercept row is unpenalised
         dz = e.div_(total)
         dz.scatter_add_(2, self.y, torch.full_like(nll, -1.0))
         dz.mul_(self.cw)
-        gv = torch.bmm(self.phi.mT, dz.view(F, n, K * P)).view(F, R, K, P).add_(vp)
-        return f, gv.mul_(self.pre).mul_(self.free).view(F, self.size, P)
+        gv = torch.bmm(self.phi.mT, dz.view(F, n, K * P)).view(F, R, K, P).add_(v)
+        gv[:, -1].sub_(v[:, -1])
+        return f, gv.mul_(self.scaling).view(F, self.size, P)
 
 
 def _take(a: torch.Tensor, f_idx: torch.Tensor, p_idx: torch.Tensor) -> torch.Tensor:
