@@ -91,9 +91,15 @@ def prefetched_batches(
     if depth == 0:
         stream: Iterator[_Loaded] = (_load(b, sample_rate) for b in batches)
     elif num_workers:
+        # batch_size=None: items are whole batches already. Workers are spawned, not forked: a fork
+        # taken while torch's or a decoder's threads hold a lock was seen to hang a worker forever.
         loader = DataLoader(
-            _BatchAudioDataset(batches, sample_rate), batch_size=None, num_workers=num_workers, prefetch_factor=depth
-        )  # batch_size=None: items are whole batches already
+            _BatchAudioDataset(batches, sample_rate),
+            batch_size=None,
+            num_workers=num_workers,
+            prefetch_factor=depth,
+            multiprocessing_context="spawn",
+        )
         stream = iter(loader)
     else:
         stream = _threaded(batches, sample_rate, depth)
