@@ -12,6 +12,8 @@ Choices worth knowing when reading the numbers:
   on every permuted labelling, and compares against seed 0's observed F1 (same folds). The family-wise
   p of a representation compares it with the null of its family's maximum (max-T over the same
   permutations); the family is the representation's source (the backbone's layers, the SSL layers...).
+  With the sequential stop (`probes.sequential` and an alpha), a family settled at family-wise
+  p ≥ alpha after the first looks runs no more permutations (`_finish_unsettled`).
 - The F1 interval refits seed 0's outer CV on every speaker-bootstrap draw (row weights = speaker
   multiplicities, C fixed at the value each fold chose on the real labels), so it carries the
   training-set variability that resampling fixed predictions leaves out. Text drop and leakage excess
@@ -508,7 +510,7 @@ def evaluate_representations(
 
     meta needs utt_id, speaker, accent, text_id (`UtteranceSet.to_frame()`), optionally group.
     `alpha` (the decision's level) turns on the sequential permutation stop when
-    `config.sequential` is set (`_permutation_stages`); without it every permutation runs.
+    `config.sequential` is set (`_finish_unsettled`); without it every permutation runs.
     `families` maps representation → family name (default: its source) for the family-wise p.
     `backend` defaults to the batched torch engine on `config.device`; pass `SklearnBackend()` for
     the reference loop. A representation that fails is dropped (status "failed: ...") with a note.
