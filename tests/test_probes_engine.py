@@ -20,6 +20,7 @@ from stage1_5.probes.engine import (
     SklearnBackend,
     TorchBackend,
     balanced_weights,
+    fit_set_basis,
     free_classes,
     solve_batch,
 )
@@ -121,6 +122,46 @@ def test_row_multiplicities_match_sklearn_sample_weights_with_weighted_balancing
     np.testing.assert_allclose(softmax(ours), softmax(ref), atol=1e-4)
     unweighted = TorchBackend("cpu", tol=1e-8, max_iter=2000, dtype=torch.float64).decision_function([FitJob(X, fit, ev, y[fit][None], np.array([[1.0]]), 3)])[0]
     assert not np.allclose(ours[0], unweighted[0], atol=1e-3)  # the weights do act
+
+
+def _wide_standardised(seed=7, n=30, m=20, d=80):
+    rng = np.random.default_rng(seed)
+    X = torch.as_tensor(rng.normal(size=(n + m, d)) @ rng.normal(size=(d, d)) * 0.3 + 2.0)
+    tr, ev = torch.arange(n), torch.arange(n, n + m)
+    Xtr = X[tr]
+    mean, scale = Xtr.mean(0), Xtr.std(0, correction=0)
+    return X, tr, ev, (X[tr] - mean) / scale, (X[ev] - mean) / scale
+
+
+@pytest.mark.parametrize("method", ["eigen", "triangular"])
+def test_both_bases_preserve_every_inner_product_of_the_standardised_rows(method):
+    X, tr, ev, Ztr, Zev = _wide_standardised()
+    basis = fit_set_basis(X, tr, ev, method=method, primal=True)
+    assert basis.train.shape[1] == len(tr) - 1  # centred rows span n − 1 dimensions
+    np.testing.assert_allclose(basis.train @ basis.train.T, Ztr @ Ztr.T, atol=1e-8)
+    np.testing.assert_allclose(basis.evals @ basis.train.T, Zev @ Ztr.T, atol=1e-8)
+    np.testing.assert_allclose(Ztr @ basis.to_primal, basis.train, atol=1e-8)  # W = to_primal @ V gives the same logits
+    np.testing.assert_allclose(basis.to_primal.T @ basis.to_primal, torch.eye(len(tr) - 1, dtype=torch.float64), atol=1e-8)  # orthonormal
+
+
+def test_collinear_rows_fall_back_from_the_triangular_basis_to_the_eigenbasis():
+    X, tr, ev, Ztr, Zev = _wide_standardised()
+    X[1] = X[0]  # a duplicated utterance: the Cholesky factor of the Gram matrix is singular
+    basis = fit_set_basis(X, tr, ev, method="triangular")
+    assert basis.train.shape[1] == len(tr) - 2
+    gram = basis.train.T @ basis.train
+    np.testing.assert_allclose(gram - torch.diag(torch.diagonal(gram)), 0.0, atol=1e-8)  # orthogonal columns: the eigenbasis
+
+
+def test_wide_fit_sets_with_few_problems_match_sklearn_on_the_triangular_basis():
+    X, tr, ev, _, _ = _wide_standardised(seed=8)
+    y = (np.arange(len(tr)) % 3)[None]
+    job = FitJob(X=X.numpy(), fit_rows=tr.numpy(), eval_rows=ev.numpy(), y=y, C=np.array([[0.1, 1.0]]), n_classes=3)
+    assert TorchBackend._basis_method(job) == "triangular"
+    ours = TorchBackend("cpu", tol=1e-8, max_iter=3000, dtype=torch.float64).decision_function([job])[0]
+    ref = SklearnBackend(tol=1e-10, max_iter=10_000).decision_function([job])[0]
+    softmax = lambda z: np.exp(z - z.max(-1, keepdims=True)) / np.exp(z - z.max(-1, keepdims=True)).sum(-1, keepdims=True)
+    np.testing.assert_allclose(softmax(ours), softmax(ref), atol=1e-4)
 
 
 def test_dropping_finished_problems_changes_no_solution():

@@ -12,8 +12,8 @@ covariance is. The basis is exact (inner products are preserved), so the optimum
 prediction equal the primal ones. In that basis the data Hessian is nearly diagonal (the columns are
 orthogonal, with squared norms λ_j), which gives a cheap diagonal preconditioner, and all problems
 sharing a fit set reuse one basis (a fit set with only a few problems and wide features skips the
-eigendecomposition and uses the standardised features with a Jacobi preconditioner instead; the
-objective is the same). Problems are padded into [fit set, ..., problem] tensors (padding
+eigendecomposition and uses the triangular basis of the Gram matrix's Cholesky factor, with a Jacobi
+preconditioner; the objective is the same). Problems are padded into [fit set, ..., problem] tensors (padding
 rows carry weight 0, padding columns are zero) and solved together by a batched L-BFGS with a
 per-problem Armijo line search. Where the time goes decides the layout (measured, 2-core CPU):
 problems last, so one matrix product serves all problems of a fit set and the softmax runs across
@@ -29,7 +29,7 @@ classes it saw.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import Literal, Optional, Sequence
 
 import numpy as np
 import torch
@@ -65,11 +65,12 @@ def _eigh(a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 @dataclass(frozen=True)
 class Basis:
-    """Coordinates of one fit set's rows in an orthogonal basis of its span.
+    """Coordinates of one fit set's rows in an orthonormal basis of its span.
 
-    train: [n, r] with orthogonal columns of squared norm `lam`; evals: [m, r]; `to_primal` [d, r]
-    maps basis coefficients back to feature-space weights (W = to_primal @ V, after standardisation);
-    None when the basis is the standardised features themselves (rotate=False).
+    train: [n, r]; evals: [m, r]; lam [r]: the squared norms of train's columns (orthogonal in the
+    eigenbasis; in the triangular basis they only feed the Jacobi preconditioner); `to_primal` [d, r]
+    maps basis coefficients back to feature-space weights (W = to_primal @ V, after standardisation),
+    built only when asked for.
     """
 
     train: torch.Tensor
@@ -80,53 +81,83 @@ class Basis:
     to_primal: Optional[torch.Tensor]
 
 
+BasisMethod = Literal["eigen", "triangular"]
+
+TRIANGULAR_PIVOT_RTOL = 1e-4
+"""A triangular basis whose smallest squared Cholesky pivot is below this fraction of the largest
+(nearly collinear training rows, e.g. duplicated utterances) gives way to the eigenbasis, which drops
+the directions that float32 cannot resolve."""
+
+
 def fit_set_basis(
     X: torch.Tensor,
     train_idx: torch.Tensor,
     eval_idx: torch.Tensor,
     *,
     standardize: bool = True,
-    rotate: bool = True,
+    method: BasisMethod = "eigen",
     primal: bool = False,
     rtol: float = 1e-10,
 ) -> Basis:
     """Standardise on the training rows (StandardScaler: ddof=0, constant columns kept unscaled) and
-    express training and evaluation rows in an orthogonal basis of the training rows' span.
+    express training and evaluation rows in an orthonormal basis of the training rows' span.
 
-    rotate=False keeps the standardised features as they are (r = d, no eigendecomposition): cheaper
-    when only a few problems share the fit set; the preconditioner then uses the column norms (Jacobi).
+    method="eigen" eigendecomposes the covariance (d ≤ n) or the Gram matrix (d > n): the columns
+    come out orthogonal, so the data Hessian is nearly diagonal. method="triangular" (wide features
+    only; narrow ones use the eigenbasis) takes the Cholesky factor of the Gram matrix instead, about
+    a tenth of the cost: worth it when only a few problems share the fit set.
     primal=True also returns `to_primal` for wide features (a [d, n] product the probes never need)."""
-    Xtr = X[train_idx].to(torch.float64)
-    if standardize:
-        mean = Xtr.mean(0)
-        scale = Xtr.std(0, correction=0)
+    work = X.dtype if X.dtype in (torch.float32, torch.float64) else torch.float32
+    Xtr = X[train_idx].to(work)
+    if standardize:  # statistics in float64 (a constant column has variance exactly 0), applied in `work`
+        var, mean = torch.var_mean(Xtr.to(torch.float64), 0, correction=0)
+        scale = var.sqrt()
         scale = torch.where(scale > 1e-12 * mean.abs().clamp_min(1.0), scale, torch.ones_like(scale))
     else:
         mean = torch.zeros(X.shape[1], dtype=torch.float64, device=X.device)
         scale = torch.ones_like(mean)
-    work = X.dtype if X.dtype in (torch.float32, torch.float64) else torch.float32
-    Ztr = ((Xtr - mean) / scale).to(work)
-    Zev = ((X[eval_idx].to(torch.float64) - mean) / scale).to(work)
+    mean_w, scale_w = mean.to(work), scale.to(work)
+    Ztr = (Xtr - mean_w).div_(scale_w)
+    Zev = (X[eval_idx].to(work) - mean_w).div_(scale_w)
     n, d = Ztr.shape
-    if not rotate:
-        return Basis(train=Ztr, evals=Zev, lam=Ztr.square().sum(0).to(torch.float64), mean=mean, scale=scale, to_primal=None)
     if d <= n:
         cov = (Ztr.T @ Ztr).to(torch.float64)
         lam, vec = _eigh(cov)
         keep = lam > rtol * lam.max().clamp_min(1e-300)
         lam, vec = lam[keep], vec[:, keep]
         rot = vec.to(work)
-        train, evals, to_primal = Ztr @ rot, Zev @ rot, vec
-    else:
-        gram = (Ztr @ Ztr.T).to(torch.float64)
-        lam, vec = _eigh(gram)
-        keep = lam > rtol * lam.max().clamp_min(1e-300)
-        lam, vec = lam[keep], vec[:, keep]
-        inv_sqrt = lam.rsqrt()
-        train = (vec * lam.sqrt()).to(work)
-        evals = ((Zev @ Ztr.T).to(torch.float64) @ (vec * inv_sqrt)).to(work)
-        to_primal = Ztr.T.to(torch.float64) @ (vec * inv_sqrt) if primal else None
+        return Basis(train=Ztr @ rot, evals=Zev @ rot, lam=lam, mean=mean, scale=scale, to_primal=vec)
+    if method == "triangular":
+        basis = _triangular_basis(Ztr, Zev, centred=standardize, primal=primal)
+        if basis is not None:
+            train, evals, to_primal = basis
+            return Basis(train=train, evals=evals, lam=train.square().sum(0).to(torch.float64), mean=mean, scale=scale, to_primal=to_primal)
+    gram = (Ztr @ Ztr.T).to(torch.float64)
+    lam, vec = _eigh(gram)
+    keep = lam > rtol * lam.max().clamp_min(1e-300)
+    lam, vec = lam[keep], vec[:, keep]
+    inv_sqrt = lam.rsqrt()
+    train = (vec * lam.sqrt()).to(work)
+    evals = ((Zev @ Ztr.T).to(torch.float64) @ (vec * inv_sqrt)).to(work)
+    to_primal = Ztr.T.to(torch.float64) @ (vec * inv_sqrt) if primal else None
     return Basis(train=train, evals=evals, lam=lam, mean=mean, scale=scale, to_primal=to_primal)
+
+
+def _triangular_basis(Ztr: torch.Tensor, Zev: torch.Tensor, *, centred: bool, primal: bool):
+    """Coordinates in the basis Q = L⁻¹·Z₀ (Z₀ Z₀ᵀ = L Lᵀ, Cholesky): Z₀'s rows are L's rows and any
+    row x is x Z₀ᵀ L⁻ᵀ. Centred rows sum to zero, so Z₀ leaves out the last training row, which
+    is minus the sum of the others. None when the factor is too ill-conditioned (see
+    TRIANGULAR_PIVOT_RTOL)."""
+    Z0 = Ztr[:-1] if centred else Ztr
+    chol, info = torch.linalg.cholesky_ex((Z0 @ Z0.T).to(torch.float64))
+    pivots = chol.diagonal().square()
+    if int(info) != 0 or not bool(pivots.min() > TRIANGULAR_PIVOT_RTOL * pivots.max()):
+        return None
+    train = torch.cat([chol, -chol.sum(0, keepdim=True)]) if centred else chol
+    solve = lambda rows: torch.linalg.solve_triangular(chol, rows.to(torch.float64).T, upper=False).T  # rows @ L⁻ᵀ
+    evals = solve(Zev @ Z0.T)
+    to_primal = torch.linalg.solve_triangular(chol, Z0.to(torch.float64), upper=False).T if primal else None  # Qᵀ [d, n']
+    return train.to(Ztr.dtype), evals.to(Ztr.dtype), to_primal
 
 
 # --------------------------------------------------------------------------- batched problems
@@ -256,10 +287,9 @@ class _Objective:
         # [F, P], summed in float64: near convergence a float32 sum cannot resolve the decrease that the
         # Armijo test asks for, and the line search would backtrack to its limit; the intercept row is unpenalised
         f = 0.5 * v[:, :-1].square().sum((1, 2), dtype=torch.float64) + (self.cw * nll).sum((1, 2), dtype=torch.float64)
-        dz = e.div_(total)
-        dz.scatter_add_(2, self.y, torch.full_like(nll, -1.0))
-        dz.mul_(self.cw)
-        gv = torch.bmm(self.phi.mT, dz.view(F, n, K * P)).view(F, R, K, P).add_(v)
+        dz = e.mul_(self.cw / total)  # C·w_i·(softmax − onehot), the onehot part scattered below
+        dz.scatter_add_(2, self.y, self.cw.neg())
+        gv = torch.baddbmm(v.view(F, R, K * P), self.phi.mT, dz.view(F, n, K * P)).view(F, R, K, P)  # penalty + data
         gv[:, -1].sub_(v[:, -1])
         return f, gv.mul_(self.scaling).view(F, self.size, P)
 
@@ -299,37 +329,41 @@ def _armijo(f_trial, f, step, gd):
 def _line_search(obj: _Objective, x, f, g, d, gd, done):
     """Per-problem Armijo backtracking from the unit step. The unit step is tried on the whole batch;
     the problems that reject it (a few, and near convergence some that sit at numerical precision)
-    backtrack on their own, in a batch of just them. Returns (x, f, g, accepted): a problem that
-    accepts no step keeps its point."""
-    ft, gt = obj(x + d)
-    ok = ~done & _armijo(ft, f, 1.0, gd)
-    accepted = done | ok
-    x_new = torch.where(_col(ok), x + d, x)
-    f_new, g_new = torch.where(ok, ft, f), torch.where(_col(ok), gt, g)
-    if bool(accepted.all()):
-        return x_new, f_new, g_new, accepted
-    f_idx, p_idx = _pack(~accepted)
+    backtrack on their own, in a batch of just them. d must be zero for done problems. Returns
+    (x, f, g, step): step [F, P] is the step taken, 0 where none was (a done problem, or one that
+    accepts no step: it keeps its point)."""
+    x_new = x + d
+    f_trial, g_new = obj(x_new)
+    ok = ~done & _armijo(f_trial, f, 1.0, gd)
+    f_new, step = torch.where(ok, f_trial, f), ok.to(x.dtype)
+    rejected = ~done & ~ok
+    if not bool(rejected.any()):
+        return x_new, f_new, g_new, step
+    f_idx, p_idx = _pack(rejected)
     sub = obj.take(f_idx, p_idx)
     t = lambda a: _take(a, f_idx, p_idx)
-    xs, ds, fs, gds, acc = t(x), t(d), t(f), t(gd), t(accepted)
-    xs_new, fs_new, gs_new = t(x_new), t(f_new), t(g_new)
-    step = torch.full_like(fs, 0.5, dtype=xs.dtype)
+    pending = t(rejected)  # False on the entries that only pad the sub-batch
+    xs, ds, fs, gds = t(x), t(d), t(f), t(gd)
+    xs_new, fs_new, gs_new, taken = xs, fs, t(g), torch.zeros_like(fs, dtype=x.dtype)
+    trial = torch.full_like(taken, 0.5)
     for _ in range(19):
-        xt = xs + _col(step) * ds
+        xt = xs + _col(trial) * ds
         ft, gt = sub(xt)
-        ok = ~acc & _armijo(ft, fs, step, gds)
+        ok = pending & _armijo(ft, fs, trial, gds)
         xs_new = torch.where(_col(ok), xt, xs_new)
         fs_new, gs_new = torch.where(ok, ft, fs_new), torch.where(_col(ok), gt, gs_new)
-        acc |= ok
-        if bool(acc.all()):
+        taken = torch.where(ok, trial, taken)
+        pending &= ~ok
+        if not bool(pending.any()):
             break
-        step = torch.where(acc, step, step * 0.5)
-    where = (f_idx.unsqueeze(1).expand_as(p_idx), p_idx)
-    x_new[where[0], :, where[1]] = xs_new.transpose(1, 2)
-    g_new[where[0], :, where[1]] = gs_new.transpose(1, 2)
-    f_new[where] = fs_new
-    accepted[where] = acc
-    return x_new, f_new, g_new, accepted
+        trial = trial * 0.5
+    mine = t(rejected)
+    fi, pi = f_idx.unsqueeze(1).expand_as(p_idx)[mine], p_idx[mine]
+    x_new[fi, :, pi] = xs_new.transpose(1, 2)[mine]
+    g_new[fi, :, pi] = gs_new.transpose(1, 2)[mine]
+    f_new[fi, pi] = fs_new[mine]
+    step[fi, pi] = taken[mine]
+    return x_new, f_new, g_new, step
 
 
 def _pack(running: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -353,7 +387,7 @@ def _lbfgs(obj: _Objective, x: torch.Tensor, *, tol: float, max_iter: int, histo
     out_conv = torch.zeros(F0, P0, dtype=torch.bool, device=x.device)
     slots = _Slots(torch.arange(F0, device=x.device), torch.arange(P0, device=x.device).expand(F0, P0))
     f, g = obj(x)
-    S, Y, rho = [], [], []
+    S, Y, rho, gamma = [], [], [], []  # gamma: s·y / y·y of each pair, the initial Hessian scale
     n_iter = torch.zeros(f.shape, dtype=torch.int64, device=x.device)
     done = obj.gnorm(g, tol) <= 1.0
     for _ in range(max_iter):
@@ -369,7 +403,7 @@ def _lbfgs(obj: _Objective, x: torch.Tensor, *, tol: float, max_iter: int, histo
             obj = obj.take(f_idx, p_idx)
             t = lambda a: _take(a, f_idx, p_idx)
             x, g, f, n_iter, done = t(x), t(g), t(f), t(n_iter), t(done)
-            S, Y, rho = [t(s) for s in S], [t(y_) for y_ in Y], [t(r) for r in rho]
+            S, Y, rho, gamma = [[t(a) for a in pairs] for pairs in (S, Y, rho, gamma)]
             slots = _Slots(slots.f[f_idx], slots.p[f_idx].gather(1, p_idx))
         q = g.clone()
         alphas = []
@@ -378,9 +412,7 @@ def _lbfgs(obj: _Objective, x: torch.Tensor, *, tol: float, max_iter: int, histo
             q.addcmul_(y_, _col(a), value=-1.0)
             alphas.append(a)
         if S:
-            yy = _dot(Y[-1], Y[-1])
-            gamma = torch.where(yy > 0, _dot(S[-1], Y[-1]) / yy.clamp_min(1e-30), torch.ones_like(yy))
-            q.mul_(_col(gamma))
+            q.mul_(_col(gamma[-1]))
         else:
             q.mul_(_col((1.0 / g.abs().sum(1).clamp_min(1e-12)).clamp(max=1.0)))
         for s_, y_, r_, a in zip(S, Y, rho, reversed(alphas)):
@@ -392,21 +424,22 @@ def _lbfgs(obj: _Objective, x: torch.Tensor, *, tol: float, max_iter: int, histo
             d = torch.where(_col(bad), -g, d)
             gd = torch.where(bad, -_dot(g, g), gd)
         d.mul_(_col((~done).to(d.dtype)))
-        x_new, f_new, g_new, accepted = _line_search(obj, x, f, g, d, gd, done)
-        moved = accepted & ~done
-        s, yv = x_new - x, g_new - g
-        sy = _dot(s, yv)
-        keep = moved & (sy > 1e-10 * _dot(yv, yv).sqrt() * _dot(s, s).sqrt())
-        if bool(keep.any()):
-            S.append(s.mul_(_col(keep.to(s.dtype))))
-            Y.append(yv.mul_(_col(keep.to(yv.dtype))))
+        x, f, g_new, step = _line_search(obj, x, f, g, d, gd, done)
+        moved = step > 0
+        s, yv = d.mul_(_col(step)), g_new.sub(g)  # the step taken, and the gradient's change
+        sy, yy = _dot(s, yv), _dot(yv, yv)
+        keep = moved & (sy > 1e-10 * yy.sqrt() * _dot(s, s).sqrt())
+        if bool(keep.any()):  # a pair that is not kept has rho = 0: the two-loop recursion skips it
+            S.append(s)
+            Y.append(yv)
             rho.append(torch.where(keep, 1.0 / torch.where(keep, sy, torch.ones_like(sy)), torch.zeros_like(sy)))
+            gamma.append(torch.where(keep & (yy > 0), sy / yy.clamp_min(1e-30), torch.ones_like(sy)))
             if len(S) > history:
-                S.pop(0), Y.pop(0), rho.pop(0)
-        x, f, g = x_new, f_new, g_new
+                S.pop(0), Y.pop(0), rho.pop(0), gamma.pop(0)
+        g = g_new
         n_iter += moved.to(torch.int64)
         # a problem whose line search cannot decrease f is at numerical precision: stop it
-        done = done | ~accepted | (obj.gnorm(g, tol) <= 1.0)
+        done = done | ~moved | (obj.gnorm(g, tol) <= 1.0)
     slots.write(out_x, x.transpose(1, 2))
     slots.write(out_iter, n_iter)
     slots.write(out_conv, obj.gnorm(g, tol) <= 1.0)
@@ -552,14 +585,13 @@ class TorchBackend:
         chunk_bytes = 0
         for i in order:
             job = jobs[i]
-            r = (min(len(job.fit_rows), job.X.shape[1]) if self._rotate(job) else job.X.shape[1]) + 1
+            r = min(len(job.fit_rows), job.X.shape[1]) + 1
             n_rows = len(job.fit_rows) + len(job.eval_rows)
             cost = self._itemsize * job.C.shape[0] * job.n_classes * (26 * r + 4 * n_rows) + 2 * self._itemsize * n_rows * r
             if chunk and (
                 chunk_bytes + cost > self.max_batch_bytes
                 or jobs[chunk[0]].n_classes != job.n_classes
                 or jobs[chunk[0]].C.shape != job.C.shape
-                or self._rotate(jobs[chunk[0]]) != self._rotate(job)
             ):
                 self._run(jobs, chunk, out)
                 if progress is not None:
@@ -574,10 +606,12 @@ class TorchBackend:
         return out  # type: ignore[return-value]
 
     @staticmethod
-    def _rotate(job: FitJob) -> bool:
-        """The span basis costs an eigendecomposition per fit set; it pays off when the features are
-        narrower than the fit set or when many problems (labellings × C) share the fit set."""
-        return job.X.shape[1] <= len(job.fit_rows) or job.C.size >= 8
+    def _basis_method(job: FitJob) -> BasisMethod:
+        """The eigenbasis costs an eigendecomposition per fit set and saves L-BFGS iterations on every
+        problem: it pays off when many problems (labellings × C) share the fit set. Measured on a
+        d = 2048 representation (720 utterances): the single-labelling fit sets took 15 s of 34 s on
+        the standardised features (r = d) and 7 s on the triangular basis (r = n)."""
+        return "eigen" if job.C.size >= 8 else "triangular"
 
     def _walk_c_path(self, phi, phi_ev, lam, y, weight, C, present, free) -> np.ndarray:
         """One solve per C, each warm-started on the line through the previous two solutions of the
@@ -618,7 +652,7 @@ class TorchBackend:
                     X,
                     torch.as_tensor(job.fit_rows, device=dev),
                     torch.as_tensor(job.eval_rows, device=dev),
-                    rotate=self._rotate(job),
+                    method=self._basis_method(job),
                 )
             )
         F, (P, G), K = len(idx), jobs[idx[0]].C.shape, jobs[idx[0]].n_classes
