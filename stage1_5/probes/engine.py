@@ -6,14 +6,12 @@ scikit-learn's objective
     C · Σ_i w_i · CE(softmax(x_i W + b), y_i) + ½‖W‖²        (intercept b unpenalised)
 
 The L2 solution lies in the span of the training rows, so each training set ("fit set") is first
-mapped to an orthogonal basis of that span (`fit_set_basis`): with d > n the Gram matrix is
-eigendecomposed and every row becomes its coordinates in the n-dimensional span; with d ≤ n the
-covariance is. The basis is exact (inner products are preserved), so the optimum and every
-prediction equal the primal ones. In that basis the data Hessian is nearly diagonal (the columns are
-orthogonal, with squared norms λ_j), which gives a cheap diagonal preconditioner, and all problems
-sharing a fit set reuse one basis (a fit set with only a few problems and wide features skips the
-eigendecomposition and uses the triangular basis of the Gram matrix's Cholesky factor, with a Jacobi
-preconditioner; the objective is the same). Problems are padded into [fit set, ..., problem] tensors (padding
+mapped to an orthonormal basis of that span (`fit_set_basis`). For wide features (d > n) the probes
+use the triangular basis of the Gram matrix's Cholesky factor: every row becomes its n coordinates in
+the span. The basis is exact (inner products are preserved), so the optimum and every prediction
+equal the primal ones, and all problems sharing a fit set reuse one basis; a Jacobi preconditioner
+(the coordinates' column norms) scales the problem. Narrow features (d ≤ n) use the eigenbasis of
+their covariance, where the data Hessian is nearly diagonal. Problems are padded into [fit set, ..., problem] tensors (padding
 rows carry weight 0, padding columns are zero) and solved together by a batched L-BFGS with a
 per-problem Armijo line search. Where the time goes decides the layout (measured, 2-core CPU):
 problems last, so one matrix product serves all problems of a fit set and the softmax runs across
@@ -274,7 +272,7 @@ class _Objective:
     def gnorm(self, g: torch.Tensor, tol: float) -> torch.Tensor:
         """max|∂/∂(W, b)| / (tol · C·Σw) per problem [F, P]: converged at ≤ 1 (scikit-learn's lbfgs criterion)."""
         grad = g.view(self.F, self.R, self.K, self.P) / self.pre
-        return grad.abs().amax((1, 2)) / (tol * self.scale)
+        return grad.abs_().amax((1, 2)) / (tol * self.scale)
 
     def __call__(self, theta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         F, n, R, K, P = self.F, self.n, self.R, self.K, self.P
@@ -286,7 +284,7 @@ class _Objective:
         nll = (zmax + total.log()).sub_(z.gather(2, self.y))  # [F, n, 1, P]
         # [F, P], summed in float64: near convergence a float32 sum cannot resolve the decrease that the
         # Armijo test asks for, and the line search would backtrack to its limit; the intercept row is unpenalised
-        f = 0.5 * v[:, :-1].square().sum((1, 2), dtype=torch.float64) + (self.cw * nll).sum((1, 2), dtype=torch.float64)
+        f = 0.5 * v[:, :-1].square().sum(2).sum(1, dtype=torch.float64) + (self.cw * nll).sum((1, 2), dtype=torch.float64)
         dz = e.mul_(self.cw / total)  # C·w_i·(softmax − onehot), the onehot part scattered below
         dz.scatter_add_(2, self.y, self.cw.neg())
         gv = torch.baddbmm(v.view(F, R, K * P), self.phi.mT, dz.view(F, n, K * P)).view(F, R, K, P)  # penalty + data
@@ -548,10 +546,16 @@ class TorchBackend:
 
     The solver runs in float32 by default: twice the matrix-product rate and half the memory of
     float64, and at the default tol = 1e-4 (scikit-learn's) the out-of-fold F1 agrees with float64
-    within 0.01 (tests/test_probes_engine.py); bases are always built in float64. Pass
+    within 0.01 (tests/test_probes_engine.py); the Gram matrices are factorised in float64. Pass
     dtype=torch.float64 for tolerances below ~1e-6."""
 
     name = "torch"
+    basis_method: BasisMethod = "triangular"
+    """The Cholesky factor costs a tenth of an eigendecomposition. The eigenbasis's nearly diagonal
+    Hessian saved fewer L-BFGS iterations than its cost once the C path is extrapolated (measured,
+    720 utterances, 2 threads: one d = 2048 representation at the full settings 27.8 s with the
+    eigenbasis for fit sets of ≥ 8 problems, 20.2 s with the triangular basis for all; d = 1024
+    permutation inner CVs 7.8 → 5.8 s)."""
 
     def __init__(
         self,
@@ -605,14 +609,6 @@ class TorchBackend:
                 progress.update(len(chunk))
         return out  # type: ignore[return-value]
 
-    @staticmethod
-    def _basis_method(job: FitJob) -> BasisMethod:
-        """The eigenbasis costs an eigendecomposition per fit set and saves L-BFGS iterations on every
-        problem: it pays off when many problems (labellings × C) share the fit set. Measured on a
-        d = 2048 representation (720 utterances): the single-labelling fit sets took 15 s of 34 s on
-        the standardised features (r = d) and 7 s on the triangular basis (r = n)."""
-        return "eigen" if job.C.size >= 8 else "triangular"
-
     def _walk_c_path(self, phi, phi_ev, lam, y, weight, C, present, free) -> np.ndarray:
         """One solve per C, each warm-started on the line through the previous two solutions of the
         path (`extrapolate_path`; the path is taken to start at zero one grid step below the first C)
@@ -652,7 +648,7 @@ class TorchBackend:
                     X,
                     torch.as_tensor(job.fit_rows, device=dev),
                     torch.as_tensor(job.eval_rows, device=dev),
-                    method=self._basis_method(job),
+                    method=self.basis_method,
                 )
             )
         F, (P, G), K = len(idx), jobs[idx[0]].C.shape, jobs[idx[0]].n_classes
