@@ -236,8 +236,9 @@ class _Objective:
         rows = batch.weight.gt(0).any(1)  # [F, n]
         phi = torch.cat([batch.phi.to(dtype), rows.to(dtype).unsqueeze(-1)], -1)  # [F, n, R]
         cw = batch.weight * batch.C.unsqueeze(-1)  # C·w_i [F, P, n]
-        # In the orthogonal basis the data Hessian is diagonal up to the softmax weights p(1 − p):
-        # ≈ κ·C·Σw/n·λ_j (the intercept column has λ = n and no penalty). κ = ¼ bounds it; the
+        # The data Hessian's diagonal is ≈ κ·C·Σw/n·λ_j, λ_j the squared norm of coordinate column j
+        # (the intercept column has λ = n and no penalty): the whole Hessian up to the softmax weights
+        # in the eigenbasis, its Jacobi part in the triangular one. κ = ¼ bounds p(1 − p); the
         # separable problems of wide probes saturate p, and κ = 0.05 was measured to need ~30 % fewer
         # iterations (the line search guards the steps it lengthens).
         cwbar = cw.sum(-1) / rows.sum(-1, keepdim=True).clamp_min(1)  # [F, P]
