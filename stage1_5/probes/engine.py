@@ -103,7 +103,7 @@ def fit_set_basis(
     method="eigen" eigendecomposes the covariance (d ≤ n) or the Gram matrix (d > n): the columns
     come out orthogonal, so the data Hessian is nearly diagonal. method="triangular" (wide features
     only; narrow ones use the eigenbasis) takes the Cholesky factor of the Gram matrix instead, about
-    a tenth of the cost: worth it when only a few problems share the fit set.
+    a tenth of the cost (what the probes use: `TorchBackend.basis_method`).
     primal=True also returns `to_primal` for wide features (a [d, n] product the probes never need)."""
     work = X.dtype if X.dtype in (torch.float32, torch.float64) else torch.float32
     Xtr = X[train_idx].to(work)
@@ -341,7 +341,8 @@ def _line_search(obj: _Objective, x, f, g, d, gd, done):
     f_idx, p_idx = _pack(rejected)
     sub = obj.take(f_idx, p_idx)
     t = lambda a: _take(a, f_idx, p_idx)
-    pending = t(rejected)  # False on the entries that only pad the sub-batch
+    mine = t(rejected)  # False on the entries that only pad the sub-batch
+    pending = mine.clone()
     xs, ds, fs, gds = t(x), t(d), t(f), t(gd)
     xs_new, fs_new, gs_new, taken = xs, fs, t(g), torch.zeros_like(fs, dtype=x.dtype)
     trial = torch.full_like(taken, 0.5)
@@ -356,7 +357,6 @@ def _line_search(obj: _Objective, x, f, g, d, gd, done):
         if not bool(pending.any()):
             break
         trial = trial * 0.5
-    mine = t(rejected)
     fi, pi = f_idx.unsqueeze(1).expand_as(p_idx)[mine], p_idx[mine]
     x_new[fi, :, pi] = xs_new.transpose(1, 2)[mine]
     g_new[fi, :, pi] = gs_new.transpose(1, 2)[mine]
