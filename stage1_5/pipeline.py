@@ -26,6 +26,7 @@ from stage1_5.errors import ConfigError
 from stage1_5.hashing import file_sha256, json_digest
 from stage1_5.io import atomic_open, atomic_write_json, atomic_write_text
 from stage1_5.locks import exclusive
+from stage1_5.names import safe_file_name
 from stage1_5.paths import STAGE2_DIR, cache_paths
 from stage1_5.sources import all_sources, configured_layer_order, decides, enabled_sources, source_of
 
@@ -152,7 +153,7 @@ def save_probe_results(results, folder: Path) -> None:
         results.predictions.to_csv(fh, index=False)
     for name, (labels, matrix) in results.confusion.items():
         frame = pd.DataFrame(np.asarray(matrix), index=list(labels), columns=list(labels))
-        with atomic_open(folder / "confusion" / f"{name.replace(':', '__')}.csv", "w", newline="") as fh:
+        with atomic_open(folder / "confusion" / safe_file_name(name, ".csv"), "w", newline="") as fh:
             frame.to_csv(fh)
     atomic_write_json(folder / "label_map.json", results.label_map)
     atomic_write_json(folder / "probe_notes.json", list(results.notes))
@@ -162,12 +163,14 @@ def save_probe_results(results, folder: Path) -> None:
 def load_probe_results(folder: Path):
     from stage1_5.probes import DesignFacts, ProbeResults
 
+    metrics = pd.read_csv(folder / "metrics.csv")
     confusion = {}
-    for csv in sorted((folder / "confusion").glob("*.csv")):
-        frame = pd.read_csv(csv, index_col=0)
-        confusion[csv.stem.replace("__", ":", 1)] = ([str(x) for x in frame.index], frame.to_numpy())
+    for name in dict.fromkeys(metrics["representation"].astype(str)):
+        if (csv := folder / "confusion" / safe_file_name(name, ".csv")).is_file():
+            frame = pd.read_csv(csv, index_col=0)
+            confusion[name] = ([str(x) for x in frame.index], frame.to_numpy())
     return ProbeResults(
-        metrics=pd.read_csv(folder / "metrics.csv"),
+        metrics=metrics,
         predictions=pd.read_csv(folder / "predictions.csv", dtype={"utt_id": str, "y_true": str, "y_pred": str}),
         confusion=confusion,
         label_map=json.loads((folder / "label_map.json").read_text()),

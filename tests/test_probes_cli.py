@@ -53,3 +53,29 @@ def test_bad_option_value_exits_2_naming_the_option(workspace):
     root, _, _ = workspace
     res = _run("--features", root / "f.npz", "--dataset", root / "ds", "-o", root / "out", "--permutations", -1)
     assert res.exit_code == 2 and res.output.strip().splitlines()[-1].startswith("error: --permutations -1")
+
+
+def _files(folder):
+    return sorted(p for p in folder.rglob("*") if p.is_file())
+
+
+def test_array_names_with_path_characters_or_300_characters_write_inside_the_output_folder(workspace):
+    root, ids, X = workspace
+    names = [str(root / "escaped" / "x"), "../../y:z", "m:" + "q" * 300]
+    np.savez(root / "hostile.npz", utt_id=ids, **{name: X for name in names})
+    before = set(_files(root)) - {root / "hostile.npz"}
+    res = _run("--features", root / "hostile.npz", "--dataset", root / "ds", "-o", root / "out", "--seeds", 1, "--permutations", 0, "--bootstrap", 0, "--device", "cpu", "--no-progress")
+    assert res.exit_code == 0, res.output
+    written = set(_files(root)) - before - {root / "hostile.npz"}
+    assert written and all((root / "out") in p.parents for p in written)
+    assert len(list((root / "out" / "confusion").glob("*.csv"))) == 3
+    assert pd.read_csv(root / "out" / "metrics.csv").representation.tolist() == names
+
+
+def test_an_array_name_that_cannot_name_a_file_exits_2_before_any_work(workspace):
+    root, ids, X = workspace
+    np.savez(root / "bad.npz", utt_id=ids, **{"mine:layer\n01": X})
+    res = _run("--features", root / "bad.npz", "--dataset", root / "ds", "-o", root / "out", "--no-progress")
+    assert res.exit_code == 2
+    assert res.output.strip().splitlines() == [f"error: {root / 'bad.npz'}: array 'mine:layer\\n01' cannot be used as a representation name: the name holds the control character '\\n'"]
+    assert not (root / "out").exists()

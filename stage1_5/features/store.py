@@ -5,7 +5,7 @@ Layout, one entry per (source, key, representation set)::
     <cache_dir>/features/<source>/<key>-<reps>/   (the store's root is `CachePaths.features`)
         meta.json                  key inputs, representations → file, utt_ids order, chunk size, dims, complete
         chunk_00000.npz ...        rows [i * chunk_size, (i + 1) * chunk_size), written atomically (tmp + rename)
-        000_ssl_layer_00.npy ...   after completion: one (N, dim) array per representation, np.load(mmap_mode="r")
+        000_ssl__layer_00.npy ...  after completion: one (N, dim) array per representation, np.load(mmap_mode="r")
 
 `<key>` hashes everything that changes the vectors: the source, the dataset content hash, the
 utterance order, the extractor's config section, the code version and the storage dtype. A changed
@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +33,7 @@ from stage1_5.errors import FeatureError
 from stage1_5.hashing import json_digest, text_digest
 from stage1_5.io import atomic_open, atomic_write_json
 from stage1_5.locks import exclusive
+from stage1_5.names import safe_file_name
 
 STORE_FORMAT = 1
 """Bump when the on-disk layout changes; it is part of every key."""
@@ -79,7 +79,7 @@ class StoreKey:
 
 
 def _file_stem(index: int, name: str) -> str:
-    return f"{index:03d}_{re.sub(r'[^A-Za-z0-9_.-]+', '_', name)}"
+    return f"{index:03d}_{safe_file_name(name)}"
 
 
 class StoreEntry:
