@@ -358,6 +358,36 @@ def resolve_config_paths(data: Any, base: str | Path) -> Any:
     return out
 
 
+class DuplicateKeyError(yaml.YAMLError):
+    """A mapping names one key twice; `yaml.safe_load` would silently keep the last value."""
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """`yaml.safe_load` semantics, except that a key given twice in one mapping is an error naming it
+    and both lines (a merge key `<<` may still be overridden, as YAML intends)."""
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            first: dict = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                line = key_node.start_mark.line + 1
+                try:
+                    if key in first:
+                        raise DuplicateKeyError(f"duplicate key {key!r} in lines {first[key]} and {line}")
+                except TypeError:  # an unhashable key: the base class reports it
+                    break
+                first[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
+def load_yaml(text: str):
+    """Parse YAML as `yaml.safe_load` does, refusing duplicate keys (`DuplicateKeyError`)."""
+    return yaml.load(text, Loader=_UniqueKeyLoader)
+
+
 def load_config(path: str | Path) -> Stage15Config:
     """Read and validate a YAML config; every problem is a `ConfigError` naming `path`. Relative paths
     in the file are resolved against its folder; an empty file is an error, not the defaults."""
@@ -369,7 +399,9 @@ def load_config(path: str | Path) -> Stage15Config:
     except (OSError, UnicodeDecodeError) as err:
         raise ConfigError(f"{path}: cannot read config: {err}") from None
     try:
-        data = yaml.safe_load(text)
+        data = load_yaml(text)
+    except DuplicateKeyError as err:
+        raise ConfigError(f"{path}: {err} (the second would silently win; keep one)") from None
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: invalid YAML: {str(err).splitlines()[0]}") from None
     if data is None:
