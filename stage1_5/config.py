@@ -59,6 +59,7 @@ class DatasetConfig(StrictModel):
     confounds: Literal["warn", "error"] = Field("warn", description="'error': text and recording confounds stop the run (exit 2).")
     recording_probe: RecordingProbeConfig = Field(default_factory=RecordingProbeConfig)
     min_duration_s: float = Field(0.1, gt=0, description="Shorter audio is an error (empty).")
+    max_duration_s: float = Field(60.0, gt=0, description="Longer audio: a warning at `dataset validate`, an error at `run`.")
     silence_dbfs: float = Field(-60.0, lt=0, description="RMS below this level is an error (silent).")
     clipped_fraction: float = Field(0.01, gt=0, le=1, description="More samples than this at full scale is an error.")
 

@@ -28,7 +28,7 @@ from stage1_5.io import atomic_open, atomic_write_json, atomic_write_text
 from stage1_5.locks import exclusive
 from stage1_5.names import safe_file_name
 from stage1_5.paths import STAGE2_DIR, cache_paths
-from stage1_5.sources import all_sources, configured_layer_order, decides, enabled_sources, source_of
+from stage1_5.sources import all_sources, configured_layer_order, decides, enabled_sources, reads_text, source_of
 
 
 STAGES = ("dataset", "features", "probes", "decision", "stage2", "report", "bundle")
@@ -115,7 +115,9 @@ def dataset_stage(cfg: Stage15Config, progress: bool = True):
     from stage1_5.probes.confounds import check_confounds
 
     work_dir = cache_paths(cfg.output).datasets
-    dataset = load_dataset(cfg.dataset.path, cfg.dataset, work_dir=work_dir, progress=progress)
+    dataset = load_dataset(
+        cfg.dataset.path, cfg.dataset, work_dir=work_dir, progress=progress, text_required=reads_text(cfg), long_audio_is_error=True
+    )
     return check_confounds(dataset, cfg.dataset, alpha=cfg.experiment.alpha, work_dir=work_dir)
 
 

@@ -69,6 +69,7 @@ class SourceSpec:
         argument, `savedir=`).
     layer_key: natural order of layers the config does not list.
     section: the attribute of `cfg.sources` holding its settings (default: `name`).
+    reads_text: its extractor reads each utterance's transcript with the audio (an empty one is an error).
     """
 
     name: str
@@ -83,6 +84,7 @@ class SourceSpec:
     model_dir: bool = False
     layer_key: Callable[[str], tuple] = natural_layer_key
     section: Optional[str] = None
+    reads_text: bool = False
 
     @property
     def decides(self) -> bool:
@@ -114,7 +116,7 @@ BUILTIN_SOURCES = (
     SourceSpec(
         name="backbone", title="Backbone", extractor="stage1_5.features.backbone:BackboneExtractor",
         role=Role.DECIDES, order=0, colour="#1f4e9c", marker="o", weights="checkpoint", layers="layers",
-        layer_key=backbone_depth_key,
+        layer_key=backbone_depth_key, reads_text=True,
     ),
     SourceSpec(
         name="ssl", title="SSL", extractor="stage1_5.features.ssl:SSLExtractor",
@@ -173,6 +175,11 @@ def source_of(representation: str) -> str:
 def enabled_sources(cfg: "Stage15Config") -> list[SourceSpec]:
     """Registered sources whose config section is enabled, in report order."""
     return [spec for spec in all_sources() if spec.enabled(cfg)]
+
+
+def reads_text(cfg: "Stage15Config") -> bool:
+    """Whether an enabled source reads the transcripts (then an empty one is an error at validation)."""
+    return any(spec.reads_text for spec in enabled_sources(cfg))
 
 
 def role_of(source: str) -> Role:
