@@ -153,10 +153,15 @@ def save_probe_results(results, folder: Path) -> None:
         results.metrics.to_csv(fh, index=False)
     with atomic_open(folder / "predictions.csv", "w", newline="") as fh:
         results.predictions.to_csv(fh, index=False)
+    written = set()
     for name, (labels, matrix) in results.confusion.items():
         frame = pd.DataFrame(np.asarray(matrix), index=list(labels), columns=list(labels))
-        with atomic_open(folder / "confusion" / safe_file_name(name, ".csv"), "w", newline="") as fh:
+        written.add(file_name := safe_file_name(name, ".csv"))
+        with atomic_open(folder / "confusion" / file_name, "w", newline="") as fh:
             frame.to_csv(fh)
+    for stale in (folder / "confusion").glob("*.csv"):  # an earlier result's representations
+        if stale.name not in written:
+            stale.unlink()
     atomic_write_json(folder / "label_map.json", results.label_map)
     atomic_write_json(folder / "probe_notes.json", list(results.notes))
     atomic_write_json(folder / "probe_facts.json", results.facts.to_json())
@@ -393,9 +398,14 @@ def run_experiment(
         _features_worker(cfg, ctx, progress)
         return None
     paths = RunPaths(Path(out_dir or cfg.output.dir))
-    hint = "; wait for it to finish, or pass --wait"
-    with exclusive(paths.root / RUN_LOCK, what=f"run folder {paths.root}", wait=wait, hint=hint):
+    with output_folder_lock(paths.root, wait=wait):
         return _run_locked(cfg, ctx, paths, force, progress, echo)
+
+
+def output_folder_lock(folder: Path, *, wait: bool):
+    """The lock of a folder that `run` or `probes` writes: while a live process holds it, another exits 2
+    naming its pid, or with `wait` waits for it (a lock left by a killed process is cleared)."""
+    return exclusive(folder / RUN_LOCK, what=f"run folder {folder}", wait=wait, hint="; wait for it to finish, or pass --wait")
 
 
 def _run_locked(

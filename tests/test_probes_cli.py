@@ -79,3 +79,51 @@ def test_an_array_name_that_cannot_name_a_file_exits_2_before_any_work(workspace
     assert res.exit_code == 2
     assert res.output.strip().splitlines() == [f"error: {root / 'bad.npz'}: array 'mine:layer\\n01' cannot be used as a representation name: the name holds the control character '\\n'"]
     assert not (root / "out").exists()
+
+
+def _hold(folder, seconds):
+    """Another process holding the output folder's lock, as a `probes` or `run` writing it would."""
+    import subprocess
+    import sys
+
+    from stage1_5.pipeline import RUN_LOCK
+
+    script = (
+        "import time\nfrom stage1_5.locks import exclusive\n"
+        f"with exclusive({str(folder / RUN_LOCK)!r}, what='run folder'):\n    print('held', flush=True)\n    time.sleep({seconds})\n"
+    )
+    holder = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    return holder
+
+
+def test_probes_on_an_output_folder_in_use_names_the_pid_and_exits_2(workspace):
+    root, _, _ = workspace
+    holder = _hold(root / "out", 60)
+    try:
+        res = _run("--features", root / "f.npz", "--dataset", root / "ds", "-o", root / "out", "--permutations", 0, "--bootstrap", 0, "--device", "cpu", "--no-progress")
+    finally:
+        holder.kill()
+        holder.wait()
+    assert res.exit_code == 2
+    assert res.output.strip().splitlines() == [f"error: run folder {root / 'out'} is in use by pid {holder.pid}; wait for it to finish, or pass --wait"]
+    assert not (root / "out" / "metrics.csv").exists()
+
+
+def test_probes_wait_writes_once_the_output_folder_is_free(workspace):
+    root, _, _ = workspace
+    holder = _hold(root / "out", 2)
+    res = _run("--features", root / "f.npz", "--dataset", root / "ds", "-o", root / "out", "--seeds", 1, "--permutations", 0, "--bootstrap", 0, "--device", "cpu", "--no-progress", "--wait")
+    finished_first = holder.poll() is not None
+    holder.wait()
+    assert res.exit_code == 0, res.output
+    assert finished_first and (root / "out" / "metrics.csv").is_file()
+
+
+def test_a_second_probes_into_the_same_folder_leaves_only_its_own_confusions(workspace):
+    root, ids, X = workspace
+    np.savez(root / "g.npz", utt_id=ids, **{"other:layer_02": X})
+    common = ["--dataset", root / "ds", "-o", root / "out", "--seeds", 1, "--permutations", 0, "--bootstrap", 0, "--device", "cpu", "--no-progress"]
+    assert _run("--features", root / "f.npz", *common).exit_code == 0
+    assert _run("--features", root / "g.npz", *common).exit_code == 0
+    assert sorted(p.name for p in (root / "out" / "confusion").iterdir()) == ["other__layer_02.csv"]
