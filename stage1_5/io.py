@@ -18,7 +18,7 @@ def atomic_open(path: str | os.PathLike, mode: str = "w", **kwargs: Any) -> Iter
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     except OSError as err:
-        raise _naming(err, path) from err
+        raise naming(err, path) from err
     try:
         with os.fdopen(fd, mode, **kwargs) as fh:
             yield fh
@@ -29,12 +29,13 @@ def atomic_open(path: str | os.PathLike, mode: str = "w", **kwargs: Any) -> Iter
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         if isinstance(err, OSError) and err.errno is not None:
-            raise _naming(err, path) from err
+            raise naming(err, path) from err
         raise
 
 
-def _naming(err: OSError, path: Path) -> OSError:
-    """The same error (same type and errno) naming the file the user asked for, not its temporary twin."""
+def naming(err: OSError, path: str | os.PathLike) -> OSError:
+    """The same error (same type and errno) naming the file the user asked for, not its temporary twin
+    (or naming a file at all: a failed memory-map flush names none)."""
     return type(err)(err.errno, err.strerror, str(path))
 
 

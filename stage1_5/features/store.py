@@ -19,6 +19,7 @@ No pickle anywhere: JSON metadata, `.npz` / `.npy` loaded with `allow_pickle=Fal
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import tempfile
@@ -31,7 +32,7 @@ import numpy as np
 from stage1_5.config import FeatureDtype
 from stage1_5.errors import FeatureError
 from stage1_5.hashing import json_digest, text_digest
-from stage1_5.io import atomic_open, atomic_write_json
+from stage1_5.io import atomic_open, atomic_write_json, naming
 from stage1_5.locks import exclusive
 from stage1_5.names import safe_file_name
 
@@ -80,6 +81,20 @@ class StoreKey:
 
 def _file_stem(index: int, name: str) -> str:
     return f"{index:03d}_{safe_file_name(name)}"
+
+
+def _reserve(path: str) -> None:
+    """Allocate every block of a freshly sized file now, so that a full disk is an `OSError` here rather
+    than a SIGBUS when the memory map writes a page that has no room (tmpfs, and ext4 past its reserve).
+    A file system that cannot preallocate keeps the sparse file."""
+    fd = os.open(path, os.O_RDWR)
+    try:
+        os.posix_fallocate(fd, 0, os.fstat(fd).st_size)
+    except OSError as err:
+        if err.errno not in (errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
+            raise
+    finally:
+        os.close(fd)
 
 
 class StoreEntry:
@@ -194,15 +209,22 @@ class StoreEntry:
                         block = chunk[stem]
                         if name not in outputs:
                             dims[name] = int(block.shape[1])
-                            fd, tmp = tempfile.mkstemp(prefix=f".{stem}.", suffix=".npy.tmp", dir=self.path)
-                            os.close(fd)
-                            tmp_paths[name] = tmp
-                            outputs[name] = np.lib.format.open_memmap(tmp, mode="w+", dtype=self.dtype, shape=(n, dims[name]))
+                            try:
+                                fd, tmp = tempfile.mkstemp(prefix=f".{stem}.", suffix=".npy.tmp", dir=self.path)
+                                os.close(fd)
+                                tmp_paths[name] = tmp
+                                outputs[name] = np.lib.format.open_memmap(tmp, mode="w+", dtype=self.dtype, shape=(n, dims[name]))
+                                _reserve(tmp)
+                            except OSError as err:
+                                raise naming(err, self.path / f"{stem}.npy") from err
                         if block.shape[1] != dims[name]:
                             raise FeatureError(f"{self.chunk_path(index)}: {name} has dim {block.shape[1]}, expected {dims[name]}")
                         outputs[name][start:stop] = block
-            for arr in outputs.values():
-                arr.flush()
+            for name, arr in outputs.items():
+                try:
+                    arr.flush()
+                except OSError as err:
+                    raise naming(err, self.path / f"{files[name]}.npy") from err
             outputs.clear()  # drops the last references: the memmaps close before the rename
             for name, tmp in tmp_paths.items():
                 os.replace(tmp, self.path / f"{files[name]}.npy")
