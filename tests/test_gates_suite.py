@@ -189,3 +189,15 @@ def test_a_failing_gate_shows_its_numbers_threshold_and_figure_and_is_marked_inf
     assert "f1_by_layer.png (accent F1)" in {a["name"] for a in miss["attachments"]}
     labels = {(lab["name"], lab["value"]) for lab in miss["labels"]}
     assert {("tag", "per-layer evidence (informational)"), ("severity", "minor")} <= labels
+
+
+def test_an_invalid_dataset_is_its_one_line_message_and_exit_3(run_gates, tmp_path):
+    config = write_planted_case(tmp_path / "invalid", {B00: 0.0, B08: 3.0})
+    metadata = tmp_path / "invalid" / "dataset" / "metadata.csv"
+    lines = metadata.read_text().splitlines()
+    lines[3] = lines[3].replace(",", "\x00x,", 2)  # a NUL byte in row 4's speaker
+    metadata.write_text("\n".join(lines) + "\n")
+    result = run_gates(config)
+    assert result.ret == 3
+    result.stdout.fnmatch_lines(["*Exit: --stage1-5-config: metadata.csv row 4: * holds the control character '\\x00'*"])
+    assert "Traceback" not in result.stdout.str() and "ERROR gates" not in result.stdout.str()
