@@ -9,13 +9,14 @@ read too, so a gate run after `stage1_5 run` extracts nothing.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Optional
+from typing import Any, Callable, Iterable, Iterator, Optional
 
 import numpy as np
 import pandas as pd
@@ -24,7 +25,7 @@ from stage1_5 import __version__, distributed
 from stage1_5.config import Stage15Config
 from stage1_5.errors import ConfigError
 from stage1_5.hashing import file_sha256, json_digest
-from stage1_5.io import atomic_open, atomic_write_json, atomic_write_text
+from stage1_5.io import atomic_write_json, atomic_write_text, read_csv, write_csv
 from stage1_5.locks import exclusive
 from stage1_5.names import safe_file_name
 from stage1_5.paths import STAGE2_DIR, cache_paths
@@ -148,17 +149,15 @@ def _probe_cache_dir(cfg: Stage15Config, key: str) -> Path:
 
 
 def save_probe_results(results, folder: Path) -> None:
-    """Write metrics.csv, predictions.csv, confusion/*.csv and label_map.json, each atomically."""
-    with atomic_open(folder / "metrics.csv", "w", newline="") as fh:
-        results.metrics.to_csv(fh, index=False)
-    with atomic_open(folder / "predictions.csv", "w", newline="") as fh:
-        results.predictions.to_csv(fh, index=False)
+    """Write metrics.csv, predictions.csv, confusion/*.csv (user text spreadsheet-safe, `io.write_csv`)
+    and label_map.json, each atomically."""
+    write_csv(folder / "metrics.csv", results.metrics)
+    write_csv(folder / "predictions.csv", results.predictions)
     written = set()
     for name, (labels, matrix) in results.confusion.items():
         frame = pd.DataFrame(np.asarray(matrix), index=list(labels), columns=list(labels))
         written.add(file_name := safe_file_name(name, ".csv"))
-        with atomic_open(folder / "confusion" / file_name, "w", newline="") as fh:
-            frame.to_csv(fh)
+        write_csv(folder / "confusion" / file_name, frame, index=True)
     for stale in (folder / "confusion").glob("*.csv"):  # an earlier result's representations
         if stale.name not in written:
             stale.unlink()
@@ -170,15 +169,15 @@ def save_probe_results(results, folder: Path) -> None:
 def load_probe_results(folder: Path):
     from stage1_5.probes import DesignFacts, ProbeResults
 
-    metrics = pd.read_csv(folder / "metrics.csv")
+    metrics = read_csv(folder / "metrics.csv")
     confusion = {}
     for name in dict.fromkeys(metrics["representation"].astype(str)):
         if (csv := folder / "confusion" / safe_file_name(name, ".csv")).is_file():
-            frame = pd.read_csv(csv, index_col=0)
+            frame = read_csv(csv, index_col=0)
             confusion[name] = ([str(x) for x in frame.index], frame.to_numpy())
     return ProbeResults(
         metrics=metrics,
-        predictions=pd.read_csv(folder / "predictions.csv", dtype={"utt_id": str, "y_true": str, "y_pred": str}),
+        predictions=read_csv(folder / "predictions.csv", dtype={"utt_id": str, "y_true": str, "y_pred": str}),
         confusion=confusion,
         label_map=json.loads((folder / "label_map.json").read_text()),
         facts=DesignFacts.from_json(json.loads((folder / "probe_facts.json").read_text())),
@@ -402,10 +401,19 @@ def run_experiment(
         return _run_locked(cfg, ctx, paths, force, progress, echo)
 
 
-def output_folder_lock(folder: Path, *, wait: bool):
+@contextlib.contextmanager
+def output_folder_lock(folder: Path, *, wait: bool) -> Iterator[None]:
     """The lock of a folder that `run` or `probes` writes: while a live process holds it, another exits 2
-    naming its pid, or with `wait` waits for it (a lock left by a killed process is cleared)."""
-    return exclusive(folder / RUN_LOCK, what=f"run folder {folder}", wait=wait, hint="; wait for it to finish, or pass --wait")
+    naming its pid, or with `wait` waits for it (a lock left by a killed process is cleared). A folder
+    the lock created is removed again when nothing was written into it (a run that failed early)."""
+    existed = folder.exists()
+    try:
+        with exclusive(folder / RUN_LOCK, what=f"run folder {folder}", wait=wait, hint="; wait for it to finish, or pass --wait"):
+            yield
+    finally:
+        if not existed:
+            with contextlib.suppress(OSError):  # not empty: something was written
+                folder.rmdir()
 
 
 def _run_locked(
@@ -413,7 +421,6 @@ def _run_locked(
 ) -> RunResult:
     from stage1_5.report import write_bundle
 
-    paths.analysis_dir.mkdir(parents=True, exist_ok=True)
     state = _read_state(paths)
     outputs = _stage_outputs(paths, cfg)
     writes = _stage_writes(paths, cfg)
@@ -521,8 +528,7 @@ def _run_locked(
             save_stage2(handoff, paths.stage2_dir, stage2_summary(handoff, decision))
             erasure = handoff.erasure
         results.metrics = merge_stage2_metrics(results.metrics, erasure)
-        with atomic_open(paths.analysis_dir / "metrics.csv", "w", newline="") as fh:
-            results.metrics.to_csv(fh, index=False)
+        write_csv(paths.analysis_dir / "metrics.csv", results.metrics)
         finish("stage2", key, t0)
 
     key = _digest("report", key, __version__, cfg.config_hash())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import zipfile
 
+import pytest
 import yaml
 from click.testing import CliRunner
 
@@ -200,3 +201,18 @@ def test_validate_refuses_an_empty_transcript_while_the_backbone_is_enabled(tmp_
     config.write_text(yaml.safe_dump({"sources": {"backbone": {"enabled": False}, "acoustic": {"enabled": True}}}))
     result = validate(root, tmp_path, "--config", config)
     assert result.exit_code == 0 and "warning: metadata.csv row 2" in result.output
+
+
+@pytest.mark.parametrize("fault", ["missing dataset", "refused zip"])
+def test_a_run_that_fails_early_leaves_no_run_folder_behind(tmp_path, fault):
+    if fault == "missing dataset":
+        dataset = tmp_path / "nowhere"
+    else:
+        dataset = tmp_path / "attack.zip"
+        with zipfile.ZipFile(dataset, "w") as zf:
+            zf.writestr("../escape.txt", "x")
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump({"dataset": {"path": str(dataset)}, "output": {"cache_dir": str(tmp_path / "cache")}}))
+    result = run("run", config, "-o", tmp_path / "runs" / "x", "--no-progress")
+    assert result.exit_code == 2 and len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "runs" / "x").exists()

@@ -127,3 +127,19 @@ def test_a_second_probes_into_the_same_folder_leaves_only_its_own_confusions(wor
     assert _run("--features", root / "f.npz", *common).exit_code == 0
     assert _run("--features", root / "g.npz", *common).exit_code == 0
     assert sorted(p.name for p in (root / "out" / "confusion").iterdir()) == ["other__layer_02.csv"]
+
+
+def test_accent_names_a_spreadsheet_would_run_are_written_as_text_and_read_back(workspace):
+    from stage1_5.pipeline import load_probe_results
+
+    root, _, _ = workspace
+    meta = pd.read_csv(root / "ds" / "metadata.csv", dtype=str)
+    meta["accent"] = "=" + meta["accent"]  # e.g. =HYPERLINK(...) in a spreadsheet
+    meta.to_csv(root / "ds" / "metadata.csv", index=False)
+    res = _run("--features", root / "f.npz", "--dataset", root / "ds", "-o", root / "out", "--seeds", 1, "--permutations", 0, "--bootstrap", 0, "--device", "cpu", "--no-progress")
+    assert res.exit_code == 0, res.output
+    raw = pd.read_csv(root / "out" / "predictions.csv", dtype=str)
+    assert raw.y_true.str.startswith("'=").all()
+    results = load_probe_results(root / "out")
+    assert set(results.predictions.y_true) == set(meta.accent)
+    assert all(label.startswith("=") for label in results.confusion["mine:layer_01"][0])
