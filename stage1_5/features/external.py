@@ -35,9 +35,13 @@ def representation_names(path: str | Path) -> list[str]:
         except (OSError, ValueError, zipfile.BadZipFile):
             raise ConfigError(f"sources.external: {_not_npz(path)}") from None
     elif path.suffix == ".parquet":
+        import pyarrow as pa
         import pyarrow.parquet as pq
 
-        names = [c for c in pq.read_schema(path).names if c != UTT_ID]
+        try:
+            names = [c for c in pq.read_schema(path).names if c != UTT_ID]
+        except (OSError, pa.ArrowException) as err:
+            raise ConfigError(f"sources.external: {path}: not a readable parquet file ({err})") from None
     else:
         raise ConfigError(f"sources.external: {path}: expected a .npz or .parquet file")
     check_names(path, names, error=ConfigError)
