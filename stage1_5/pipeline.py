@@ -270,7 +270,7 @@ def load_stage2_facts(paths: RunPaths):
     cka = paths.stage2_dir / CKA_FILE
     return Stage2Facts(
         summary=json.loads(summary.read_text(encoding="utf-8")),
-        cka=pd.read_csv(cka, index_col=0) if cka.is_file() else None,
+        cka=read_csv(cka, index_col=0) if cka.is_file() else None,
         folder_link=os.path.relpath(paths.stage2_dir, paths.report_dir),
     )
 
