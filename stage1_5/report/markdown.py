@@ -338,11 +338,13 @@ def _repro_section(
         f"| Seeds | {seeds} |",
         f"| Label map | {_label_map_text(label_map)} |",
     ]
-    lines += [
-        f"| {spec.title} | `{_cell(getattr(settings, spec.weights))}` ({'enabled' if settings.enabled else 'disabled'}) |"
+    lines += [  # only what the run used: a disabled source's checkpoint is no part of this result
+        f"| {spec.title} | `{_cell(getattr(settings, spec.weights))}` |"
         for spec, settings in sections
-        if spec.weights is not None
+        if spec.weights is not None and settings.enabled
     ]
+    lines += [f"| {spec.title} | {_cell(spec.about)} |" for spec, settings in sections if spec.about and settings.enabled]
+    lines += [f"| {spec.title} | **synthetic**: {_cell(spec.synthetic)} |" for spec, settings in sections if spec.synthetic and settings.enabled]
     lines += [
         f"| Thresholds | {_thresholds_line(t)} |",
         "",
