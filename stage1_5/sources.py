@@ -124,7 +124,7 @@ BUILTIN_SOURCES = (
     ),
     SourceSpec(
         name="planted", title="Planted (synthetic)", extractor="stage1_5.planted_demo:PlantedExtractor",
-        role=Role.DECIDES, order=5, colour="#e65100", marker="*", layers="layers", layer_key=backbone_depth_key,
+        role=Role.DECIDES, order=8, colour="#e65100", marker="*", layers="layers", layer_key=backbone_depth_key,
         synthetic="the planted source holds synthetic vectors with a planted accent (stage1_5/planted_demo.py), not any network's features",
     ),
     SourceSpec(
