@@ -140,3 +140,10 @@ def test_no_similarity_matrix_draws_only_the_erasure_figure(tmp_path):
     m = metrics()
     d = decide(m, ExperimentConfig())
     assert set(render_stage2_figures(m, None, d, tmp_path)) == {"erasure"}
+
+
+def test_erasing_speaker_contrasts_that_raises_accent_f1_is_explained_in_its_sentence():
+    rising = {"layer": "decoder_block_08", "erase_speaker_accent_f1_base": 0.60, "erase_speaker_accent_f1": 0.66, "erase_speaker_accent_f1_drop": -0.06}
+    falling = {**rising, "erase_speaker_accent_f1": 0.50, "erase_speaker_accent_f1_drop": 0.10}
+    assert "higher, not a bug" in erasure_sentence(rising)
+    assert "not a bug" not in erasure_sentence(falling)
