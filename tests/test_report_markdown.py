@@ -144,7 +144,16 @@ def test_a_disabled_sources_checkpoint_is_not_in_the_report():
     text = render_report(m, d, dataset=FACTS, config=cfg, label_map=["a", "b", "c"], device="cpu", versions=VERSIONS)
     assert "Qwen3-TTS" not in text
     assert text.startswith("# Stage 1.5 accent probing report — stage1_5 (planted features: synthetic, not a network's)")
-    assert "| Planted (synthetic) | **synthetic**: the planted source holds synthetic vectors" in text
+    results = text.split("## Results", 1)[1].split("\n## ", 1)[0]
+    assert "- `planted` is **synthetic**: the planted source holds synthetic vectors" in results
+
+
+def test_a_pretrained_reference_says_what_it_was_trained_on_under_the_table():
+    m = dummy_metrics([row("backbone:decoder_block_08", accent_f1=0.5), row("ge2e:lstm_3", accent_f1=0.8)])
+    d = decide(m, ExperimentConfig(), facts=RunFacts())
+    text = render_report(m, d, dataset=FACTS, config=Stage15Config(), label_map=["a", "b", "c"], device="cpu", versions=VERSIONS)
+    results = text.split("## Results", 1)[1].split("\n## ", 1)[0]
+    assert "- `ge2e` is Resemblyzer's pretrained voice encoder" in results and "LibriSpeech, VoxCeleb1 and VoxCeleb2" in results
 
 
 def test_reproducibility_names_hashes_versions_seeds_and_labels():

@@ -28,6 +28,7 @@ from stage1_5.sources import (
     reference_label,
     role_of,
     source_of,
+    source_spec,
 )
 
 TABLE_HEADER = "| Layer | Accent F1 [95% CI] | Leak A→S | Text Drop | p layer / family | Level |"
@@ -307,8 +308,15 @@ def _decision_section(decision: Decision) -> List[str]:
 
 
 def _odd_numbers(metrics: pd.DataFrame) -> List[str]:
-    """Notes on numbers that look like bugs but are not, placed under the table that shows them."""
+    """Notes under the table: what each source in it is when the registry says (a pretrained network's
+    training data, a synthetic stand-in), and numbers that look like bugs but are not."""
     notes = []
+    for source in dict.fromkeys(metrics["source"].astype(str)):
+        spec = source_spec(source)
+        if spec is not None and spec.synthetic:
+            notes.append(f"`{source}` is **synthetic**: {spec.synthetic}.")
+        if spec is not None and spec.about:
+            notes.append(f"`{source}` is {spec.about}.")
     text_only = metrics[metrics["layer"] == "text_encoder_out"]
     for _, row in text_only.iterrows():
         notes.append(
@@ -416,8 +424,7 @@ def _repro_section(
         for spec, settings in sections
         if spec.weights is not None and settings.enabled
     ]
-    lines += [f"| {spec.title} | {_cell(spec.about)} |" for spec, settings in sections if spec.about and settings.enabled]
-    lines += [f"| {spec.title} | **synthetic**: {_cell(spec.synthetic)} |" for spec, settings in sections if spec.synthetic and settings.enabled]
+
     lines += [
         f"| Thresholds | {_thresholds_line(t)} |",
         "",
