@@ -104,6 +104,13 @@ def test_figures_are_relative_links_to_analysis():
     assert "![" not in render(figures={})
 
 
+def render_rows(rows, config=None):
+    """The report of these metrics rows under `config` (default: the defaults)."""
+    m = dummy_metrics(rows)
+    d = decide(m, ExperimentConfig(), facts=RunFacts())
+    return render_report(m, d, dataset=FACTS, config=config or Stage15Config(), label_map=["a", "b", "c"], device="cpu", versions=VERSIONS)
+
+
 def test_the_report_opens_with_the_verdict_box_and_the_f1_figure_under_it():
     text = render()
     box = text.split("## Summary", 1)[1].split("\n## ", 1)[0]
@@ -116,9 +123,7 @@ def test_the_report_opens_with_the_verdict_box_and_the_f1_figure_under_it():
 
 @pytest.mark.parametrize(("f1", "step"), [(0.9, "**GO → prepare Stage 2 (LoRA)"), (0.1, "**NOGO → do not start LoRA")])
 def test_the_next_step_follows_the_decision(f1, step):
-    m = dummy_metrics([row("backbone:decoder_block_08", accent_f1=f1, p_value=0.001), row("ssl:layer_06", accent_f1=0.2)])
-    d = decide(m, ExperimentConfig(), facts=RunFacts())
-    text = render_report(m, d, dataset=FACTS, config=Stage15Config(), label_map=["a", "b", "c"], device="cpu", versions=VERSIONS)
+    text = render_rows([row("backbone:decoder_block_08", accent_f1=f1, p_value=0.001), row("ssl:layer_06", accent_f1=0.2)])
     assert f"| **Next step** | {step}" in text
 
 
@@ -130,18 +135,14 @@ def test_each_figure_sits_beside_the_table_it_draws():
 
 
 def test_a_text_encoder_layer_at_the_majority_level_is_explained_where_it_appears():
-    m = dummy_metrics([row("backbone:text_encoder_out", accent_f1=0.17), row("backbone:decoder_block_08", accent_f1=0.5)])
-    d = decide(m, ExperimentConfig(), facts=RunFacts())
-    text = render_report(m, d, dataset=FACTS, config=Stage15Config(), label_map=["a", "b", "c"], device="cpu", versions=VERSIONS)
+    text = render_rows([row("backbone:text_encoder_out", accent_f1=0.17), row("backbone:decoder_block_08", accent_f1=0.5)])
     results = text.split("## Results", 1)[1].split("\n## ", 1)[0]
     assert "`backbone:text_encoder_out` sits at the majority level" in results and "sees only the text, no audio" in results
 
 
 def test_a_disabled_sources_checkpoint_is_not_in_the_report():
     cfg = Stage15Config.model_validate({"sources": {"backbone": {"enabled": False}, "planted": {"enabled": True}}})
-    m = dummy_metrics([row("planted:decoder_block_08", accent_f1=0.9, p_value=0.001), row("ssl:layer_06", accent_f1=0.2)])
-    d = decide(m, ExperimentConfig(), facts=RunFacts())
-    text = render_report(m, d, dataset=FACTS, config=cfg, label_map=["a", "b", "c"], device="cpu", versions=VERSIONS)
+    text = render_rows([row("planted:decoder_block_08", accent_f1=0.9, p_value=0.001), row("ssl:layer_06", accent_f1=0.2)], cfg)
     assert "Qwen3-TTS" not in text
     assert text.startswith("# Stage 1.5 accent probing report — stage1_5 (planted features: synthetic, not a network's)")
     results = text.split("## Results", 1)[1].split("\n## ", 1)[0]
@@ -149,9 +150,7 @@ def test_a_disabled_sources_checkpoint_is_not_in_the_report():
 
 
 def test_a_pretrained_reference_says_what_it_was_trained_on_under_the_table():
-    m = dummy_metrics([row("backbone:decoder_block_08", accent_f1=0.5), row("ge2e:lstm_3", accent_f1=0.8)])
-    d = decide(m, ExperimentConfig(), facts=RunFacts())
-    text = render_report(m, d, dataset=FACTS, config=Stage15Config(), label_map=["a", "b", "c"], device="cpu", versions=VERSIONS)
+    text = render_rows([row("backbone:decoder_block_08", accent_f1=0.5), row("ge2e:lstm_3", accent_f1=0.8)])
     results = text.split("## Results", 1)[1].split("\n## ", 1)[0]
     assert "- `ge2e` is Resemblyzer's pretrained voice encoder" in results and "LibriSpeech, VoxCeleb1 and VoxCeleb2" in results
 
