@@ -74,7 +74,8 @@ def _overlapping(fig) -> list[str]:
     fig.draw(renderer)
     bad = []
     for ax in fig.axes:
-        boxes = [(t.get_text(), t.get_window_extent(renderer)) for t in ax.texts if t.get_visible() and t.get_text().strip()]
+        # Text's own extent: the words, without an annotation's connector line
+        boxes = [(t.get_text(), Text.get_window_extent(t, renderer)) for t in ax.texts if t.get_visible() and t.get_text().strip()]
         for i, (a, box_a) in enumerate(boxes):
             bad += [f"{a!r} over {b!r}" for b, box_b in boxes[i + 1 :] if box_a.overlaps(box_b)]
     return bad

@@ -18,6 +18,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
+from matplotlib.text import Text
 
 from stage1_5.decision.levels import Decision, Level, is_missing
 from stage1_5.decision.wording import fmt_p
@@ -388,38 +389,37 @@ def plot_leakage_vs_f1(metrics: pd.DataFrame, decision: Decision, path: str | Pa
 def _place_labels(
     ax, labels: Sequence[Tuple[float, float, str, str, bool]], points: Sequence[Tuple[float, float]]
 ) -> None:
-    """Greedy label placement: try offsets around each point, keep the first that overlaps no earlier
-    label and no other point (approximate text boxes in display pixels)."""
-    fig = ax.figure
-    px = fig.dpi / 72.0
-    to_disp = ax.transData.transform
-    pts = [tuple(to_disp((x, y))) for x, y in points]
-    boxes: List[Tuple[float, float, float, float]] = []
-    candidates = [(6, 3), (6, -12), (-6, 3), (-6, -12), (6, 13), (6, -22), (-6, 13), (-6, -22), (10, 24), (10, -32)]
+    """Greedy label placement: try offsets around each point and keep the first whose drawn text box
+    (measured by the renderer) overlaps no earlier label and no other point and stays inside the axes;
+    when none is free, the one with the fewest collisions."""
+    renderer = FigureCanvasAgg(ax.figure).get_renderer()
+    pts = [tuple(ax.transData.transform((x, y))) for x, y in points]
+    boxes: List[Any] = []
+    candidates = [(6, 3), (6, -12), (-6, 3), (-6, -12), (6, 13), (6, -22), (-6, 13), (-6, -22), (10, 24), (10, -32),
+                  (-10, 24), (-10, -32), (14, 36), (14, -44), (-14, 36), (-14, -44), (18, 50), (18, -58), (-18, 50), (-18, -58)]  # fmt: skip
     frame = ax.bbox  # a label must stay inside the axes: a point at the right edge is labelled on its left
     for x, y, text, colour, bold in labels:
-        h = 7.5 * px * 1.2
-        w = 7.5 * px * 0.6 * len(text)
-        cx, cy = to_disp((x, y))
-        chosen = candidates[0]
+        best = None
         for dx, dy in candidates:
-            x0 = cx + dx * px - (w if dx < 0 else 0)
-            y0 = cy + dy * px
-            box = (x0, y0, x0 + w, y0 + h)
-            hits_label = any(not (box[2] < b[0] or box[0] > b[2] or box[3] < b[1] or box[1] > b[3]) for b in boxes)
-            hits_point = any(box[0] - 3 < p[0] < box[2] + 3 and box[1] - 3 < p[1] < box[3] + 3 for p in pts)
-            outside = box[0] < frame.x0 or box[2] > frame.x1 or box[1] < frame.y0 or box[3] > frame.y1
-            if not hits_label and not hits_point and not outside:
-                chosen = (dx, dy)
+            # every label has a connector line to its own point, so a label never seems to name a neighbour
+            arrow = {"arrowstyle": "-", "color": colour, "lw": 0.6, "alpha": 0.8, "shrinkA": 0, "shrinkB": 4}
+            note = ax.annotate(text, (x, y), xytext=(dx, dy), textcoords="offset points", fontsize=7.5, color=colour,
+                               ha="right" if dx < 0 else "left", va="bottom", fontweight="bold" if bold else "normal",
+                               arrowprops=arrow)  # fmt: skip
+            note.update_positions(renderer)
+            box = Text.get_window_extent(note, renderer)  # the words only: an annotation's own extent adds its connector
+            # a label over a label cannot be read; one over a point only hides a marker's corner
+            collisions = 5 * sum(box.overlaps(b) for b in boxes) + sum(box.x0 - 3 < p[0] < box.x1 + 3 and box.y0 - 3 < p[1] < box.y1 + 3 for p in pts)
+            collisions += 10 * (box.x0 < frame.x0 or box.x1 > frame.x1 or box.y0 < frame.y0 or box.y1 > frame.y1)
+            if best is None or collisions < best[0]:
+                if best is not None:
+                    best[1].remove()
+                best = (collisions, note, box)
+            else:
+                note.remove()
+            if collisions == 0:
                 break
-        dx, dy = chosen
-        x0 = cx + dx * px - (w if dx < 0 else 0)
-        boxes.append((x0, cy + dy * px, x0 + w, cy + dy * px + h))
-        # every label has a connector line to its own point, so a label never seems to name a neighbour
-        arrow = {"arrowstyle": "-", "color": colour, "lw": 0.6, "alpha": 0.8, "shrinkA": 0, "shrinkB": 4}
-        ax.annotate(text, (x, y), xytext=(dx, dy), textcoords="offset points", fontsize=7.5, color=colour,
-                    ha="right" if dx < 0 else "left", va="bottom", fontweight="bold" if bold else "normal",
-                    arrowprops=arrow)  # fmt: skip
+        boxes.append(best[2])
 
 
 # --------------------------------------------------------------------------------------------------
