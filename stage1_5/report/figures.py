@@ -306,7 +306,7 @@ def plot_confusion(
     for tick in ax.get_xticklabels():
         tick.set_horizontalalignment("right")
     summed = (
-        "\n" + textwrap.fill(f"counts summed over {fold_seeds} fold seeds: each held-out utterance is counted once per seed", int(8 * side))
+        "\n" + textwrap.fill(f"counts summed over {fold_seeds} fold seeds: each held-out utterance is counted once per seed", int(11 * side))
         if fold_seeds and fold_seeds > 1 else ""
     )  # fmt: skip
     ax.set_xlabel(f"predicted accent{summed}")
