@@ -27,6 +27,7 @@ th { background: #f3f5f7; }
 blockquote { margin: 1em 0; padding: .6em 1em; background: #fff4e5; border-left: 5px solid #e65100; }
 img { max-width: 100%; height: auto; display: block; margin: .6em 0 .2em; }
 code { background: #f3f5f7; padding: 0 .25em; border-radius: 3px; }
+thead tr:not(:has(th:not(:empty))) { display: none; }
 h2#summary + table { font-size: 1.05em; border: 2px solid #1f4e9c; }
 h2#summary + table td:first-child { white-space: nowrap; background: #eef3fb; }
 """
