@@ -17,9 +17,7 @@ from __future__ import annotations
 import io
 import zipfile
 from pathlib import Path
-from typing import Mapping
-
-from typing import TYPE_CHECKING, Any, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
