@@ -134,11 +134,25 @@ class AcousticConfig(StrictModel):
     batch_size: int = Field(16, ge=1, description="Utterances per batch (computed one at a time on the CPU).")
 
 
+class Ge2eConfig(StrictModel):
+    enabled: bool = Field(False, description="Resemblyzer's pretrained GE2E speaker encoder (weights in the resemblyzer wheel, offline).")
+    device: str = "auto"
+    batch_size: int = Field(16, ge=1)
+
+
+class PlantedConfig(StrictModel):
+    enabled: bool = Field(False, description="The GO demo's synthetic planted-accent vectors (embedded demo dataset only); they decide in the backbone's stead.")
+    layers: list[str] = Field(default_factory=lambda: ["decoder_block_00", "decoder_block_08"], min_length=1)
+    batch_size: int = Field(64, ge=1)
+
+
 class SourcesConfig(StrictModel):
     backbone: BackboneConfig = Field(default_factory=BackboneConfig)
     ssl: SSLConfig = Field(default_factory=SSLConfig)
     ecapa: EcapaConfig = Field(default_factory=EcapaConfig)
     acoustic: AcousticConfig = Field(default_factory=AcousticConfig)
+    ge2e: Ge2eConfig = Field(default_factory=Ge2eConfig)
+    planted: PlantedConfig = Field(default_factory=PlantedConfig)
     external: list[str] = Field(default_factory=list, description="Your own features: .npz or .parquet keyed by utt_id.")
 
 

@@ -276,9 +276,11 @@ def load_stage2_facts(paths: RunPaths):
 
 
 def write_report(paths: RunPaths, cfg: Stage15Config, dataset, probe_results, decision) -> None:
-    """Figures under artifacts/analysis/ (and artifacts/stage2/), then the Markdown report that links them."""
+    """Figures under artifacts/analysis/ (and artifacts/stage2/), then the Markdown report that links them
+    and its self-contained HTML copy."""
     from stage1_5.report import render_report
     from stage1_5.report.figures import render_figures
+    from stage1_5.report.html import HTML_NAME, write_html_report
     from stage1_5.report.stage2_figures import render_stage2_figures
 
     figures = render_figures(
@@ -311,6 +313,7 @@ def write_report(paths: RunPaths, cfg: Stage15Config, dataset, probe_results, de
         stage2_figures=stage2_links,
     )
     atomic_write_text(paths.report_md, text)
+    write_html_report(text, paths.report_dir / HTML_NAME)  # the same report, figures embedded: one file to send
 
 
 # ----------------------------------------------------------------------------- the run

@@ -155,7 +155,7 @@ def test_allure_results_read_as_the_decision(cases, go_run):
     assert env.startswith("decision=GO\n") and "dataset.hash=" in env
     categories = [c["name"] for c in json.loads((alluredir / "categories.json").read_text())]
     assert "Decision NOGO" in categories and "Broken: crash in dataset, extraction or probing (not a NOGO)" in categories
-    assert json.loads((alluredir / "executor.json").read_text())["reportName"] == f"stage1_5 planted: GO ({B08})"
+    assert json.loads((alluredir / "executor.json").read_text())["reportName"] == f"Decision GO · {B08} · stage1_5 planted"
 
 
 def test_the_report_and_figures_are_attached(cases, go_run):

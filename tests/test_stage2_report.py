@@ -157,3 +157,10 @@ def test_stage2_tables_keep_user_names_as_text_in_a_spreadsheet_and_read_back_un
     assert list(loaded.erasure["representation"]) == names
     assert list(loaded.cka.index) == names and list(loaded.cka.columns) == names
     assert loaded.erasure["erase_accent_speaker_drop"].tolist() == [0.1, -0.2]
+
+
+def test_erasing_speaker_contrasts_that_raises_accent_f1_is_explained_in_its_sentence():
+    rising = {"layer": "decoder_block_08", "erase_speaker_accent_f1_base": 0.60, "erase_speaker_accent_f1": 0.66, "erase_speaker_accent_f1_drop": -0.06}
+    falling = {**rising, "erase_speaker_accent_f1": 0.50, "erase_speaker_accent_f1_drop": 0.10}
+    assert "higher, not a bug" in erasure_sentence(rising)
+    assert "not a bug" not in erasure_sentence(falling)
