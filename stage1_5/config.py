@@ -257,6 +257,18 @@ class OutputConfig(StrictModel):
     feature_chunk_size: int = Field(256, ge=1, description="Utterances per feature-store chunk: the most a killed extraction recomputes.")
 
 
+Language = Literal["en", "pt-BR"]
+"""Languages the report is written in (the words: `stage1_5.report.i18n`)."""
+
+
+class ReportConfig(StrictModel):
+    language: Language = Field(
+        "en",
+        description="Language of the Markdown and HTML report, its figures and the closing summary of `stage1_5 run`: "
+        "'en' or 'pt-BR' (Brazilian Portuguese). Numbers, layer names and decision.json stay the same.",
+    )
+
+
 class Stage15Config(StrictModel):
     name: str = "stage1_5"
     seed: int = Field(
@@ -270,6 +282,7 @@ class Stage15Config(StrictModel):
     experiment: ExperimentConfig = Field(default_factory=ExperimentConfig)
     stage2: Stage2Config = Field(default_factory=Stage2Config)
     output: OutputConfig = Field(default_factory=OutputConfig)
+    report: ReportConfig = Field(default_factory=ReportConfig)
 
     @model_validator(mode="before")
     @classmethod

@@ -16,8 +16,10 @@ import pandas as pd
 
 from stage1_5.data.confounds import ConfoundReport, RecordingConfound, TextSharing
 from stage1_5.data.recording import LABELS, STATISTICS
-from stage1_5.decision.levels import Decision, Level, is_missing
-from stage1_5.decision.wording import fmt_f1, fmt_p, fmt_pp
+from stage1_5.config import Language
+from stage1_5.decision.levels import Decision, GateCheck, Level, LevelAssessment, is_missing
+from stage1_5.decision.wording import fmt_f1, fmt_p, fmt_pair, fmt_pp
+from stage1_5.report.i18n import DEFAULT_LANGUAGE, EN, diagnosis_gloss, level_label, pt, text
 from stage1_5.report.layout import FIGURES, ordered
 from stage1_5.report.stage2 import Stage2Facts, next_step, render_stage2_section
 from stage1_5.sources import (
@@ -31,20 +33,13 @@ from stage1_5.sources import (
     source_spec,
 )
 
-TABLE_HEADER = "| Layer | Accent F1 [95% CI] | Leak A→S | Text Drop | p layer / family | Level |"
+TABLE_HEADER = EN["results.table_header"]
 ANALYSIS_LINK = "../artifacts/analysis"
 """Figures are linked relative to report/, where the report lives."""
 
 VERSION_PACKAGES = (
     "torch", "transformers", "qwen-tts", "speechbrain", "scikit-learn", "numpy", "pandas", "matplotlib",
 )  # fmt: skip
-
-FIGURE_CAPTIONS = {
-    "heatmap": "Every representation against every gate (green passes GO, amber passes conditional only, red fails)",
-    "f1_by_layer": "Accent F1 by layer with 95% CI and the GO / conditional / NOGO thresholds",
-    "confusion": "Confusion matrix of the best representation (held-out speakers)",
-    "leakage_vs_f1": "Speaker leakage excess against accent F1, GO and conditional regions shaded",
-}
 
 
 @dataclass(frozen=True)
@@ -122,14 +117,13 @@ def _f1_ci(row: Mapping[str, Any]) -> str:
     return f"{fmt_f1(f1)}{ci}"
 
 
-def _level_text(decision: Decision, rep: str) -> str:
-    level = decision.levels[rep]
-    text = level.label
+def _level_text(decision: Decision, rep: str, lang: Language = DEFAULT_LANGUAGE) -> str:
+    out = level_label(decision.levels[rep], lang)
     if not decides(source_of(rep)):
-        text += " (reference)"
+        out += text("results.reference", lang)
     if decision.assessments[rep].borderline:
-        text += " · borderline"
-    return text
+        out += text("results.borderline", lang)
+    return out
 
 
 def _layer_cell(row: Mapping[str, Any], best: Optional[str]) -> str:
@@ -137,30 +131,28 @@ def _layer_cell(row: Mapping[str, Any], best: Optional[str]) -> str:
     return f"**{name}** ★" if row["representation"] == best else name
 
 
-def results_table(metrics: pd.DataFrame, decision: Decision, layer_order=None) -> List[str]:
+def results_table(metrics: pd.DataFrame, decision: Decision, layer_order=None, lang: Language = DEFAULT_LANGUAGE) -> List[str]:
     """The per-representation table, one bold source row before each group."""
-    lines = [TABLE_HEADER, "|---|---:|---:|---:|---:|---|"]
+    lines = [text("results.table_header", lang), "|---|---:|---:|---:|---:|---|"]
     current = None
     for _, row in ordered(metrics, layer_order).iterrows():
         if row["source"] != current:
             current = row["source"]
-            lines.append(f"| **{_cell(current)}** ({role_of(str(current)).value}) | | | | | |")
+            role = text(f"results.role.{role_of(str(current)).value}", lang)
+            lines.append(f"| **{_cell(current)}** ({role}) | | | | | |")
         rep = row["representation"]
         lines.append(
             f"| {_layer_cell(row, decision.best_representation)} | {_f1_ci(row)} | {fmt_pp(row['leak_excess_pp'])} "
-            f"| {fmt_f1(row['text_drop'])} | {fmt_p(row['p_value'])} / {fmt_p(row.get('p_value_fwer'))} | {_level_text(decision, rep)} |"
+            f"| {fmt_f1(row['text_drop'])} | {fmt_p(row['p_value'])} / {fmt_p(row.get('p_value_fwer'))} | {_level_text(decision, rep, lang)} |"
         )
     return lines
 
 
-VERDICT = {Level.GO: "GO", Level.CONDITIONAL: "conditional GO", Level.NOGO: "NOGO"}
-
-
-def _figure(figures: Mapping[str, str], key: str) -> List[str]:
+def _figure(figures: Mapping[str, str], key: str, lang: Language = DEFAULT_LANGUAGE) -> List[str]:
     """A figure with its caption, or nothing when the run drew no such figure."""
     if key not in figures:
         return []
-    caption = FIGURE_CAPTIONS.get(key, key)
+    caption = text(f"caption.{key}", lang)
     return [f"![{caption}]({figures[key]})", "", f"*{caption}.*", ""]
 
 
@@ -169,32 +161,62 @@ def _one_sentence(text: str) -> str:
     return head + ("." if dot or not head.endswith(".") else "")
 
 
-def summary_section(metrics: pd.DataFrame, decision: Decision, figures: Mapping[str, str]) -> List[str]:
+def _best_row(metrics: pd.DataFrame, decision: Decision) -> Optional[Mapping[str, Any]]:
+    best = decision.best_representation
+    rows = metrics[metrics["representation"] == best] if best else metrics.iloc[:0]
+    return None if rows.empty else rows.iloc[0]
+
+
+def rationale(metrics: pd.DataFrame, decision: Decision, lang: Language = DEFAULT_LANGUAGE) -> str:
+    """Why the run got its decision: in English rules.py's own sentence; in another language composed
+    from the Decision's typed fields (level, best representation and its numbers, diagnosis)."""
+    if lang == "en":
+        return decision.rationale
+    row = _best_row(metrics, decision)
+    if decision.decision != Level.NOGO and row is not None:
+        return pt(
+            "rationale.level", best=decision.best_representation, level=level_label(decision.decision, lang), f1=_f1_ci(row),
+            leak=fmt_pp(row.get("leak_excess_pp")), drop=fmt_f1(row.get("text_drop")), p=fmt_p(row.get("p_value_fwer")),
+        )  # fmt: skip
+    deciding = deciding_label(decision.assessments)
+    if decision.diagnosis is None:
+        return pt("rationale.nogo_plain", deciding=deciding)
+    return pt("rationale.nogo", deciding=deciding, gloss=diagnosis_gloss(decision.diagnosis, lang))
+
+
+def diagnosis_sentence(metrics: pd.DataFrame, decision: Decision, lang: Language = DEFAULT_LANGUAGE) -> str:
+    """The diagnosis in one sentence (the rationale when there is no diagnosis)."""
+    if lang == "en":
+        return decision.diagnosis_text or decision.rationale
+    return diagnosis_gloss(decision.diagnosis, lang) if decision.diagnosis else rationale(metrics, decision, lang)
+
+
+def summary_section(metrics: pd.DataFrame, decision: Decision, figures: Mapping[str, str], lang: Language = DEFAULT_LANGUAGE) -> List[str]:
     """The verdict first: decision, best representation with F1, interval and family-wise p, the
     diagnosis in one sentence and the next step, then the F1-by-layer figure."""
     best = decision.best_representation
-    rows = metrics[metrics["representation"] == best] if best else metrics.iloc[:0]
-    if rows.empty:
-        best_cell = f"none (no {deciding_label(metrics['representation'])} layer evaluated)"
+    row = _best_row(metrics, decision)
+    if row is None:
+        best_cell = text("summary.best_none", lang, deciding=deciding_label(metrics["representation"]))
     else:
-        row = rows.iloc[0]
-        best_cell = f"`{_cell(best)}`: accent F1 {_f1_ci(row)}, family-wise p {fmt_p(row.get('p_value_fwer'))}"
-    diagnosis = decision.diagnosis_text or decision.rationale
+        best_cell = text("summary.best_cell", lang, best=_cell(best), f1=_f1_ci(row), p=fmt_p(row.get("p_value_fwer")))
+    diagnosis = diagnosis_sentence(metrics, decision, lang)
+    where = f"`{best}`" if best else text("summary.best_layer", lang)
     lines = [
-        "## Summary",
+        text("summary.heading", lang),
         "",
         "| | |",
         "|---|---|",
-        f"| **Decision** | **{VERDICT[decision.decision]}** |",
-        f"| **Best representation** | {best_cell} |",
-        f"| **Diagnosis** | {_cell(_one_sentence(diagnosis[0].upper() + diagnosis[1:]) if diagnosis else 'n/a')} |",
-        f"| **Next step** | {_cell(next_step(decision.decision, f'`{best}`' if best else 'the best layer'))} |",
+        f"| **{text('summary.decision', lang)}** | **{level_label(decision.decision, lang)}** |",
+        f"| **{text('summary.best', lang)}** | {best_cell} |",
+        f"| **{text('summary.diagnosis', lang)}** | {_cell(_one_sentence(diagnosis[0].upper() + diagnosis[1:]) if diagnosis else 'n/a')} |",
+        f"| **{text('summary.next', lang)}** | {_cell(next_step(decision.decision, where, lang))} |",
         "",
     ]
-    return lines + _figure(figures, "f1_by_layer")
+    return lines + _figure(figures, "f1_by_layer", lang)
 
 
-def _dataset_section(facts: DatasetFacts) -> List[str]:
+def _dataset_section(facts: DatasetFacts, lang: Language = DEFAULT_LANGUAGE) -> List[str]:
     def per_accent(m: Mapping[str, int]) -> str:
         return ", ".join(f"{k}: {v}" for k, v in sorted(m.items())) if m else "n/a"
 
@@ -203,48 +225,50 @@ def _dataset_section(facts: DatasetFacts) -> List[str]:
         rates = ", ".join(f"{k} Hz ({v})" for k, v in sorted(rates.items()))
     elif isinstance(rates, (list, tuple, set)):
         rates = ", ".join(f"{r} Hz" for r in sorted(rates))
+    def t(key: str) -> str:
+        return text(f"dataset.{key}", lang)
+
     lines = [
-        "## Dataset",
+        t("heading"),
         "",
         "| | |",
         "|---|---|",
-        f"| Utterances | {facts.n_utterances} |",
-        f"| Speakers | {facts.n_speakers} |",
-        f"| Accents | {facts.n_accents} |",
-        f"| Texts | {facts.n_texts} |",
-        f"| Audio | {facts.total_hours:.2f} h |",
-        f"| Speakers per accent | {_cell(per_accent(facts.speakers_per_accent))} |",
-        f"| Utterances per accent | {_cell(per_accent(facts.utterances_per_accent))} |",
-        f"| Min texts per speaker | {'n/a' if facts.min_texts_per_speaker is None else facts.min_texts_per_speaker} |",
-        f"| Sample rates | {_cell(rates) if rates else 'n/a'} |",
+        f"| {t('utterances')} | {facts.n_utterances} |",
+        f"| {t('speakers')} | {facts.n_speakers} |",
+        f"| {t('accents')} | {facts.n_accents} |",
+        f"| {t('texts')} | {facts.n_texts} |",
+        f"| {t('audio')} | {facts.total_hours:.2f} h |",
+        f"| {t('speakers_per_accent')} | {_cell(per_accent(facts.speakers_per_accent))} |",
+        f"| {t('utterances_per_accent')} | {_cell(per_accent(facts.utterances_per_accent))} |",
+        f"| {t('min_texts')} | {'n/a' if facts.min_texts_per_speaker is None else facts.min_texts_per_speaker} |",
+        f"| {t('sample_rates')} | {_cell(rates) if rates else 'n/a'} |",
     ]
     if facts.speakers_per_group:
-        lines.append(f"| Speakers per group | {_cell(per_accent(facts.speakers_per_group))} |")
-    lines += [f"| Meets design minima | {'yes' if facts.meets_minima else '**no**'} |", ""]
+        lines.append(f"| {t('speakers_per_group')} | {_cell(per_accent(facts.speakers_per_group))} |")
+    lines += [f"| {t('minima')} | {t('yes') if facts.meets_minima else t('no')} |", ""]
     if facts.warnings:
-        lines += ["Warnings:", ""] + [f"- ⚠ {w}" for w in facts.warnings] + [""]
+        lines += [t("warnings"), ""] + [f"- ⚠ {w}" for w in facts.warnings] + [""]
     if facts.confounds is not None:
-        lines += confound_section(facts.confounds)
+        lines += confound_section(facts.confounds, lang)
     return lines
 
 
-def _texts_block(texts: TextSharing) -> List[str]:
-    verdict = "**text confound**" if texts.confounded else "no text confound"
+def _texts_block(texts: TextSharing, lang: Language = DEFAULT_LANGUAGE) -> List[str]:
+    verdict = text("confounds.text_confound" if texts.confounded else "confounds.no_text_confound", lang)
     lines = [
-        f"Texts: the accents share {texts.shared} of {texts.n_texts} texts (dataset.min_shared_texts = "
-        f"{texts.min_shared}): {verdict}.",
+        text("confounds.texts", lang, shared=texts.shared, n_texts=texts.n_texts, min_shared=texts.min_shared, verdict=verdict),
         "",
-        "| Accent | Texts read | Only in this accent |",
+        text("confounds.texts_header", lang),
         "|---|---:|---:|",
     ]
     lines += [f"| {_cell(a)} | {n} | {texts.own_texts[a]} |" for a, n in texts.texts_per_accent.items()]
     return lines + [""]
 
 
-def _recording_block(recording: RecordingConfound) -> List[str]:
-    header = "| Accent | Speakers | Files | " + " | ".join(LABELS[s][0].upper() + LABELS[s][1:] for s in STATISTICS) + " |"
+def _recording_block(recording: RecordingConfound, lang: Language = DEFAULT_LANGUAGE) -> List[str]:
+    header = text("confounds.recording_header", lang) + " | ".join(LABELS[s][0].upper() + LABELS[s][1:] for s in STATISTICS) + " |"
     lines = [
-        "Recording conditions per accent (categorical: file counts; continuous: median over speakers):",
+        text("confounds.recording_intro", lang),
         "",
         header,
         "|---|---:|---:|" + "---|" * len(STATISTICS),
@@ -253,126 +277,146 @@ def _recording_block(recording: RecordingConfound) -> List[str]:
         cells = " | ".join(_cell(a.describe(s)) for s in STATISTICS)
         lines.append(f"| {_cell(a.accent)} | {a.n_speakers} | {a.n_files} | {cells} |")
     separation = ", ".join(f"{LABELS[s]} {recording.separation[s]:.2f}" for s in STATISTICS)
-    lines += ["", f"Separation of the accents by each statistic (adjusted R² over speaker means, 0 = none, 1 = apart): {separation}.", ""]
+    lines += ["", text("confounds.separation", lang, separation=separation), ""]
     if recording.probe is not None:
-        lines.append(
-            f"Recording probe (the speaker-disjoint accent probe of the results below): **{recording.probe.summary}**. "
-            f"It reads {recording.probe.n_utterances} utterances, not all: at most `dataset.recording_probe.utterances_per_speaker` "
-            "of each speaker's, since recording conditions belong to a speaker or session."
-        )
+        lines.append(text("confounds.probe", lang, summary=recording.probe.summary, n=recording.probe.n_utterances))
     elif recording.probe_note:
-        lines.append(f"Accent probe on recording statistics: not run ({_cell(recording.probe_note)}).")
+        lines.append(text("confounds.probe_not_run", lang, note=_cell(recording.probe_note)))
     return lines + [""]
 
 
-def confound_section(report: ConfoundReport) -> List[str]:
+def confound_section(report: ConfoundReport, lang: Language = DEFAULT_LANGUAGE) -> List[str]:
     """The dataset section's confound block: shared texts, recording conditions per accent and the
     recording probe's F1 and p (the warnings themselves are listed above it)."""
-    lines = ["### Confound checks", ""] + _texts_block(report.texts)
+    lines = [text("confounds.heading", lang), ""] + _texts_block(report.texts, lang)
     if report.recording is None:
-        return lines + ["Recording conditions: not checked (features-only dataset, no audio).", ""]
-    return lines + _recording_block(report.recording)
+        return lines + [text("confounds.no_audio", lang), ""]
+    return lines + _recording_block(report.recording, lang)
 
 
-def _decision_section(decision: Decision) -> List[str]:
-    best = f"none (no {deciding_label(decision.assessments)} layer evaluated)"
+def _decision_section(metrics: pd.DataFrame, decision: Decision, lang: Language = DEFAULT_LANGUAGE) -> List[str]:
+    deciding = deciding_label(decision.assessments)
+    best = text("decision.best_none", lang, deciding=deciding)
     if decision.best_representation:
         best = f"`{decision.best_representation}`"
     lines = [
-        "## Decision",
+        text("decision.heading", lang),
         "",
-        f"- **Best representation:** {best}",
-        f"- **Decision:** {decision.decision.label}",
-        f"- **Rationale:** {decision.rationale}",
+        text("decision.best", lang, best=best),
+        text("decision.decision", lang, level=level_label(decision.decision, lang)),
+        text("decision.rationale", lang, rationale=rationale(metrics, decision, lang)),
     ]
     applied = decision.thresholds.get("applied", {}).get(decision.best_representation or "")
     if applied:
         lines.append(
-            f"- **Thresholds applied** ({applied['n_accents']} accents, chance F1 {fmt_f1(applied['chance_f1'])}): "
-            f"GO F1 ≥ {applied['f1_go']:.3f}, conditional F1 ≥ {applied['f1_conditional']:.3f}, "
-            f"leakage excess ≤ {applied['leak_go_pp']:.1f} / {applied['leak_conditional_pp']:.1f} pp, "
-            f"family-wise p < {applied['alpha']:g} at both levels"
+            text(
+                "decision.thresholds", lang, n_accents=applied["n_accents"], chance=fmt_f1(applied["chance_f1"]),
+                f1_go=f"{applied['f1_go']:.3f}", f1_conditional=f"{applied['f1_conditional']:.3f}",
+                leak_go=f"{applied['leak_go_pp']:.1f}", leak_conditional=f"{applied['leak_conditional_pp']:.1f}", alpha=f"{applied['alpha']:g}",
+            )  # fmt: skip
         )
     if decision.facts.smallest_reachable_p is not None:
-        lines.append(f"- **Smallest reachable p:** {fmt_p(decision.facts.smallest_reachable_p)} (permutations and distinct speaker labellings of this design)")
+        lines.append(text("decision.smallest_p", lang, p=fmt_p(decision.facts.smallest_reachable_p)))
     if decision.diagnosis:
-        lines.append(f"- **Diagnosis:** `{decision.diagnosis.value}` — {decision.diagnosis_text}")
+        lines.append(text("decision.diagnosis", lang, code=decision.diagnosis.value, text=diagnosis_sentence(metrics, decision, lang)))
     if decision.borderline:
-        lines.append(
-            f"- **Borderline layers:** {', '.join(f'`{r}`' for r in decision.borderline)} "
-            "(F1 between the NOGO and conditional thresholds: more speakers may lift them)"
-        )
-    lines += ["", f"Only {deciding_label(decision.assessments)} layers decide; references ({reference_label()}, your own) only diagnose a NOGO."]
+        lines.append(text("decision.borderline", lang, layers=", ".join(f"`{r}`" for r in decision.borderline)))
+    lines += ["", text("decision.who_decides", lang, deciding=deciding, references=reference_label())]
     lines.append("")
     return lines
 
 
-def _odd_numbers(metrics: pd.DataFrame) -> List[str]:
+def _odd_numbers(metrics: pd.DataFrame, lang: Language = DEFAULT_LANGUAGE) -> List[str]:
     """Notes under the table: what each source in it is when the registry says (a pretrained network's
     training data, a synthetic stand-in), and numbers that look like bugs but are not."""
     notes = []
     for source in dict.fromkeys(metrics["source"].astype(str)):
         spec = source_spec(source)
         if spec is not None and spec.synthetic:
-            notes.append(f"`{source}` is **synthetic**: {spec.synthetic}.")
+            notes.append(text("results.synthetic", lang, source=source, what=spec.synthetic))
         if spec is not None and spec.about:
-            notes.append(f"`{source}` is {spec.about}.")
+            notes.append(text("results.about", lang, source=source, what=spec.about))
     text_only = metrics[metrics["layer"] == "text_encoder_out"]
     for _, row in text_only.iterrows():
-        notes.append(
-            f"`{_cell(row['representation'])}` sits at the majority level (F1 {_f1_ci(row)}, majority {_num(row.get('majority_f1'))}) "
-            "by construction: the text encoder sees only the text, no audio, and every accent reads the same texts."
-        )
+        notes.append(text("results.text_only", lang, rep=_cell(row["representation"]), f1=_f1_ci(row), majority=_num(row.get("majority_f1"))))
     return notes
 
 
-def results_section(metrics: pd.DataFrame, decision: Decision, figures: Mapping[str, str], layer_order=None, probe_notes: Sequence[str] = ()) -> List[str]:
+def results_section(
+    metrics: pd.DataFrame, decision: Decision, figures: Mapping[str, str], layer_order=None, probe_notes: Sequence[str] = (),
+    lang: Language = DEFAULT_LANGUAGE,
+) -> List[str]:  # fmt: skip
     """The per-representation table, its notes and the two figures that draw it (gates, leakage vs F1)."""
-    lines = ["## Results", ""] + results_table(metrics, decision, layer_order) + [""]
-    lines += [
-        "Leak A→S: excess (percentage points) of within-accent speaker identification from the accent probe over "
-        "chance. Text Drop: F1 on seen texts − F1 on unseen texts. p: speaker-level permutation test (n/a: no "
-        "permutations run; such a layer cannot reach GO).",
-        "",
-    ]
-    lines += [f"- {note}" for note in _odd_numbers(metrics)] + ([""] if _odd_numbers(metrics) else [])
+    lines = [text("results.heading", lang), ""] + results_table(metrics, decision, layer_order, lang) + [""]
+    lines += [text("results.legend", lang), ""]
+    notes = _odd_numbers(metrics, lang)
+    lines += [f"- {note}" for note in notes] + ([""] if notes else [])
     if probe_notes:
-        lines += ["Probe notes:", ""] + [f"- {_cell(note)}" for note in probe_notes] + [""]
-    return lines + _figure(figures, "heatmap") + _figure(figures, "leakage_vs_f1")
+        lines += [text("results.probe_notes", lang), ""] + [f"- {_cell(note)}" for note in probe_notes] + [""]
+    return lines + _figure(figures, "heatmap", lang) + _figure(figures, "leakage_vs_f1", lang)
 
 
-def _gate_details(metrics: pd.DataFrame, decision: Decision, layer_order=None) -> List[str]:
+FAILED_OP = {">=": "<", "<=": ">", "<": "≥"}
+
+
+def _check_text(check: GateCheck, lang: Language) -> str:
+    """A failed gate in `lang`: 'F1 0.41 < 0.59 (GO)'."""
+    if check.metric == "p_value":
+        value, threshold = fmt_p(check.value), f"{check.threshold:g}"
+    elif is_missing(check.value):
+        value, threshold = "n/a", f"{check.threshold:g}"
+    else:
+        unit = " pp" if check.metric == "leakage" else ""
+        value, threshold = fmt_pair(check.value, check.threshold, unit=unit, signed=check.metric == "leakage")
+    return pt(
+        "check.failed", metric=pt(f"metric.{check.metric}"), value=value, op=FAILED_OP.get(check.op, "≠"),
+        threshold=threshold, level=pt(f"gate.{check.level}"),
+    )  # fmt: skip
+
+
+def gate_reasons(assessment: LevelAssessment, lang: Language = DEFAULT_LANGUAGE) -> str:
+    """Why a layer sits at its level: rules.py's reasons in English; in another language composed from
+    the assessment's gate checks (the failed gates of the level above it)."""
+    if lang == "en":
+        return "; ".join(assessment.reasons)
+    if not assessment.checks:
+        return pt("reasons.no_checks")
+    if assessment.level == Level.GO:
+        return pt("reasons.passed", level=level_label(Level.GO, lang))
+    above = "go" if assessment.level == Level.CONDITIONAL else "conditional"
+    return "; ".join(_check_text(c, lang) for c in assessment.failed(above))
+
+
+def _gate_details(metrics: pd.DataFrame, decision: Decision, layer_order=None, lang: Language = DEFAULT_LANGUAGE) -> List[str]:
     deciding = deciding_label(metrics["representation"])
-    lines = [f"### Why each {deciding} layer sits where it does", ""]
+    lines = [text("gates.heading", lang, deciding=deciding), ""]
     reps = [r for r in ordered(metrics, layer_order)["representation"] if decides(source_of(r))]
     if not reps:
-        return lines + [f"No {deciding} layer was evaluated.", ""]
+        return lines + [text("gates.none", lang, deciding=deciding), ""]
     for rep in reps:
         a = decision.assessments[rep]
-        lines.append(f"- `{rep}` — {a.level.label}: {'; '.join(a.reasons)}")
+        lines.append(text("gates.line", lang, rep=rep, level=level_label(a.level, lang), reasons=gate_reasons(a, lang)))
     return lines + [""]
 
 
-def _thresholds_line(t: Mapping[str, Any]) -> str:
+def _thresholds_line(t: Mapping[str, Any], lang: Language = DEFAULT_LANGUAGE) -> str:
     strict = bool(t.get("strict"))
-    return (
-        f"GO: F1{' CI low' if strict else ''} ≥ {t['min_f1_go']}, "
-        f"leakage excess{' CI high' if strict else ''} ≤ {t['leakage_margin_pp']} pp, "
-        f"text drop{' CI high' if strict else ''} ≤ {t['max_text_drop']}, family-wise p < {t['alpha']}; "
-        f"conditional GO: F1 ≥ {t['min_f1_conditional']}, leakage excess ≤ {t['leakage_margin_conditional_pp']} pp, "
-        f"text drop ≤ {t['max_text_drop']}, family-wise p < {t['alpha']}; borderline NOGO from F1 {t['nogo_f1']}. "
-        f"F1 thresholds read at {t.get('reference_accents', 3)} accents, scale {t.get('f1_scale', 'absolute')}; "
-        f"leakage margins read at {t.get('reference_speakers_per_accent', 8)} speakers per accent, scale {t.get('leakage_scale', 'absolute')}; "
-        f"strict mode {'on' if strict else 'off'}."
-    )
+    return text(
+        "repro.thresholds_line", lang,
+        ci_low=text("repro.ci_low", lang) if strict else "", ci_high=text("repro.ci_high", lang) if strict else "",
+        min_f1_go=t["min_f1_go"], leak_go=t["leakage_margin_pp"], max_text_drop=t["max_text_drop"], alpha=t["alpha"],
+        min_f1_conditional=t["min_f1_conditional"], leak_conditional=t["leakage_margin_conditional_pp"], nogo_f1=t["nogo_f1"],
+        reference_accents=t.get("reference_accents", 3), f1_scale=t.get("f1_scale", "absolute"),
+        reference_speakers=t.get("reference_speakers_per_accent", 8), leakage_scale=t.get("leakage_scale", "absolute"),
+        strict=text("repro.on" if strict else "repro.off", lang),
+    )  # fmt: skip
 
 
-def _context_section(metrics: pd.DataFrame, layer_order=None) -> List[str]:
+def _context_section(metrics: pd.DataFrame, layer_order=None, lang: Language = DEFAULT_LANGUAGE) -> List[str]:
     lines = [
-        "## Context (reported, not gated)",
+        text("context.heading", lang),
         "",
-        "| Representation | Speakers | Utterances | F1 sd | Majority F1 | p (FWER) | F1 seen texts | F1 unseen texts "
-        "| Leak acc | Leak chance | Speaker acc |",
+        text("context.header", lang),
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for _, r in ordered(metrics, layer_order).iterrows():
@@ -383,12 +427,7 @@ def _context_section(metrics: pd.DataFrame, layer_order=None) -> List[str]:
             f"| {_num(r['text_f1_seen'])} | {_num(r['text_f1_unseen'])} | {_num(r['leak_acc'])} "
             f"| {_num(r['leak_chance'])} | {_num(r['speaker_acc'])} |"
         )
-    return lines + [
-        "",
-        "Leak acc: speaker identified within each accent from the accent probe's output; chance ≈ 1/speakers per "
-        "accent. Speaker acc: speaker ID from the full representation.",
-        "",
-    ]
+    return lines + ["", text("context.legend", lang), ""]
 
 
 def _label_map_text(label_map: Union[Mapping[str, int], Sequence[str]]) -> str:
@@ -399,25 +438,26 @@ def _label_map_text(label_map: Union[Mapping[str, int], Sequence[str]]) -> str:
 
 
 def _repro_section(
-    config: Any, facts: DatasetFacts, device: str, label_map: Any, versions: Mapping[str, str], t: Mapping[str, Any]
-) -> List[str]:
+    config: Any, facts: DatasetFacts, device: str, label_map: Any, versions: Mapping[str, str], t: Mapping[str, Any],
+    lang: Language = DEFAULT_LANGUAGE,
+) -> List[str]:  # fmt: skip
     probes = config.probes
     sections = [(spec, spec.settings(config)) for spec in all_sources()]
-    inits = "".join(f"; {spec.name} init {settings.seed}" for spec, settings in sections if hasattr(settings, "seed"))
-    seeds = (
-        f"run {config.seed}; probes {probes.seed} ({probes.seeds} fold seeds, {probes.permutations} permutations, "
-        f"{probes.bootstrap} bootstrap resamples){inits}"
-    )
+    inits = "".join(text("repro.init", lang, source=spec.name, seed=settings.seed) for spec, settings in sections if hasattr(settings, "seed"))
+    seeds = text(
+        "repro.seed_text", lang, run=config.seed, probes=probes.seed, fold_seeds=probes.seeds, permutations=probes.permutations,
+        bootstrap=probes.bootstrap, inits=inits,
+    )  # fmt: skip
     lines = [
-        "## Reproducibility",
+        text("repro.heading", lang),
         "",
         "| | |",
         "|---|---|",
-        f"| Config hash | `{config.config_hash()}` (resolved config in `../config/`) |",
-        f"| Dataset hash | `{facts.content_hash or 'n/a'}` |",
-        f"| Device | {_cell(device)} |",
-        f"| Seeds | {seeds} |",
-        f"| Label map | {_label_map_text(label_map)} |",
+        text("repro.config_hash", lang, hash=config.config_hash()),
+        f"| {text('repro.dataset_hash', lang)} | `{facts.content_hash or 'n/a'}` |",
+        f"| {text('repro.device', lang)} | {_cell(device)} |",
+        f"| {text('repro.seeds', lang)} | {seeds} |",
+        f"| {text('repro.label_map', lang)} | {_label_map_text(label_map)} |",
     ]
     lines += [  # only what the run used: a disabled source's checkpoint is no part of this result
         f"| {spec.title} | `{_cell(getattr(settings, spec.weights))}` |"
@@ -426,32 +466,24 @@ def _repro_section(
     ]
 
     lines += [
-        f"| Thresholds | {_thresholds_line(t)} |",
+        f"| {text('repro.thresholds', lang)} | {_thresholds_line(t, lang)} |",
         "",
-        "| Package | Version |",
+        text("repro.package_header", lang),
         "|---|---|",
     ]
     lines += [f"| {k} | {v} |" for k, v in versions.items()]
     return lines + [""]
 
 
-def header_section(decision: Decision, config: Any) -> List[str]:
+def header_section(decision: Decision, config: Any, lang: Language = DEFAULT_LANGUAGE) -> List[str]:
     """Title (naming a synthetic stand-in when one decides), the not-scientific banner and the question."""
     synthetic = [spec.name for spec in all_sources() if spec.synthetic and spec.enabled(config)]
-    planted = f" ({', '.join(synthetic)} features: synthetic, not a network's)" if synthetic else ""
-    lines = [f"# Stage 1.5 accent probing report — {_cell(config.name)}{planted}", ""]
+    planted = text("title.planted", lang, sources=", ".join(synthetic)) if synthetic else ""
+    lines = [text("title", lang, name=_cell(config.name), planted=planted), ""]
     if not decision.scientific:
-        why = "; ".join(decision.caveats) if decision.caveats else "the run was marked not scientific"
-        lines += [
-            f"> **⚠ Not a scientific result:** {why}. "
-            "Read the numbers as a check of the pipeline, not as evidence about the backbone.",
-            "",
-        ]
-    return lines + [
-        f"**{VERDICT[decision.decision]}** — does the backbone carry regional accent linearly in a layer, apart from speaker identity "
-        "and robustly across sentences? Accent F1 is macro-F1 of a linear probe on held-out speakers.",
-        "",
-    ]
+        why = "; ".join(decision.caveats) if decision.caveats else text("banner.default", lang)
+        lines += [text("banner", lang, why=why), ""]
+    return lines + [text("question", lang, verdict=level_label(decision.decision, lang)), ""]
 
 
 def render_report(
@@ -471,7 +503,7 @@ def render_report(
     """The whole report as Markdown.
 
     dataset: `DatasetFacts` or the dataset layer's `Dataset` (read duck-typed).
-    config: the resolved `Stage15Config` (hash, seeds, checkpoints, configured layer order).
+    config: the resolved `Stage15Config` (hash, seeds, checkpoints, configured layer order, `report.language`).
     figures: key (see `layout.FIGURES`) -> link relative to report/; default: all four under ../artifacts/analysis.
     versions: package -> version; default `package_versions()`.
     probe_notes: protocol fallbacks the probes took (e.g. no inner CV possible), listed under the results.
@@ -483,13 +515,14 @@ def render_report(
         figures = {k: f"{ANALYSIS_LINK}/{name}" for k, name in FIGURES.items()}
     versions = package_versions() if versions is None else versions
     layer_order = configured_layer_order(config)
-    lines = header_section(decision, config)
-    lines += summary_section(metrics, decision, figures)
-    lines += results_section(metrics, decision, figures, layer_order, probe_notes)
-    lines += _decision_section(decision) + _gate_details(metrics, decision, layer_order) + _figure(figures, "confusion")
+    lang = config.report.language
+    lines = header_section(decision, config, lang)
+    lines += summary_section(metrics, decision, figures, lang)
+    lines += results_section(metrics, decision, figures, layer_order, probe_notes, lang)
+    lines += _decision_section(metrics, decision, lang) + _gate_details(metrics, decision, layer_order, lang) + _figure(figures, "confusion", lang)
     if stage2 is not None:
-        lines += render_stage2_section(metrics, decision, stage2, figures=stage2_figures, layer_order=layer_order)
-    lines += _dataset_section(facts)
-    lines += _context_section(metrics, layer_order)
-    lines += _repro_section(config, facts, device, label_map, versions, decision.thresholds)
+        lines += render_stage2_section(metrics, decision, stage2, figures=stage2_figures, layer_order=layer_order, lang=lang)
+    lines += _dataset_section(facts, lang)
+    lines += _context_section(metrics, layer_order, lang)
+    lines += _repro_section(config, facts, device, label_map, versions, decision.thresholds, lang)
     return "\n".join(lines).rstrip() + "\n"

@@ -17,7 +17,9 @@ from typing import Any, List, Mapping, Optional
 import pandas as pd
 
 from stage1_5.decision.levels import Decision, Level, is_missing
+from stage1_5.config import Language
 from stage1_5.decision.wording import fmt_f1
+from stage1_5.report.i18n import DEFAULT_LANGUAGE, LEVEL_KEYS, text
 from stage1_5.report.layout import STAGE2_FIGURES, ordered
 from stage1_5.sources import decides, source_of
 
@@ -106,30 +108,10 @@ def _best_talker_block(metrics: pd.DataFrame, layers: Mapping[str, Any]) -> Opti
     return str(rows.loc[rows["accent_f1"].idxmax(), "representation"])
 
 
-def next_step(level: Level, where: str) -> str:
+def next_step(level: Level, where: str, lang: Language = DEFAULT_LANGUAGE) -> str:
     """What to do after this decision (the guide's: GO → LoRA, conditional → adversarial regularisation and live
     leakage monitoring, NOGO → what to change), as one bold lead sentence and its detail."""
-    if level == Level.GO:
-        return (
-            f"**GO → prepare Stage 2 (LoRA) on {where}.** Put the LoRA adapters on the talker blocks up to that module "
-            "(attention q/v projections) and condition them on the accent; the directions file gives the frozen probe "
-            "(an auxiliary accent loss) and the class means / LDA basis (a steering target). Watch accent F1 and "
-            "leakage on held-out speakers while training with `AccentMonitor` / `AccentMonitorCallback`."
-        )
-    if level == Level.CONDITIONAL:
-        return (
-            f"**Conditional GO → train with adversarial regularisation on {where}.** Accent is there, but not cleanly "
-            "enough for plain LoRA: add a speaker-ID head on that module behind gradient reversal, trained on the "
-            "within-accent speaker labels; keep the frozen directions as auxiliary accent probes during training; and "
-            "monitor leakage in real time (`AccentMonitorCallback` every N steps): stop, or raise the adversarial "
-            "weight, when the leakage excess passes the conditional margin."
-        )
-    return (
-        "**NOGO → do not start LoRA accent control on this backbone as it is.** No layer carries accent linearly, "
-        "apart from speaker identity and across sentences, well enough; fix what the diagnosis above names first "
-        "(more speakers per accent, another backbone, or accents that this data can separate). The directions file "
-        "is written for inspection only: do not use it as an accent control target."
-    )
+    return text(f"next.{LEVEL_KEYS[level]}", lang, where=where)
 
 
 def _cka_sentence(cka: Optional[pd.DataFrame], rep: Optional[str]) -> Optional[str]:
@@ -152,12 +134,14 @@ def render_stage2_section(
     *,
     figures: Optional[Mapping[str, str]] = None,
     layer_order=None,
+    lang: Language = DEFAULT_LANGUAGE,
 ) -> List[str]:
-    """The "## Stage 2 handoff" section as Markdown lines. figures: key (see `layout.STAGE2_FIGURES`) → link."""
+    """The "## Stage 2 handoff" section as Markdown lines. figures: key (see `layout.STAGE2_FIGURES`) → link.
+    In a language other than English the headings and the next step are translated; the detail sentences stay English."""
     s = facts.summary
     files, layers = s.get("files", {}), s.get("layers", {})
     recommended, strongest = s.get("recommended"), s.get("strongest")
-    lines = ["## Stage 2 handoff", ""]
+    lines = [text("stage2.heading", lang), ""]
     if recommended:
         where = f"`{recommended['representation']}`, module `{recommended.get('module_path') or 'n/a'}`"
         axis = AXIS_TEXT.get(recommended.get("axis") or "", "module output")
@@ -171,10 +155,10 @@ def render_stage2_section(
                 )
     else:
         where = "the backbone"
-        text = f"none (decision {decision.decision.value})"
+        none = f"none (decision {decision.decision.value})"
         if strongest:
-            text += f"; the strongest backbone layer was `{strongest['representation']}` (module `{strongest.get('module_path')}`), for reference only"
-        lines.append(f"- **Recommended layer:** {text}.")
+            none += f"; the strongest backbone layer was `{strongest['representation']}` (module `{strongest.get('module_path')}`), for reference only"
+        lines.append(f"- **Recommended layer:** {none}.")
     if files:
         lines.append(
             f"- **Accent directions:** [`{files['directions']}`]({facts.folder_link}/{files['directions']}) + "
@@ -182,12 +166,12 @@ def render_stage2_section(
             "every speaker at its inner-CV C (standardisation folded in: logits = x·Wᵀ + b on raw pooled vectors), the "
             "per-accent means and an LDA basis; `stage1_5.stage2.load_directions(run_dir)` returns them as tensors."
         )
-    lines += [f"- {next_step(decision.decision, where)}", ""]
+    lines += [f"- {next_step(decision.decision, where, lang)}", ""]
 
     backbone = ordered(metrics, layer_order)
     backbone = backbone[[decides(str(src)) for src in backbone["source"]]]
     e = s.get("erasure", {})
-    lines += ["### Concept erasure (LEACE, held-out speakers)", ""]
+    lines += [text("stage2.erasure_heading", lang), ""]
     if backbone.empty or "erase_accent_speaker_acc" not in backbone.columns:
         lines += ["No backbone layer was analysed.", ""]
     else:
@@ -209,7 +193,7 @@ def render_stage2_section(
             lines += [f"![{STAGE2_CAPTIONS['erasure']}]({figures['erasure']})", "", f"*{STAGE2_CAPTIONS['erasure']}.*", ""]
 
     c = s.get("cka", {})
-    lines += ["### Layer similarity (linear CKA)", ""]
+    lines += [text("stage2.cka_heading", lang), ""]
     per_accent = ", ".join(f"{k}: {v}" for k, v in sorted(c.get("speakers_per_accent", {}).items()))
     lines.append(
         f"Linear CKA on the {c.get('rows')} utterances of the {c.get('speakers')} speakers held out in the first accent-erasure "
@@ -220,6 +204,6 @@ def render_stage2_section(
     if figures and "cka" in figures:
         lines += [f"![{STAGE2_CAPTIONS['cka']}]({figures['cka']})", "", f"*{STAGE2_CAPTIONS['cka']}.*", ""]
     if s.get("notes"):
-        lines += ["Stage 2 notes:", ""] + [f"- {n}" for n in s["notes"]] + [""]
+        lines += [text("stage2.notes", lang), ""] + [f"- {n}" for n in s["notes"]] + [""]
     return lines
 
