@@ -20,14 +20,15 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
 from matplotlib.text import Text
 
+from stage1_5.config import Language
 from stage1_5.decision.levels import Decision, Level, is_missing
 from stage1_5.decision.wording import fmt_p
 from stage1_5.io import atomic_write_bytes
+from stage1_5.report.i18n import DEFAULT_LANGUAGE, LEVEL_KEYS, level_label, text
 from stage1_5.report.layout import FIGURES, ordered
 from stage1_5.sources import decides, deciding_label, source_sort_key, source_spec, source_style
 
 LEVEL_COLOURS = {Level.GO: "#2e7d32", Level.CONDITIONAL: "#f9a825", Level.NOGO: "#c62828"}
-LEVEL_SHORT = {Level.GO: "GO", Level.CONDITIONAL: "COND", Level.NOGO: "NOGO"}
 LEVEL_MARKERS = {Level.GO: "o", Level.CONDITIONAL: "D", Level.NOGO: "X"}
 """A point's level by its shape as well as its fill, so that GO and NOGO differ without colour vision."""
 # gate cell colours: passes GO, passes only the conditional gate, fails, not gated
@@ -83,18 +84,23 @@ def plot_metric_heatmap(
     path: str | Path,
     *,
     layer_order: Optional[Mapping[str, Sequence[str]]] = None,
+    lang: Language = DEFAULT_LANGUAGE,
 ) -> Path:
     """Representation x metric table: gated cells coloured by pass/fail, context cells pale blue."""
     rows = ordered(metrics, layer_order)
     strict = bool(decision.thresholds.get("strict"))
+
+    def t(key: str, **params: Any) -> str:
+        return text(f"fig.heatmap.{key}", lang, **params)
+
     # (column title, metrics column, gate metric or None, formatter)
     columns = [
-        ("Accent F1", "accent_f1", None if strict else "accent_f1", lambda v: f"{v:.2f}"),
-        ("F1 CI low", "accent_f1_ci_low", "accent_f1" if strict else None, lambda v: f"{v:.2f}"),
-        ("Leak excess\n(pp)", "leak_excess_pp", "leakage", lambda v: f"{v:+.1f}"),
-        ("Text drop", "text_drop", "text_drop", lambda v: f"{v:.2f}"),
-        ("p family-wise", "p_value_fwer", "p_value", fmt_p),
-        ("Speaker acc\n(context)", "speaker_acc", None, lambda v: f"{v:.2f}"),
+        (t("f1"), "accent_f1", None if strict else "accent_f1", lambda v: f"{v:.2f}"),
+        (t("ci_low"), "accent_f1_ci_low", "accent_f1" if strict else None, lambda v: f"{v:.2f}"),
+        (t("leak"), "leak_excess_pp", "leakage", lambda v: f"{v:+.1f}"),
+        (t("text_drop"), "text_drop", "text_drop", lambda v: f"{v:.2f}"),
+        (t("p"), "p_value_fwer", "p_value", fmt_p),
+        (t("speaker"), "speaker_acc", None, lambda v: f"{v:.2f}"),
     ]
     n, m = len(rows), len(columns) + 1
     fig = Figure(figsize=(1.25 * m + 4.0, 0.42 * n + 2.0))
@@ -103,22 +109,22 @@ def plot_metric_heatmap(
         rep = str(row["representation"])
         for j, (_, col, gate, fmt) in enumerate(columns):
             v = row.get(col)
-            text = "n/a" if is_missing(v) else fmt(float(v))
+            shown = "n/a" if is_missing(v) else fmt(float(v))
             if gate is None:
                 colour = CELL_CONTEXT
             else:
                 colour, mark = _gate_cell(decision, rep, gate)
-                text = f"{text} {mark}"
+                shown = f"{shown} {mark}"
             ax.add_patch(_cell(j, i, colour))
-            ax.text(j, i, text, ha="center", va="center", fontsize=9)
+            ax.text(j, i, shown, ha="center", va="center", fontsize=9)
         level = decision.levels[rep]
         ax.add_patch(_cell(m - 1, i, LEVEL_COLOURS[level]))
-        label = LEVEL_SHORT[level] + ("" if decides(str(row["source"])) else " (ref)")
+        label = text(f"fig.short.{LEVEL_KEYS[level]}", lang) + ("" if decides(str(row["source"])) else t("ref"))
         ax.text(m - 1, i, label, ha="center", va="center", fontsize=9, color="white", fontweight="bold")
 
     ax.set_xlim(-0.5, m - 0.5)
     ax.set_ylim(n - 0.5, -0.5)
-    ax.set_xticks(range(m), [c[0] for c in columns] + ["Level"], fontsize=9)
+    ax.set_xticks(range(m), [c[0] for c in columns] + [t("level")], fontsize=9)
     ax.xaxis.tick_top()
     best = decision.best_representation
     ticks = [f"★ {r['layer']}" if r["representation"] == best else str(r["layer"]) for _, r in rows.iterrows()]
@@ -136,18 +142,20 @@ def plot_metric_heatmap(
             src, xy=(1.01, (first + last) / 2), xycoords=("axes fraction", "data"),
             ha="left", va="center", fontsize=10, fontweight="bold", color=_source_colour(src),
         )  # fmt: skip
-    t = {**decision.thresholds, **applied_f1_lines(decision)}
+    th = {**decision.thresholds, **applied_f1_lines(decision)}
     legend = [
-        Patch(color=CELL_GO, label="✓ passes GO gate"),
-        Patch(color=CELL_COND, label="~ passes the conditional gate only"),
-        Patch(color=CELL_FAIL, label="✗ fails the conditional gate"),
-        Patch(color=CELL_CONTEXT, label="context (not gated)"),
+        Patch(color=CELL_GO, label=t("go")),
+        Patch(color=CELL_COND, label=t("cond")),
+        Patch(color=CELL_FAIL, label=t("fail")),
+        Patch(color=CELL_CONTEXT, label=t("context")),
     ]
     ax.legend(handles=legend, loc="upper center", bbox_to_anchor=(0.5, -0.02), ncol=2, fontsize=8, frameon=False)
     fig.suptitle(
-        f"Gates: F1{' CI low' if strict else ''} ≥ {t['min_f1_go']:.2f} GO / {t['min_f1_conditional']:.2f} cond · "
-        f"leak ≤ {t['leakage_margin_pp']:.1f} / {t['leakage_margin_conditional_pp']:.1f} pp · "
-        f"text drop ≤ {t['max_text_drop']:.2f} · p < {t['alpha']:g} (GO)",
+        t(
+            "title", ci_low=text("repro.ci_low", lang) if strict else "", f1_go=f"{th['min_f1_go']:.2f}",
+            f1_cond=f"{th['min_f1_conditional']:.2f}", leak_go=f"{th['leakage_margin_pp']:.1f}",
+            leak_cond=f"{th['leakage_margin_conditional_pp']:.1f}", text_drop=f"{th['max_text_drop']:.2f}", alpha=f"{th['alpha']:g}",
+        ),
         fontsize=9, y=0.995,
     )  # fmt: skip
     fig.tight_layout()
@@ -180,18 +188,18 @@ def applied_f1_lines(decision: Decision) -> dict[str, float]:
     }
 
 
-def _threshold_lines(ax, t: Mapping[str, Any], label: bool) -> None:
+def _threshold_lines(ax, t: Mapping[str, Any], label: bool, lang: Language = DEFAULT_LANGUAGE) -> None:
     if np.isfinite(t.get("chance_f1", float("nan"))):
         ax.axhline(t["chance_f1"], color="black", linestyle=(0, (4, 3)), linewidth=0.9, alpha=0.7, zorder=1)
         if label:
             ax.annotate(
-                f"chance {t['chance_f1']:.2f}", xy=(1.0, t["chance_f1"]), xycoords=("axes fraction", "data"),
+                text("fig.chance", lang, value=f"{t['chance_f1']:.2f}"), xy=(1.0, t["chance_f1"]), xycoords=("axes fraction", "data"),
                 xytext=(3, 0), textcoords="offset points", va="center", fontsize=8, color="black",
             )  # fmt: skip
     for key, name, colour, style in (
-        ("min_f1_go", "GO", LEVEL_COLOURS[Level.GO], "--"),
-        ("min_f1_conditional", "conditional", LEVEL_COLOURS[Level.CONDITIONAL], "--"),
-        ("nogo_f1", "NOGO below", LEVEL_COLOURS[Level.NOGO], ":"),
+        ("min_f1_go", text("fig.line.go", lang), LEVEL_COLOURS[Level.GO], "--"),
+        ("min_f1_conditional", text("fig.line.conditional", lang), LEVEL_COLOURS[Level.CONDITIONAL], "--"),
+        ("nogo_f1", text("fig.line.nogo", lang), LEVEL_COLOURS[Level.NOGO], ":"),
     ):
         ax.axhline(t[key], color=colour, linestyle=style, linewidth=1.2, zorder=1)
         if label:
@@ -225,7 +233,7 @@ def _draw_series(ax, xs: np.ndarray, group: pd.DataFrame, decision: Decision, co
         ax.hlines(majority, xs - 0.45, xs + 0.45, color="grey", linestyle=(0, (1, 2)), linewidth=1, zorder=1)
 
 
-def plot_f1_by_layer(metrics: pd.DataFrame, decision: Decision, path: str | Path) -> Path:
+def plot_f1_by_layer(metrics: pd.DataFrame, decision: Decision, path: str | Path, *, lang: Language = DEFAULT_LANGUAGE) -> Path:
     """Accent F1 (95% CI band) per layer with the GO / conditional / NOGO lines; deciding sources
     (the backbone) left, references right. Layers are drawn in network depth, whatever order the config
     lists them in: the line is read as a trend over depth."""
@@ -235,9 +243,9 @@ def plot_f1_by_layer(metrics: pd.DataFrame, decision: Decision, path: str | Path
     deciders, refs = rows[deciding], rows[~deciding]
     titles = [spec.title for src in dict.fromkeys(deciders["source"]) if (spec := source_spec(str(src))) is not None]
     decider = " + ".join(titles) or deciding_label().capitalize()
-    panels = [(p, df) for p, df in ((f"{decider} (decides)", deciders), ("References (diagnose only)", refs)) if len(df)]
+    panels = [(p, df) for p, df in ((text("fig.f1.decides", lang, decider=decider), deciders), (text("fig.f1.references", lang), refs)) if len(df)]
     if not panels:
-        panels = [("No representations", rows)]
+        panels = [(text("fig.f1.none", lang), rows)]
     widths = [max(len(df), 2) for _, df in panels]
     width = min(max(8.0, 3.0 + 0.55 * sum(widths)), 18)
     fig = Figure(figsize=(width, 5.4))
@@ -255,23 +263,23 @@ def plot_f1_by_layer(metrics: pd.DataFrame, decision: Decision, path: str | Path
                 ax.annotate(str(src), xy=(xs.mean(), 0.02), xycoords=("data", "axes fraction"), ha="center",
                             fontsize=9, fontweight="bold", color=_source_colour(str(src)), annotation_clip=False)  # fmt: skip
             pos = xs[-1] + 1.6
-        _threshold_lines(ax, t, label=(k == len(panels) - 1))
+        _threshold_lines(ax, t, label=(k == len(panels) - 1), lang=lang)
         ax.set_xticks(xs_all, labels, rotation=40, ha="right", fontsize=8)
         ax.set_xlim(min(xs_all, default=0) - 0.8, max(xs_all, default=0) + 0.8)  # room for a source's name under one point
         ax.set_title(title, fontsize=11)
         ax.grid(axis="y", alpha=0.3)
     axes[0].set_ylim(0, 1.02)
-    axes[0].set_ylabel("Accent macro-F1 (held-out speakers)")
+    axes[0].set_ylabel(text("fig.f1.ylabel", lang))
     legend = [
-        Line2D([], [], color="black", marker="o", linestyle="-", label="mean F1, band = 95% CI"),
-        Line2D([], [], color="grey", linestyle=(0, (1, 2)), label="majority baseline"),
-        Line2D([], [], color="black", linestyle=(0, (4, 3)), linewidth=0.9, label="chance (1/K)"),
-        Line2D([], [], color="black", marker="o", markerfacecolor="none", linestyle="", markersize=13, label="best representation (ring)"),
-    ] + [Line2D([], [], color=c, marker=LEVEL_MARKERS[lv], linestyle="", label=f"{lv.label}") for lv, c in LEVEL_COLOURS.items()]
+        Line2D([], [], color="black", marker="o", linestyle="-", label=text("fig.f1.mean", lang)),
+        Line2D([], [], color="grey", linestyle=(0, (1, 2)), label=text("fig.f1.majority", lang)),
+        Line2D([], [], color="black", linestyle=(0, (4, 3)), linewidth=0.9, label=text("fig.f1.chance", lang)),
+        Line2D([], [], color="black", marker="o", markerfacecolor="none", linestyle="", markersize=13, label=text("fig.f1.best", lang)),
+    ] + [Line2D([], [], color=c, marker=LEVEL_MARKERS[lv], linestyle="", label=level_label(lv, lang)) for lv, c in LEVEL_COLOURS.items()]
     fig.legend(handles=legend, loc="lower center", ncol=6 if width >= 11 else 3, fontsize=8, frameon=False)
-    strict = " (strict: gates test the CI low)" if t.get("strict") else ""
-    none = f" (no {deciding_label()} layer evaluated)" if deciders.empty else ""
-    fig.suptitle(f"Accent F1 by layer — decision: {decision.decision.label}{none}{strict}", fontsize=12)
+    strict = text("fig.f1.strict", lang) if t.get("strict") else ""
+    none = text("fig.f1.no_decider", lang, deciding=deciding_label()) if deciders.empty else ""
+    fig.suptitle(text("fig.f1.title", lang, level=level_label(decision.decision, lang), none=none, strict=strict), fontsize=12)
     fig.tight_layout(rect=(0, 0.06 if width >= 11 else 0.1, 0.97, 1))
     return _save(fig, path)
 
@@ -281,8 +289,9 @@ def plot_f1_by_layer(metrics: pd.DataFrame, decision: Decision, path: str | Path
 
 
 def plot_confusion(
-    labels: Sequence[str], matrix: np.ndarray, path: str | Path, *, title: str = "", fold_seeds: Optional[int] = None
-) -> Path:
+    labels: Sequence[str], matrix: np.ndarray, path: str | Path, *, title: str = "", fold_seeds: Optional[int] = None,
+    lang: Language = DEFAULT_LANGUAGE,
+) -> Path:  # fmt: skip
     """Confusion matrix (rows = true accent) coloured by row share, annotated with counts and percentages
     (scikit-learn's `ConfusionMatrixDisplay`, drawn on the share, its cell texts given the counts too).
     `fold_seeds`: how many fold seeds the counts are summed over, said under the matrix."""
@@ -300,19 +309,19 @@ def plot_confusion(
     display = ConfusionMatrixDisplay(share, display_labels=list(labels)).plot(
         ax=ax, cmap="Blues", colorbar=False, xticks_rotation=30, im_kw={"vmin": 0, "vmax": 1}, text_kw={"fontsize": 9}
     )
-    for (i, j), text in np.ndenumerate(display.text_):
-        text.set_text(f"{int(counts[i, j])}\n{share[i, j]:.0%}")
-        text.set_color("white" if share[i, j] > 0.6 else "black")  # against the fixed 0..1 scale, not the data's range
+    for (i, j), cell in np.ndenumerate(display.text_):
+        cell.set_text(f"{int(counts[i, j])}\n{share[i, j]:.0%}")
+        cell.set_color("white" if share[i, j] > 0.6 else "black")  # against the fixed 0..1 scale, not the data's range
     for tick in ax.get_xticklabels():
         tick.set_horizontalalignment("right")
     summed = (
-        "\n" + textwrap.fill(f"counts summed over {fold_seeds} fold seeds: each held-out utterance is counted once per seed", int(11 * side))
+        "\n" + textwrap.fill(text("fig.confusion.summed", lang, n=fold_seeds), int(11 * side))
         if fold_seeds and fold_seeds > 1 else ""
     )  # fmt: skip
-    ax.set_xlabel(f"predicted accent{summed}")
-    ax.set_ylabel("true accent")
-    fig.colorbar(display.im_, ax=ax, fraction=0.046, pad=0.04, label="share of the true accent's utterances")
-    ax.set_title(title or "Confusion matrix", fontsize=11)
+    ax.set_xlabel(text("fig.confusion.predicted", lang) + summed)
+    ax.set_ylabel(text("fig.confusion.true", lang))
+    fig.colorbar(display.im_, ax=ax, fraction=0.046, pad=0.04, label=text("fig.confusion.share", lang))
+    ax.set_title(title or text("fig.confusion.default_title", lang), fontsize=11)
     fig.tight_layout()
     return _save(fig, path)
 
@@ -321,7 +330,7 @@ def plot_confusion(
 # leakage excess vs F1
 
 
-def plot_leakage_vs_f1(metrics: pd.DataFrame, decision: Decision, path: str | Path) -> Path:
+def plot_leakage_vs_f1(metrics: pd.DataFrame, decision: Decision, path: str | Path, *, lang: Language = DEFAULT_LANGUAGE) -> Path:
     """Speaker-leakage excess against the F1 the gates test, with the GO and conditional regions shaded."""
     t = {**decision.thresholds, **applied_f1_lines(decision)}
     strict = bool(t.get("strict"))
@@ -335,9 +344,9 @@ def plot_leakage_vs_f1(metrics: pd.DataFrame, decision: Decision, path: str | Pa
     fig = Figure(figsize=(9, 6.2))
     ax = fig.add_subplot(1, 1, 1)
     ax.fill_between([t["min_f1_conditional"], 1.0], y_lo, t["leakage_margin_conditional_pp"],
-                    color=LEVEL_COLOURS[Level.CONDITIONAL], alpha=0.15, linewidth=0, label="conditional-GO region")
+                    color=LEVEL_COLOURS[Level.CONDITIONAL], alpha=0.15, linewidth=0, label=text("fig.leak.cond_region", lang))
     ax.fill_between([t["min_f1_go"], 1.0], y_lo, t["leakage_margin_pp"],
-                    color=LEVEL_COLOURS[Level.GO], alpha=0.25, linewidth=0, label="GO region")  # fmt: skip
+                    color=LEVEL_COLOURS[Level.GO], alpha=0.25, linewidth=0, label=text("fig.leak.go_region", lang))  # fmt: skip
     ax.axvline(t["nogo_f1"], color=LEVEL_COLOURS[Level.NOGO], linestyle=":", linewidth=1.2,
                label=f"nogo_f1 {t['nogo_f1']:.2f}")  # fmt: skip
     ax.axhline(0, color="grey", linewidth=0.8)
@@ -367,19 +376,19 @@ def plot_leakage_vs_f1(metrics: pd.DataFrame, decision: Decision, path: str | Pa
             labels.append((xs[i], ys[i], name, _source_colour(src), best))
     handles, _ = ax.get_legend_handles_labels()
     present = sorted({str(s) for s in rows["source"]}, key=source_sort_key)
-    handles += [Patch(facecolor="white", edgecolor=_source_colour(s), linewidth=2, label=f"{s} (outline)") for s in present]
-    handles += [Line2D([], [], marker=LEVEL_MARKERS[lv], color=c, linestyle="", label=lv.label) for lv, c in LEVEL_COLOURS.items()]
-    handles += [Line2D([], [], marker="o", color="black", markerfacecolor="none", linestyle="", markersize=13, label="best representation")]
+    handles += [Patch(facecolor="white", edgecolor=_source_colour(s), linewidth=2, label=text("fig.leak.outline", lang, source=s)) for s in present]
+    handles += [Line2D([], [], marker=LEVEL_MARKERS[lv], color=c, linestyle="", label=level_label(lv, lang)) for lv, c in LEVEL_COLOURS.items()]
+    handles += [Line2D([], [], marker="o", color="black", markerfacecolor="none", linestyle="", markersize=13, label=text("fig.leak.best", lang))]
     ax.legend(handles=handles, loc="upper left", fontsize=8, ncol=2, framealpha=0.9)
-    ax.set_xlabel(f"Accent F1{' CI low (strict)' if strict else ''}")
-    ax.set_ylabel("Speaker leakage A→S: excess over chance (pp)")
+    ax.set_xlabel(text("fig.leak.xlabel", lang, strict=text("fig.leak.strict", lang) if strict else ""))
+    ax.set_ylabel(text("fig.leak.ylabel", lang))
     ax.grid(alpha=0.3)
-    title = "Leakage vs accent F1 (regions ignore text drop and p; fill and shape = level, outline = source)"
+    title = text("fig.leak.title", lang)
     if not all(decides(str(src)) for src in rows["source"]):
-        title += "\nreference sources with several layers: only their best layer is labelled"
+        title += "\n" + text("fig.leak.refs", lang)
     missing = [str(r) for r, good in zip(rows["representation"], ok) if not good]
     if missing:
-        title += f"\nnot plotted (not measured): {', '.join(missing[:6])}{' …' if len(missing) > 6 else ''}"
+        title += "\n" + text("fig.leak.missing", lang, reps=f"{', '.join(missing[:6])}{' …' if len(missing) > 6 else ''}")
     ax.set_title(title, fontsize=9.5)
     fig.tight_layout()
     _place_labels(ax, labels, [(x, y) for x, y, good in zip(xs, ys, ok) if good])  # after layout: pixel boxes hold
@@ -433,18 +442,19 @@ def render_figures(
     *,
     layer_order: Optional[Mapping[str, Sequence[str]]] = None,
     fold_seeds: Optional[int] = None,
+    lang: Language = DEFAULT_LANGUAGE,
 ) -> Dict[str, Path]:
-    """Write the four figures under `out_dir` (names in `layout.FIGURES`); the confusion matrix is the
+    """Write the four figures under `out_dir` (names in `layout.FIGURES`), their words in `lang`; the confusion matrix is the
     best representation's (its counts summed over `fold_seeds`) and is skipped when there is none or it has no matrix."""
     out = Path(out_dir)
     paths = {
-        "heatmap": plot_metric_heatmap(metrics, decision, out / FIGURES["heatmap"], layer_order=layer_order),
-        "f1_by_layer": plot_f1_by_layer(metrics, decision, out / FIGURES["f1_by_layer"]),
-        "leakage_vs_f1": plot_leakage_vs_f1(metrics, decision, out / FIGURES["leakage_vs_f1"]),
+        "heatmap": plot_metric_heatmap(metrics, decision, out / FIGURES["heatmap"], layer_order=layer_order, lang=lang),
+        "f1_by_layer": plot_f1_by_layer(metrics, decision, out / FIGURES["f1_by_layer"], lang=lang),
+        "leakage_vs_f1": plot_leakage_vs_f1(metrics, decision, out / FIGURES["leakage_vs_f1"], lang=lang),
     }
     best = decision.best_representation
     if best is not None and best in confusion:
         labels, matrix = confusion[best]
-        title = f"{best} ({decision.decision.label}) — held-out speakers"
-        paths["confusion"] = plot_confusion(labels, matrix, out / FIGURES["confusion"], title=title, fold_seeds=fold_seeds)
+        title = text("fig.confusion.title", lang, best=best, level=level_label(decision.decision, lang))
+        paths["confusion"] = plot_confusion(labels, matrix, out / FIGURES["confusion"], title=title, fold_seeds=fold_seeds, lang=lang)
     return paths

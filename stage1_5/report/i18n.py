@@ -208,6 +208,18 @@ EN: Dict[str, str] = {
     "fig.leak.title": "Leakage vs accent F1 (regions ignore text drop and p; fill and shape = level, outline = source)",
     "fig.leak.refs": "reference sources with several layers: only their best layer is labelled",
     "fig.leak.missing": "not plotted (not measured): {reps}",
+    "fig.erasure.left": "Erase accent → within-accent speaker ID",
+    "fig.erasure.left_y": "accuracy (held-out speakers)",
+    "fig.erasure.right": "Erase within-accent speaker contrasts → accent F1",
+    "fig.erasure.right_y": "accent macro-F1 (held-out speakers)",
+    "fig.erasure.before": "before erasure",
+    "fig.erasure.after": "after erasure (error bar: 95% CI of the drop)",
+    "fig.erasure.chance": "chance (1 / held-out speakers of the accent)",
+    "fig.erasure.none": " (no {deciding} layer analysed)",
+    "fig.erasure.title": "LEACE concept erasure per {deciding} layer{none}\n−x%: share of above-chance speaker ID lost (+x%: gained)",
+    "fig.cka.colorbar": "linear CKA",
+    "fig.cka.title": "Layer similarity (linear CKA, held-out speakers)",
+    "fig.cka.highlight": "bold: best layer {layer}",
 }
 
 PT_BR: Dict[str, str] = {
@@ -242,7 +254,7 @@ PT_BR: Dict[str, str] = {
     "da sonda de sotaque. Queda por texto: F1 em textos vistos − F1 em textos não vistos. p: teste de permutação no nível do "
     "falante (n/a: nenhuma permutação executada; tal camada não pode chegar a GO).",
     "results.synthetic": "`{source}` é **sintética**: {what}.",
-    "results.about": "`{source}` é {what}.",
+    "results.about": "`{source}`: {what}.",
     "results.text_only": "`{rep}` fica no nível da classe majoritária (F1 {f1}, majoritária {majority}) "
     "por construção: o codificador de texto vê só o texto, nenhum áudio, e todos os sotaques leem os mesmos textos.",
     "results.probe_notes": "Notas das sondas:",
@@ -390,6 +402,18 @@ PT_BR: Dict[str, str] = {
     "fig.leak.title": "Vazamento vs F1 de sotaque (regiões ignoram queda por texto e p; preenchimento e forma = nível, contorno = fonte)",
     "fig.leak.refs": "fontes de referência com várias camadas: só a melhor camada de cada uma é rotulada",
     "fig.leak.missing": "não plotadas (não medidas): {reps}",
+    "fig.erasure.left": "Apagar o sotaque → identificação do falante dentro do sotaque",
+    "fig.erasure.left_y": "acurácia (falantes retidos)",
+    "fig.erasure.right": "Apagar os contrastes de falante dentro do sotaque → F1 de sotaque",
+    "fig.erasure.right_y": "macro-F1 de sotaque (falantes retidos)",
+    "fig.erasure.before": "antes do apagamento",
+    "fig.erasure.after": "depois do apagamento (barra de erro: IC 95% da queda)",
+    "fig.erasure.chance": "acaso (1 / falantes retidos do sotaque)",
+    "fig.erasure.none": " (nenhuma camada do {deciding} analisada)",
+    "fig.erasure.title": "Apagamento de conceito LEACE por camada do {deciding}{none}\n−x%: fração da identificação de falante acima do acaso perdida (+x%: ganha)",
+    "fig.cka.colorbar": "CKA linear",
+    "fig.cka.title": "Semelhança entre camadas (CKA linear, falantes retidos)",
+    "fig.cka.highlight": "negrito: melhor camada {layer}",
 }
 
 PT_BR_DECISION: Dict[str, str] = {

@@ -12,8 +12,10 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
+from stage1_5.config import Language
 from stage1_5.decision.levels import Decision, Level
 from stage1_5.report.figures import LEVEL_COLOURS, _group_spans, _save, _source_colour
+from stage1_5.report.i18n import DEFAULT_LANGUAGE, text
 from stage1_5.report.layout import STAGE2_FIGURES, ordered
 from stage1_5.sources import decides, deciding_label
 
@@ -36,6 +38,7 @@ def plot_erasure(
     path: str | Path,
     *,
     layer_order: Optional[Mapping[str, Sequence[str]]] = None,
+    lang: Language = DEFAULT_LANGUAGE,
 ) -> Path:
     """Two panels over the deciding (backbone) layers: within-accent speaker-ID accuracy before / after
     erasing accent, with chance; accent F1 before / after erasing the within-accent speaker contrasts."""
@@ -54,13 +57,13 @@ def plot_erasure(
         if np.isfinite(loss):
             lost = f"{'−' if loss >= 0 else '+'}{abs(100 * loss):.0f}%"  # a negative loss is a gain: "+4%", never "−-4%"
             left.annotate(lost, (x, 1.0), xytext=(0, -12), textcoords="offset points", ha="center", fontsize=8)
-    left.set_title("Erase accent → within-accent speaker ID", fontsize=10)
-    left.set_ylabel("accuracy (held-out speakers)")
+    left.set_title(text("fig.erasure.left", lang), fontsize=10)
+    left.set_ylabel(text("fig.erasure.left_y", lang))
 
     base, erased = get("erase_speaker_accent_f1_base"), get("erase_speaker_accent_f1")
     _bars(right, xs, base, erased, get("erase_speaker_accent_f1_drop_ci_low"), get("erase_speaker_accent_f1_drop_ci_high"))
-    right.set_title("Erase within-accent speaker contrasts → accent F1", fontsize=10)
-    right.set_ylabel("accent macro-F1 (held-out speakers)")
+    right.set_title(text("fig.erasure.right", lang), fontsize=10)
+    right.set_ylabel(text("fig.erasure.right_y", lang))
 
     best = decision.best_representation
     labels = [f"★ {r.layer}" if r.representation == best else str(r.layer) for r in rows.itertuples()]
@@ -69,14 +72,14 @@ def plot_erasure(
         ax.set_xticks(xs, labels, rotation=40, ha="right", fontsize=8)
         ax.grid(axis="y", alpha=0.3)
     handles = [
-        Patch(color=BEFORE, label="before erasure"),
-        Patch(color=AFTER, label="after erasure (error bar: 95% CI of the drop)"),
-        Line2D([], [], color=CHANCE, marker="_", linestyle="", markersize=14, label="chance (1 / held-out speakers of the accent)"),
+        Patch(color=BEFORE, label=text("fig.erasure.before", lang)),
+        Patch(color=AFTER, label=text("fig.erasure.after", lang)),
+        Line2D([], [], color=CHANCE, marker="_", linestyle="", markersize=14, label=text("fig.erasure.chance", lang)),
     ]
     fig.legend(handles=handles, loc="lower center", ncol=3 if width >= 11 else 2, fontsize=8, frameon=False)
     deciding = deciding_label(rows["representation"])
-    none = f" (no {deciding} layer analysed)" if rows.empty else ""
-    fig.suptitle(f"LEACE concept erasure per {deciding} layer{none}\n−x%: share of above-chance speaker ID lost (+x%: gained)", fontsize=11)
+    none = text("fig.erasure.none", lang, deciding=deciding) if rows.empty else ""
+    fig.suptitle(text("fig.erasure.title", lang, deciding=deciding, none=none), fontsize=11)
     fig.tight_layout(rect=(0, 0.07 if width >= 11 else 0.1, 1, 1))
     return _save(fig, path)
 
@@ -88,6 +91,7 @@ def plot_cka(
     *,
     highlight: Optional[str] = None,
     layer_order: Optional[Mapping[str, Sequence[str]]] = None,
+    lang: Language = DEFAULT_LANGUAGE,
 ) -> Path:
     """CKA heatmap, rows and columns in the report's order (grouped by source, separators between
     sources); values written in the cells when there are few enough; `highlight` in bold."""
@@ -114,8 +118,9 @@ def plot_cka(
         if first > 0:
             ax.axhline(first - 0.5, color="white", linewidth=1.5)
             ax.axvline(first - 0.5, color="white", linewidth=1.5)
-    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="linear CKA")
-    ax.set_title("Layer similarity (linear CKA, held-out speakers)" + (f"\nbold: best layer {highlight}" if highlight else ""), fontsize=10, loc="left")
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label=text("fig.cka.colorbar", lang))
+    title = text("fig.cka.title", lang) + ("\n" + text("fig.cka.highlight", lang, layer=highlight) if highlight else "")
+    ax.set_title(title, fontsize=10, loc="left")
     fig.tight_layout()
     return _save(fig, path)
 
@@ -128,11 +133,12 @@ def render_stage2_figures(
     *,
     highlight: Optional[str] = None,
     layer_order: Optional[Mapping[str, Sequence[str]]] = None,
+    lang: Language = DEFAULT_LANGUAGE,
 ) -> Dict[str, Path]:
-    """Write the Stage 2 figures under `out_dir` (names in `layout.STAGE2_FIGURES`); the CKA heatmap
-    only when there is a matrix."""
+    """Write the Stage 2 figures under `out_dir` (names in `layout.STAGE2_FIGURES`), their words in `lang`;
+    the CKA heatmap only when there is a matrix."""
     out = Path(out_dir)
-    paths = {"erasure": plot_erasure(metrics, decision, out / STAGE2_FIGURES["erasure"], layer_order=layer_order)}
+    paths = {"erasure": plot_erasure(metrics, decision, out / STAGE2_FIGURES["erasure"], layer_order=layer_order, lang=lang)}
     if cka is not None and len(cka):
-        paths["cka"] = plot_cka(cka, metrics, out / STAGE2_FIGURES["cka"], highlight=highlight, layer_order=layer_order)
+        paths["cka"] = plot_cka(cka, metrics, out / STAGE2_FIGURES["cka"], highlight=highlight, layer_order=layer_order, lang=lang)
     return paths
