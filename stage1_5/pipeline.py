@@ -290,6 +290,7 @@ def write_report(paths: RunPaths, cfg: Stage15Config, dataset, probe_results, de
         paths.analysis_dir,
         layer_order=configured_layer_order(cfg),
         fold_seeds=cfg.probes.seeds,
+        lang=cfg.report.language,
     )
     links = {name: os.path.relpath(path, paths.report_dir) for name, path in figures.items()}
     stage2 = load_stage2_facts(paths)
@@ -297,7 +298,8 @@ def write_report(paths: RunPaths, cfg: Stage15Config, dataset, probe_results, de
     if stage2 is not None:
         strongest = (stage2.summary.get("strongest") or {}).get("representation")
         drawn = render_stage2_figures(
-            probe_results.metrics, stage2.cka, decision, paths.stage2_dir, highlight=strongest, layer_order=configured_layer_order(cfg)
+            probe_results.metrics, stage2.cka, decision, paths.stage2_dir, highlight=strongest, layer_order=configured_layer_order(cfg),
+            lang=cfg.report.language,
         )
         stage2_links = {name: os.path.relpath(path, paths.report_dir) for name, path in drawn.items()}
     text = render_report(
@@ -313,7 +315,7 @@ def write_report(paths: RunPaths, cfg: Stage15Config, dataset, probe_results, de
         stage2_figures=stage2_links,
     )
     atomic_write_text(paths.report_md, text)
-    write_html_report(text, paths.report_dir / HTML_NAME)  # the same report, figures embedded: one file to send
+    write_html_report(text, paths.report_dir / HTML_NAME, lang=cfg.report.language)  # the same report, figures embedded: one file to send
 
 
 # ----------------------------------------------------------------------------- the run

@@ -22,6 +22,8 @@ def command(config_file: str, out_dir: str | None, force: str | None, no_progres
     from stage1_5 import distributed
     from stage1_5.config import load_config
     from stage1_5.pipeline import run_experiment
+    from stage1_5.report.i18n import level_label, text
+    from stage1_5.report.sentences import rationale
     from stage1_5.runtime import configure_torch_threads
 
     cfg = load_config(config_file)
@@ -31,24 +33,24 @@ def command(config_file: str, out_dir: str | None, force: str | None, no_progres
         result = run_experiment(cfg, out_dir=out_dir, force=force, progress=not no_progress, echo=lambda m: click.echo(m, err=True), wait=wait)
     if result is None:  # a torchrun rank other than 0: its shard is in the store
         return
-    d = result.decision
+    d, lang = result.decision, cfg.report.language  # the closing summary in the report's language
     click.echo("")
-    click.echo(f"Decision: {d.decision.label}")
-    click.echo(f"Best representation: {d.best_representation}")
-    click.echo(f"Rationale: {d.rationale}")
+    click.echo(text("cli.decision", lang, level=level_label(d.decision, lang)))
+    click.echo(text("cli.best", lang, best=d.best_representation))
+    click.echo(text("cli.rationale", lang, rationale=rationale(d, lang)))
     if d.diagnosis:
-        click.echo(f"Diagnosis: {d.diagnosis.value}")
+        click.echo(text("cli.diagnosis", lang, code=d.diagnosis.value))
     if d.facts.significance_limit:
-        click.echo(f"WARNING: {d.facts.significance_limit}.")
+        click.echo(text("cli.warning", lang, text=d.facts.significance_limit))
     if not d.scientific:
-        click.echo(f"NOTE: not a scientific result: {'; '.join(d.caveats)}.")
+        click.echo(text("cli.not_scientific", lang, caveats="; ".join(d.caveats)))
     click.echo("")
-    click.echo(f"Report:   {result.paths.report_md}")
-    click.echo(f"Analysis: {result.paths.analysis_dir}")
+    click.echo(text("cli.report", lang, path=result.paths.report_md))
+    click.echo(text("cli.analysis", lang, path=result.paths.analysis_dir))
     if result.paths.stage2_dir.is_dir():
-        click.echo(f"Stage 2:  {result.paths.stage2_dir}")
-    click.echo(f"Bundle:   {result.paths.bundle}")
-    click.echo(f"Wall time: {time.perf_counter() - started:.1f}s{_stage_summary(result.stage_times, result.skipped)}")
+        click.echo(text("cli.stage2", lang, path=result.paths.stage2_dir))
+    click.echo(text("cli.bundle", lang, path=result.paths.bundle))
+    click.echo(text("cli.wall_time", lang, seconds=f"{time.perf_counter() - started:.1f}", stages=_stage_summary(result.stage_times, result.skipped)))
 
 
 def _stage_summary(times: dict[str, float], skipped: list[str]) -> str:

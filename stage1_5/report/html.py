@@ -12,7 +12,9 @@ import base64
 import html
 from pathlib import Path
 
+from stage1_5.config import Language
 from stage1_5.io import atomic_write_text
+from stage1_5.report.i18n import DEFAULT_LANGUAGE, text
 
 HTML_NAME = "stage1_5_report.html"
 """File name beside `stage1_5_report.md` under report/."""
@@ -44,18 +46,20 @@ def _data_uri(path: Path) -> str:
     return f"data:{kind};base64,{base64.b64encode(path.read_bytes()).decode('ascii')}"
 
 
-def render_html(markdown: str, base_dir: str | Path) -> str:
-    """The report as an HTML page; every image link is read relative to `base_dir` and embedded (a
+def render_html(markdown: str, base_dir: str | Path, lang: Language = DEFAULT_LANGUAGE) -> str:
+    """The report as an HTML page in `lang` (`<html lang>`); every image link is read relative to `base_dir` and embedded (a
     link to a missing file is left as it is, so the page still says which figure it wanted)."""
     md = _parser()
     tokens = md.parse(markdown)
     base = Path(base_dir)
-    title = "Stage 1.5 accent probing report"
+    title = text("html.title", lang)
+    summary = text("summary.heading", lang).lstrip("# ")
     for i, token in enumerate(tokens):
         if token.type == "heading_open" and token.tag == "h1" and i + 1 < len(tokens):
             title = tokens[i + 1].content
         if token.type == "heading_open" and token.tag == "h2" and i + 1 < len(tokens):
-            token.attrSet("id", tokens[i + 1].content.strip().lower().replace(" ", "-"))
+            heading = tokens[i + 1].content.strip()
+            token.attrSet("id", "summary" if heading == summary else heading.lower().replace(" ", "-"))  # the style sheet's summary box
         for child in token.children or ():
             if child.type == "image":
                 src = Path(str(child.attrGet("src") or ""))
@@ -64,14 +68,14 @@ def render_html(markdown: str, base_dir: str | Path) -> str:
                     child.attrSet("src", _data_uri(target))
     body = md.renderer.render(tokens, md.options, {})
     return (
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+        f"<!DOCTYPE html>\n<html lang=\"{lang}\">\n<head>\n<meta charset=\"utf-8\">\n"
         "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
         f"<title>{html.escape(title)}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n{body}</body>\n</html>\n"
     )
 
 
-def write_html_report(markdown: str, target: str | Path) -> Path:
-    """Write `render_html(markdown)` to `target`, images read relative to its folder."""
+def write_html_report(markdown: str, target: str | Path, lang: Language = DEFAULT_LANGUAGE) -> Path:
+    """Write `render_html(markdown, lang=lang)` to `target`, images read relative to its folder."""
     target = Path(target)
-    atomic_write_text(target, render_html(markdown, target.parent))
+    atomic_write_text(target, render_html(markdown, target.parent, lang))
     return target

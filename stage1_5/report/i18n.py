@@ -22,6 +22,7 @@ EN: Dict[str, str] = {
     # header
     "title": "# Stage 1.5 accent probing report — {name}{planted}",
     "title.planted": " ({sources} features: synthetic, not a network's)",
+    "html.title": "Stage 1.5 accent probing report",
     "banner": "> **⚠ Not a scientific result:** {why}. Read the numbers as a check of the pipeline, not as evidence about the backbone.",
     "banner.default": "the run was marked not scientific",
     "question": "**{verdict}** — does the backbone carry regional accent linearly in a layer, apart from speaker identity "
@@ -225,6 +226,7 @@ EN: Dict[str, str] = {
 PT_BR: Dict[str, str] = {
     "title": "# Relatório de sondagem de sotaque do Stage 1.5 — {name}{planted}",
     "title.planted": " (atributos {sources}: sintéticos, não de uma rede)",
+    "html.title": "Relatório de sondagem de sotaque do Stage 1.5",
     "banner": "> **⚠ Não é um resultado científico:** {why}. Leia os números como uma verificação do pipeline, não como evidência sobre o backbone.",
     "banner.default": "a execução foi marcada como não científica",
     "question": "**{verdict}** — o backbone carrega o sotaque regional linearmente em alguma camada, separado da identidade do "
@@ -417,12 +419,12 @@ PT_BR: Dict[str, str] = {
 }
 
 PT_BR_DECISION: Dict[str, str] = {
-    "rationale.level": "`{best}` atinge {level}: F1 de sotaque {f1}, excesso de vazamento {leak}, queda por texto {drop}, p por família {p}.",
+    "rationale.level": "`{best}` atinge {level}: {checks}.",
     "rationale.nogo": "nenhuma camada do {deciding} atinge GO condicional; {gloss}.",
     "rationale.nogo_plain": "nenhuma camada do {deciding} atinge GO condicional.",
     "reasons.passed": "passa em todos os critérios de {level}",
     "reasons.no_checks": "a sonda falhou: nenhum critério foi testado",
-    "check.failed": "{metric} {value} {op} {threshold} ({level})",
+    "check": "{metric} {value} {op} {threshold} ({level})",
     "metric.accent_f1": "F1",
     "metric.leakage": "excesso de vazamento",
     "metric.text_drop": "queda por texto",

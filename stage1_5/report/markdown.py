@@ -17,10 +17,11 @@ import pandas as pd
 from stage1_5.data.confounds import ConfoundReport, RecordingConfound, TextSharing
 from stage1_5.data.recording import LABELS, STATISTICS
 from stage1_5.config import Language
-from stage1_5.decision.levels import Decision, GateCheck, Level, LevelAssessment, is_missing
-from stage1_5.decision.wording import fmt_f1, fmt_p, fmt_pair, fmt_pp
-from stage1_5.report.i18n import DEFAULT_LANGUAGE, EN, diagnosis_gloss, level_label, pt, text
+from stage1_5.decision.levels import Decision, is_missing
+from stage1_5.decision.wording import fmt_f1, fmt_p, fmt_pp
+from stage1_5.report.i18n import DEFAULT_LANGUAGE, EN, level_label, text
 from stage1_5.report.layout import FIGURES, ordered
+from stage1_5.report.sentences import diagnosis_sentence, gate_reasons, rationale
 from stage1_5.report.stage2 import Stage2Facts, next_step, render_stage2_section
 from stage1_5.sources import (
     all_sources,
@@ -167,30 +168,6 @@ def _best_row(metrics: pd.DataFrame, decision: Decision) -> Optional[Mapping[str
     return None if rows.empty else rows.iloc[0]
 
 
-def rationale(metrics: pd.DataFrame, decision: Decision, lang: Language = DEFAULT_LANGUAGE) -> str:
-    """Why the run got its decision: in English rules.py's own sentence; in another language composed
-    from the Decision's typed fields (level, best representation and its numbers, diagnosis)."""
-    if lang == "en":
-        return decision.rationale
-    row = _best_row(metrics, decision)
-    if decision.decision != Level.NOGO and row is not None:
-        return pt(
-            "rationale.level", best=decision.best_representation, level=level_label(decision.decision, lang), f1=_f1_ci(row),
-            leak=fmt_pp(row.get("leak_excess_pp")), drop=fmt_f1(row.get("text_drop")), p=fmt_p(row.get("p_value_fwer")),
-        )  # fmt: skip
-    deciding = deciding_label(decision.assessments)
-    if decision.diagnosis is None:
-        return pt("rationale.nogo_plain", deciding=deciding)
-    return pt("rationale.nogo", deciding=deciding, gloss=diagnosis_gloss(decision.diagnosis, lang))
-
-
-def diagnosis_sentence(metrics: pd.DataFrame, decision: Decision, lang: Language = DEFAULT_LANGUAGE) -> str:
-    """The diagnosis in one sentence (the rationale when there is no diagnosis)."""
-    if lang == "en":
-        return decision.diagnosis_text or decision.rationale
-    return diagnosis_gloss(decision.diagnosis, lang) if decision.diagnosis else rationale(metrics, decision, lang)
-
-
 def summary_section(metrics: pd.DataFrame, decision: Decision, figures: Mapping[str, str], lang: Language = DEFAULT_LANGUAGE) -> List[str]:
     """The verdict first: decision, best representation with F1, interval and family-wise p, the
     diagnosis in one sentence and the next step, then the F1-by-layer figure."""
@@ -200,7 +177,7 @@ def summary_section(metrics: pd.DataFrame, decision: Decision, figures: Mapping[
         best_cell = text("summary.best_none", lang, deciding=deciding_label(metrics["representation"]))
     else:
         best_cell = text("summary.best_cell", lang, best=_cell(best), f1=_f1_ci(row), p=fmt_p(row.get("p_value_fwer")))
-    diagnosis = diagnosis_sentence(metrics, decision, lang)
+    diagnosis = diagnosis_sentence(decision, lang)
     where = f"`{best}`" if best else text("summary.best_layer", lang)
     lines = [
         text("summary.heading", lang),
@@ -294,7 +271,7 @@ def confound_section(report: ConfoundReport, lang: Language = DEFAULT_LANGUAGE) 
     return lines + _recording_block(report.recording, lang)
 
 
-def _decision_section(metrics: pd.DataFrame, decision: Decision, lang: Language = DEFAULT_LANGUAGE) -> List[str]:
+def _decision_section(decision: Decision, lang: Language = DEFAULT_LANGUAGE) -> List[str]:
     deciding = deciding_label(decision.assessments)
     best = text("decision.best_none", lang, deciding=deciding)
     if decision.best_representation:
@@ -304,7 +281,7 @@ def _decision_section(metrics: pd.DataFrame, decision: Decision, lang: Language 
         "",
         text("decision.best", lang, best=best),
         text("decision.decision", lang, level=level_label(decision.decision, lang)),
-        text("decision.rationale", lang, rationale=rationale(metrics, decision, lang)),
+        text("decision.rationale", lang, rationale=rationale(decision, lang)),
     ]
     applied = decision.thresholds.get("applied", {}).get(decision.best_representation or "")
     if applied:
@@ -318,7 +295,7 @@ def _decision_section(metrics: pd.DataFrame, decision: Decision, lang: Language 
     if decision.facts.smallest_reachable_p is not None:
         lines.append(text("decision.smallest_p", lang, p=fmt_p(decision.facts.smallest_reachable_p)))
     if decision.diagnosis:
-        lines.append(text("decision.diagnosis", lang, code=decision.diagnosis.value, text=diagnosis_sentence(metrics, decision, lang)))
+        lines.append(text("decision.diagnosis", lang, code=decision.diagnosis.value, text=diagnosis_sentence(decision, lang)))
     if decision.borderline:
         lines.append(text("decision.borderline", lang, layers=", ".join(f"`{r}`" for r in decision.borderline)))
     lines += ["", text("decision.who_decides", lang, deciding=deciding, references=reference_label())]
@@ -354,37 +331,6 @@ def results_section(
     if probe_notes:
         lines += [text("results.probe_notes", lang), ""] + [f"- {_cell(note)}" for note in probe_notes] + [""]
     return lines + _figure(figures, "heatmap", lang) + _figure(figures, "leakage_vs_f1", lang)
-
-
-FAILED_OP = {">=": "<", "<=": ">", "<": "≥"}
-
-
-def _check_text(check: GateCheck, lang: Language) -> str:
-    """A failed gate in `lang`: 'F1 0.41 < 0.59 (GO)'."""
-    if check.metric == "p_value":
-        value, threshold = fmt_p(check.value), f"{check.threshold:g}"
-    elif is_missing(check.value):
-        value, threshold = "n/a", f"{check.threshold:g}"
-    else:
-        unit = " pp" if check.metric == "leakage" else ""
-        value, threshold = fmt_pair(check.value, check.threshold, unit=unit, signed=check.metric == "leakage")
-    return pt(
-        "check.failed", metric=pt(f"metric.{check.metric}"), value=value, op=FAILED_OP.get(check.op, "≠"),
-        threshold=threshold, level=pt(f"gate.{check.level}"),
-    )  # fmt: skip
-
-
-def gate_reasons(assessment: LevelAssessment, lang: Language = DEFAULT_LANGUAGE) -> str:
-    """Why a layer sits at its level: rules.py's reasons in English; in another language composed from
-    the assessment's gate checks (the failed gates of the level above it)."""
-    if lang == "en":
-        return "; ".join(assessment.reasons)
-    if not assessment.checks:
-        return pt("reasons.no_checks")
-    if assessment.level == Level.GO:
-        return pt("reasons.passed", level=level_label(Level.GO, lang))
-    above = "go" if assessment.level == Level.CONDITIONAL else "conditional"
-    return "; ".join(_check_text(c, lang) for c in assessment.failed(above))
 
 
 def _gate_details(metrics: pd.DataFrame, decision: Decision, layer_order=None, lang: Language = DEFAULT_LANGUAGE) -> List[str]:
@@ -519,7 +465,7 @@ def render_report(
     lines = header_section(decision, config, lang)
     lines += summary_section(metrics, decision, figures, lang)
     lines += results_section(metrics, decision, figures, layer_order, probe_notes, lang)
-    lines += _decision_section(metrics, decision, lang) + _gate_details(metrics, decision, layer_order, lang) + _figure(figures, "confusion", lang)
+    lines += _decision_section(decision, lang) + _gate_details(metrics, decision, layer_order, lang) + _figure(figures, "confusion", lang)
     if stage2 is not None:
         lines += render_stage2_section(metrics, decision, stage2, figures=stage2_figures, layer_order=layer_order, lang=lang)
     lines += _dataset_section(facts, lang)
