@@ -135,6 +135,45 @@ EN: Dict[str, str] = {
     "stage2.erasure_heading": "### Concept erasure (LEACE, held-out speakers)",
     "stage2.cka_heading": "### Layer similarity (linear CKA)",
     "stage2.notes": "Stage 2 notes:",
+    "stage2.where": "`{rep}`, module `{module}`",
+    "stage2.the_backbone": "the backbone",
+    "stage2.axis.talker": "talker block output (residual stream)",
+    "stage2.axis.text": "text projection at transcript positions (sees no audio: a negative control)",
+    "stage2.axis.frames": "speech-tokenizer decoder frames (a codec view of the reference audio: under teacher forcing it depends only on the codes)",
+    "stage2.axis.other": "module output",
+    "stage2.recommended": "- **Recommended layer:** {what}.",
+    "stage2.talker_target": "- **Talker target:** LoRA and adversarial heads act on the talker; the best talker block by accent F1 is "
+    "`{block}`, module `{module}`.",
+    "stage2.none": "none (decision {decision})",
+    "stage2.strongest": "; the strongest backbone layer was `{rep}` (module `{module}`), for reference only",
+    "stage2.directions": "- **Accent directions:** [`{directions}`]({folder}/{directions}) + [`{sidecar}`]({folder}/{sidecar}): per backbone "
+    "layer the accent probe refit on every speaker at its inner-CV C (standardisation folded in: logits = x·Wᵀ + b on raw pooled "
+    "vectors), the per-accent means and an LDA basis; `stage1_5.stage2.load_directions(run_dir)` returns them as tensors.",
+    "stage2.no_backbone": "No backbone layer was analysed.",
+    "stage2.erasure.unmeasured": "the accent erasure could not be measured (too few speakers or texts)",
+    "stage2.erasure.share": ", {loss}{ci} of its excess over chance",
+    "stage2.erasure.no_share": ", no identification reliably above chance to lose",
+    "stage2.erasure.first": "erasing accent costs {drop}{ci} of within-accent speaker ID ({before} → {after}, chance {chance}{share}; "
+    "the eraser leaves held-out accent F1 at {residual})",
+    "stage2.erasure.speaker_unmeasured": "the speaker-contrast erasure could not be measured",
+    "stage2.erasure.second": "erasing within-accent speaker contrasts leaves accent F1 {erased}{ci} of {base} (drop {drop}{drop_ci})",
+    "stage2.erasure.higher": " — higher, not a bug: the eraser removes speaker variance the accent probe had to see through, so the "
+    "accents stand further apart in what is left",
+    "stage2.erasure.meaning": "A large speaker-ID loss when accent is erased means speaker identity rides on the accent axis: steering accent "
+    "at that layer drags the speaker along. Accent F1 that survives erasing the within-accent speaker contrasts "
+    "means accent can be moved apart from who is speaking.",
+    "stage2.erasure.how": "How: the accent eraser is fit on training speakers only ({accent_folds} speaker folds, each holding out "
+    "1/k of every accent's speakers), then held-out speakers are identified within their accent by a standardised "
+    "L2 logistic regression (C = {speaker_c}) trained on {text_folds} text folds of their own "
+    "utterances in turn; the speaker-contrast eraser and the accent probe (the layer's C) are fit on training "
+    "speakers, one speaker per accent held out. Fold seeds: {fold_seeds}. Intervals: {intervals}.",
+    "stage2.cka.how": "Linear CKA on the {rows} utterances of the {speakers} speakers held out in the first accent-erasure "
+    "fold ({per_accent}): every pair of representations, references included.",
+    "stage2.cka.nearest": "`{rep}` is most alike the reference `{nearest}` (CKA {cka}){tail}.",
+    "stage2.cka.tail": "; against the speaker / acoustic baselines: {parts}",
+    "caption.erasure": "LEACE erasure per backbone layer on held-out speakers: within-accent speaker ID before / after erasing accent "
+    "(left), accent F1 before / after erasing within-accent speaker contrasts (right)",
+    "caption.cka": "Linear CKA between every pair of representations (held-out speakers' utterances)",
     "next.go": "**GO → prepare Stage 2 (LoRA) on {where}.** Put the LoRA adapters on the talker blocks up to that module "
     "(attention q/v projections) and condition them on the accent; the directions file gives the frozen probe "
     "(an auxiliary accent loss) and the class means / LDA basis (a steering target). Watch accent F1 and "
@@ -332,6 +371,47 @@ PT_BR: Dict[str, str] = {
     "stage2.erasure_heading": "### Apagamento de conceito (LEACE, falantes retidos)",
     "stage2.cka_heading": "### Semelhança entre camadas (CKA linear)",
     "stage2.notes": "Notas do Stage 2:",
+    "stage2.where": "`{rep}`, módulo `{module}`",
+    "stage2.the_backbone": "o backbone",
+    "stage2.axis.talker": "saída de bloco do talker (fluxo residual)",
+    "stage2.axis.text": "projeção de texto nas posições da transcrição (não vê áudio: um controle negativo)",
+    "stage2.axis.frames": "quadros do decodificador do speech tokenizer (uma visão de codec do áudio de referência: com teacher forcing depende só dos códigos)",
+    "stage2.axis.other": "saída do módulo",
+    "stage2.recommended": "- **Camada recomendada:** {what}.",
+    "stage2.talker_target": "- **Alvo no talker:** LoRA e cabeças adversariais atuam no talker; o melhor bloco do talker pelo F1 de sotaque é "
+    "`{block}`, módulo `{module}`.",
+    "stage2.none": "nenhuma (decisão {decision})",
+    "stage2.strongest": "; a camada mais forte do backbone foi `{rep}` (módulo `{module}`), só como referência",
+    "stage2.directions": "- **Direções de sotaque:** [`{directions}`]({folder}/{directions}) + [`{sidecar}`]({folder}/{sidecar}): por camada do "
+    "backbone, a sonda de sotaque reajustada em todos os falantes no C da validação cruzada interna (padronização incorporada: "
+    "logits = x·Wᵀ + b sobre os vetores agregados brutos), as médias por sotaque e uma base LDA; "
+    "`stage1_5.stage2.load_directions(run_dir)` devolve-as como tensores.",
+    "stage2.no_backbone": "Nenhuma camada do backbone foi analisada.",
+    "stage2.erasure.unmeasured": "o apagamento do sotaque não pôde ser medido (poucos falantes ou textos)",
+    "stage2.erasure.share": ", {loss}{ci} do seu excesso sobre o acaso",
+    "stage2.erasure.no_share": ", nenhuma identificação confiavelmente acima do acaso a perder",
+    "stage2.erasure.first": "apagar o sotaque custa {drop}{ci} da identificação do falante dentro do sotaque ({before} → {after}, acaso "
+    "{chance}{share}; o apagador deixa o F1 de sotaque dos falantes retidos em {residual})",
+    "stage2.erasure.speaker_unmeasured": "o apagamento dos contrastes de falante não pôde ser medido",
+    "stage2.erasure.second": "apagar os contrastes de falante dentro do sotaque deixa o F1 de sotaque em {erased}{ci} de {base} "
+    "(queda {drop}{drop_ci})",
+    "stage2.erasure.higher": " — maior, não é um erro: o apagador remove a variância de falante que a sonda de sotaque precisava "
+    "atravessar, e os sotaques ficam mais afastados no que resta",
+    "stage2.erasure.meaning": "Uma grande perda na identificação do falante ao apagar o sotaque significa que a identidade do falante "
+    "anda no eixo do sotaque: direcionar o sotaque nessa camada arrasta o falante junto. Um F1 de sotaque que sobrevive ao apagamento "
+    "dos contrastes de falante dentro do sotaque significa que o sotaque pode ser movido separado de quem fala.",
+    "stage2.erasure.how": "Como: o apagador de sotaque é ajustado só nos falantes de treino ({accent_folds} partições de falantes, cada uma "
+    "retendo 1/k dos falantes de cada sotaque); depois os falantes retidos são identificados dentro do seu sotaque por uma "
+    "regressão logística L2 padronizada (C = {speaker_c}) treinada em {text_folds} partições de texto dos seus próprios "
+    "enunciados, uma de cada vez; o apagador de contrastes de falante e a sonda de sotaque (o C da camada) são ajustados nos "
+    "falantes de treino, um falante por sotaque retido. Sementes de partição: {fold_seeds}. Intervalos: {intervals}.",
+    "stage2.cka.how": "CKA linear sobre os {rows} enunciados dos {speakers} falantes retidos na primeira partição do apagamento "
+    "de sotaque ({per_accent}): todos os pares de representações, referências incluídas.",
+    "stage2.cka.nearest": "`{rep}` é mais parecida com a referência `{nearest}` (CKA {cka}){tail}.",
+    "stage2.cka.tail": "; diante das linhas de base de falante / acústicas: {parts}",
+    "caption.erasure": "Apagamento LEACE por camada do backbone em falantes retidos: identificação do falante dentro do sotaque "
+    "antes / depois de apagar o sotaque (esquerda), F1 de sotaque antes / depois de apagar os contrastes de falante (direita)",
+    "caption.cka": "CKA linear entre cada par de representações (enunciados dos falantes retidos)",
     "next.go": "**GO → prepare o Stage 2 (LoRA) em {where}.** Coloque os adaptadores LoRA nos blocos do talker até esse módulo "
     "(projeções q/v da atenção) e condicione-os no sotaque; o arquivo de direções traz a sonda congelada "
     "(uma perda auxiliar de sotaque) e as médias por classe / a base LDA (um alvo de direcionamento). Acompanhe o F1 de "

@@ -23,17 +23,8 @@ from stage1_5.report.i18n import DEFAULT_LANGUAGE, LEVEL_KEYS, text
 from stage1_5.report.layout import STAGE2_FIGURES, ordered
 from stage1_5.sources import decides, source_of
 
-STAGE2_CAPTIONS = {
-    "erasure": "LEACE erasure per backbone layer on held-out speakers: within-accent speaker ID before / after erasing accent "
-    "(left), accent F1 before / after erasing within-accent speaker contrasts (right)",
-    "cka": "Linear CKA between every pair of representations (held-out speakers' utterances)",
-}
-
-AXIS_TEXT = {
-    "talker": "talker block output (residual stream)",
-    "text": "text projection at transcript positions (sees no audio: a negative control)",
-    "frames": "speech-tokenizer decoder frames (a codec view of the reference audio: under teacher forcing it depends only on the codes)",
-}
+AXES = ("talker", "text", "frames")
+"""Where a backbone layer sits (stage2.json `axis`); each has a `stage2.axis.<axis>` text in the catalogue."""
 
 
 @dataclass(frozen=True)
@@ -64,39 +55,34 @@ def _ci(row: Mapping[str, Any], column: str, fmt) -> str:
     return "" if is_missing(lo) or is_missing(hi) else f" [{fmt(lo)}, {fmt(hi)}]"
 
 
-def erasure_sentence(row: Mapping[str, Any]) -> str:
+def erasure_sentence(row: Mapping[str, Any], lang: Language = DEFAULT_LANGUAGE) -> str:
     """One sentence on a layer's two erasure results (numbers from its metrics row)."""
     layer = row["layer"]
     before, after, chance = (_value(row.get(c)) for c in ("erase_accent_speaker_acc", "erase_accent_speaker_acc_erased", "erase_accent_speaker_chance"))
     if before is None:
-        first = "the accent erasure could not be measured (too few speakers or texts)"
+        first = text("stage2.erasure.unmeasured", lang)
     else:
         loss = _value(row.get("erase_accent_speaker_loss"))
         share = (
-            f", {100 * loss:.0f}%{_ci(row, 'erase_accent_speaker_loss', lambda v: f'{100 * float(v):.0f}%')} of its excess over chance"
+            text("stage2.erasure.share", lang, loss=f"{100 * loss:.0f}%", ci=_ci(row, "erase_accent_speaker_loss", lambda v: f"{100 * float(v):.0f}%"))
             if loss is not None
-            else ", no identification reliably above chance to lose"
+            else text("stage2.erasure.no_share", lang)
         )
         residual = _value(row.get("erase_accent_residual_f1"))
-        first = (
-            f"erasing accent costs {_pp(row.get('erase_accent_speaker_drop'))}{_ci(row, 'erase_accent_speaker_drop', _pp)} "
-            f"of within-accent speaker ID ({before:.2f} → {after:.2f}, chance {chance:.2f}{share}; "
-            f"the eraser leaves held-out accent F1 at {fmt_f1(residual)})"
-        )
+        first = text(
+            "stage2.erasure.first", lang, drop=_pp(row.get("erase_accent_speaker_drop")), ci=_ci(row, "erase_accent_speaker_drop", _pp),
+            before=f"{before:.2f}", after=f"{after:.2f}", chance=f"{chance:.2f}", share=share, residual=fmt_f1(residual),
+        )  # fmt: skip
     base, erased = _value(row.get("erase_speaker_accent_f1_base")), _value(row.get("erase_speaker_accent_f1"))
     if erased is None:
-        second = "the speaker-contrast erasure could not be measured"
+        second = text("stage2.erasure.speaker_unmeasured", lang)
     else:
-        second = (
-            f"erasing within-accent speaker contrasts leaves accent F1 {erased:.2f}{_ci(row, 'erase_speaker_accent_f1', fmt_f1)} "
-            f"of {fmt_f1(base)} (drop {fmt_f1(row.get('erase_speaker_accent_f1_drop'))}"
-            f"{_ci(row, 'erase_speaker_accent_f1_drop', fmt_f1)})"
-        )
+        second = text(
+            "stage2.erasure.second", lang, erased=f"{erased:.2f}", ci=_ci(row, "erase_speaker_accent_f1", fmt_f1), base=fmt_f1(base),
+            drop=fmt_f1(row.get("erase_speaker_accent_f1_drop")), drop_ci=_ci(row, "erase_speaker_accent_f1_drop", fmt_f1),
+        )  # fmt: skip
         if base is not None and erased > base:
-            second += (
-                " — higher, not a bug: the eraser removes speaker variance the accent probe had to see through, so the "
-                "accents stand further apart in what is left"
-            )
+            second += text("stage2.erasure.higher", lang)
     return f"- `{layer}`: {first}; {second}."
 
 
@@ -114,7 +100,7 @@ def next_step(level: Level, where: str, lang: Language = DEFAULT_LANGUAGE) -> st
     return text(f"next.{LEVEL_KEYS[level]}", lang, where=where)
 
 
-def _cka_sentence(cka: Optional[pd.DataFrame], rep: Optional[str]) -> Optional[str]:
+def _cka_sentence(cka: Optional[pd.DataFrame], rep: Optional[str], lang: Language = DEFAULT_LANGUAGE) -> Optional[str]:
     if cka is None or rep is None or rep not in cka.index:
         return None
     others = cka.loc[rep].drop(rep).dropna()
@@ -123,8 +109,8 @@ def _cka_sentence(cka: Optional[pd.DataFrame], rep: Optional[str]) -> Optional[s
         return None
     nearest = refs.idxmax()
     parts = [f"`{r}` {v:.2f}" for r, v in refs.items() if r != nearest and source_of(str(r)) in ("ecapa", "acoustic")]
-    tail = f"; against the speaker / acoustic baselines: {', '.join(parts)}" if parts else ""
-    return f"`{rep}` is most alike the reference `{nearest}` (CKA {refs.max():.2f}){tail}."
+    tail = text("stage2.cka.tail", lang, parts=", ".join(parts)) if parts else ""
+    return text("stage2.cka.nearest", lang, rep=rep, nearest=nearest, cka=f"{refs.max():.2f}", tail=tail)
 
 
 def render_stage2_section(
@@ -137,34 +123,29 @@ def render_stage2_section(
     lang: Language = DEFAULT_LANGUAGE,
 ) -> List[str]:
     """The "## Stage 2 handoff" section as Markdown lines. figures: key (see `layout.STAGE2_FIGURES`) → link.
-    In a language other than English the headings and the next step are translated; the detail sentences stay English."""
+    Its words are in `lang`."""
     s = facts.summary
     files, layers = s.get("files", {}), s.get("layers", {})
     recommended, strongest = s.get("recommended"), s.get("strongest")
     lines = [text("stage2.heading", lang), ""]
     if recommended:
-        where = f"`{recommended['representation']}`, module `{recommended.get('module_path') or 'n/a'}`"
-        axis = AXIS_TEXT.get(recommended.get("axis") or "", "module output")
-        lines.append(f"- **Recommended layer:** {where} ({axis}; {recommended['level']}).")
+        where = text("stage2.where", lang, rep=recommended["representation"], module=recommended.get("module_path") or "n/a")
+        axis_name = recommended.get("axis") or ""
+        axis = text(f"stage2.axis.{axis_name}" if axis_name in AXES else "stage2.axis.other", lang)
+        lines.append(text("stage2.recommended", lang, what=f"{where} ({axis}; {recommended['level']})"))
         if recommended.get("axis") != "talker":
             block = _best_talker_block(metrics, layers)
             if block:
-                lines.append(
-                    f"- **Talker target:** LoRA and adversarial heads act on the talker; the best talker block by accent F1 is "
-                    f"`{block}`, module `{layers[block].get('module_path')}`."
-                )
+                lines.append(text("stage2.talker_target", lang, block=block, module=layers[block].get("module_path")))
     else:
-        where = "the backbone"
-        none = f"none (decision {decision.decision.value})"
+        where = text("stage2.the_backbone", lang)
+        none = text("stage2.none", lang, decision=decision.decision.value)
         if strongest:
-            none += f"; the strongest backbone layer was `{strongest['representation']}` (module `{strongest.get('module_path')}`), for reference only"
-        lines.append(f"- **Recommended layer:** {none}.")
+            none += text("stage2.strongest", lang, rep=strongest["representation"], module=strongest.get("module_path"))
+        lines.append(text("stage2.recommended", lang, what=none))
     if files:
         lines.append(
-            f"- **Accent directions:** [`{files['directions']}`]({facts.folder_link}/{files['directions']}) + "
-            f"[`{files['sidecar']}`]({facts.folder_link}/{files['sidecar']}): per backbone layer the accent probe refit on "
-            "every speaker at its inner-CV C (standardisation folded in: logits = x·Wᵀ + b on raw pooled vectors), the "
-            "per-accent means and an LDA basis; `stage1_5.stage2.load_directions(run_dir)` returns them as tensors."
+            text("stage2.directions", lang, directions=files["directions"], sidecar=files["sidecar"], folder=facts.folder_link)
         )
     lines += [f"- {next_step(decision.decision, where, lang)}", ""]
 
@@ -173,36 +154,31 @@ def render_stage2_section(
     e = s.get("erasure", {})
     lines += [text("stage2.erasure_heading", lang), ""]
     if backbone.empty or "erase_accent_speaker_acc" not in backbone.columns:
-        lines += ["No backbone layer was analysed.", ""]
+        lines += [text("stage2.no_backbone", lang), ""]
     else:
-        lines += [erasure_sentence(row) for _, row in backbone.iterrows()] + [""]
+        lines += [erasure_sentence(row, lang) for _, row in backbone.iterrows()] + [""]
         lines += [
-            "A large speaker-ID loss when accent is erased means speaker identity rides on the accent axis: steering accent "
-            "at that layer drags the speaker along. Accent F1 that survives erasing the within-accent speaker contrasts "
-            "means accent can be moved apart from who is speaking.",
+            text("stage2.erasure.meaning", lang),
             "",
-            f"How: the accent eraser is fit on training speakers only ({e.get('accent_folds')} speaker folds, each holding out "
-            "1/k of every accent's speakers), then held-out speakers are identified within their accent by a standardised "
-            f"L2 logistic regression (C = {e.get('speaker_c')}) trained on {e.get('text_folds')} text folds of their own "
-            "utterances in turn; the speaker-contrast eraser and the accent probe (the layer's C) are fit on training "
-            "speakers, one speaker per accent held out. "
-            f"Fold seeds: {e.get('fold_seeds')}. Intervals: {e.get('intervals')}.",
+            text(
+                "stage2.erasure.how", lang, accent_folds=e.get("accent_folds"), speaker_c=e.get("speaker_c"),
+                text_folds=e.get("text_folds"), fold_seeds=e.get("fold_seeds"), intervals=e.get("intervals"),
+            ),  # fmt: skip
             "",
         ]
         if figures and "erasure" in figures:
-            lines += [f"![{STAGE2_CAPTIONS['erasure']}]({figures['erasure']})", "", f"*{STAGE2_CAPTIONS['erasure']}.*", ""]
+            caption = text("caption.erasure", lang)
+            lines += [f"![{caption}]({figures['erasure']})", "", f"*{caption}.*", ""]
 
     c = s.get("cka", {})
     lines += [text("stage2.cka_heading", lang), ""]
     per_accent = ", ".join(f"{k}: {v}" for k, v in sorted(c.get("speakers_per_accent", {}).items()))
-    lines.append(
-        f"Linear CKA on the {c.get('rows')} utterances of the {c.get('speakers')} speakers held out in the first accent-erasure "
-        f"fold ({per_accent or 'n/a'}): every pair of representations, references included."
-    )
-    sentence = _cka_sentence(facts.cka, (recommended or strongest or {}).get("representation"))
+    lines.append(text("stage2.cka.how", lang, rows=c.get("rows"), speakers=c.get("speakers"), per_accent=per_accent or "n/a"))
+    sentence = _cka_sentence(facts.cka, (recommended or strongest or {}).get("representation"), lang)
     lines += ([sentence] if sentence else []) + [""]
     if figures and "cka" in figures:
-        lines += [f"![{STAGE2_CAPTIONS['cka']}]({figures['cka']})", "", f"*{STAGE2_CAPTIONS['cka']}.*", ""]
+        caption = text("caption.cka", lang)
+        lines += [f"![{caption}]({figures['cka']})", "", f"*{caption}.*", ""]
     if s.get("notes"):
         lines += [text("stage2.notes", lang), ""] + [f"- {n}" for n in s["notes"]] + [""]
     return lines
