@@ -3,8 +3,8 @@ texts written in one plot (point labels, cell values) cover each other.
 
 The figures are drawn from the metrics, confusion matrix and CKA matrix that `make demo` and
 `make demo-go` wrote (tests/data/report_figures/<demo>/, copied from runs/<demo>/artifacts), through the
-report's own figure functions; after drawing, every visible text artist's window extent must lie
-inside the figure's.
+report's own figure functions, in every report language (their words differ in length); after drawing,
+every visible text artist's window extent must lie inside the figure's.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import stage1_5.report.figures as figures
 import stage1_5.report.stage2_figures as stage2_figures
 from stage1_5.config import ExperimentConfig
 from stage1_5.decision import decide
+from stage1_5.report.i18n import LANGUAGES
 
 DATA = Path(__file__).resolve().parent / "data" / "report_figures"
 DEMOS = sorted(p.name for p in DATA.iterdir() if p.is_dir())
@@ -81,28 +82,30 @@ def _overlapping(fig) -> list[str]:
     return bad
 
 
-def _draw_demo(demo: str, tmp_path: Path) -> None:
+def _draw_demo(demo: str, tmp_path: Path, lang: str) -> None:
     folder = DATA / demo
     metrics = pd.read_csv(folder / "metrics.csv")
     decision = decide(metrics, ExperimentConfig())
     confusion = pd.read_csv(folder / "confusion_best.csv", index_col=0)
     figures.render_figures(
-        metrics, {decision.best_representation: (list(confusion.index), confusion.to_numpy())}, decision, tmp_path, fold_seeds=2
+        metrics, {decision.best_representation: (list(confusion.index), confusion.to_numpy())}, decision, tmp_path, fold_seeds=2, lang=lang
     )
     cka = pd.read_csv(folder / "cka.csv", index_col=0)
-    stage2_figures.render_stage2_figures(metrics, cka, decision, tmp_path, highlight=decision.best_representation)
+    stage2_figures.render_stage2_figures(metrics, cka, decision, tmp_path, highlight=decision.best_representation, lang=lang)
 
 
+@pytest.mark.parametrize("lang", LANGUAGES)
 @pytest.mark.parametrize("demo", DEMOS)
-def test_no_two_texts_of_one_plot_cover_each_other(demo, drawn, tmp_path):
-    _draw_demo(demo, tmp_path)
+def test_no_two_texts_of_one_plot_cover_each_other(demo, lang, drawn, tmp_path):
+    _draw_demo(demo, tmp_path, lang)
     overlapping = {name: bad for name, fig in drawn.items() if (bad := _overlapping(fig))}
     assert not overlapping, "\n".join(f"{name}: {line}" for name, bad in overlapping.items() for line in bad)
 
 
+@pytest.mark.parametrize("lang", LANGUAGES)
 @pytest.mark.parametrize("demo", DEMOS)
-def test_no_text_of_any_demo_figure_leaves_the_canvas(demo, drawn, tmp_path):
-    _draw_demo(demo, tmp_path)
+def test_no_text_of_any_demo_figure_leaves_the_canvas(demo, lang, drawn, tmp_path):
+    _draw_demo(demo, tmp_path, lang)
     assert set(drawn) == {"metrics_heatmap.png", "f1_by_layer.png", "confusion_best.png", "leakage_vs_f1.png", "erasure.png", "cka.png"}
     outside = {name: bad for name, fig in drawn.items() if (bad := _outside(fig))}
     assert not outside, "\n".join(f"{name}: {line}" for name, bad in outside.items() for line in bad)

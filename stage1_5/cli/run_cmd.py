@@ -22,8 +22,6 @@ def command(config_file: str, out_dir: str | None, force: str | None, no_progres
     from stage1_5 import distributed
     from stage1_5.config import load_config
     from stage1_5.pipeline import run_experiment
-    from stage1_5.report.i18n import level_label, text
-    from stage1_5.report.sentences import rationale
     from stage1_5.runtime import configure_torch_threads
 
     cfg = load_config(config_file)
@@ -33,24 +31,35 @@ def command(config_file: str, out_dir: str | None, force: str | None, no_progres
         result = run_experiment(cfg, out_dir=out_dir, force=force, progress=not no_progress, echo=lambda m: click.echo(m, err=True), wait=wait)
     if result is None:  # a torchrun rank other than 0: its shard is in the store
         return
-    d, lang = result.decision, cfg.report.language  # the closing summary in the report's language
-    click.echo("")
-    click.echo(text("cli.decision", lang, level=level_label(d.decision, lang)))
-    click.echo(text("cli.best", lang, best=d.best_representation))
-    click.echo(text("cli.rationale", lang, rationale=rationale(d, lang)))
+    for line in closing_summary(result, cfg.report.language, time.perf_counter() - started):
+        click.echo(line)
+
+
+def closing_summary(result, lang: str, seconds: float) -> list[str]:
+    """The lines `stage1_5 run` ends with (decision, rationale, where the outputs are, wall time), in the
+    report's language; `result` is the pipeline's `RunResult`."""
+    from stage1_5.report.i18n import level_label, text
+    from stage1_5.report.sentences import rationale
+
+    d, paths = result.decision, result.paths
+    lines = [
+        "",
+        text("cli.decision", lang, level=level_label(d.decision, lang)),
+        text("cli.best", lang, best=d.best_representation),
+        text("cli.rationale", lang, rationale=rationale(d, lang)),
+    ]
     if d.diagnosis:
-        click.echo(text("cli.diagnosis", lang, code=d.diagnosis.value))
+        lines.append(text("cli.diagnosis", lang, code=d.diagnosis.value))
     if d.facts.significance_limit:
-        click.echo(text("cli.warning", lang, text=d.facts.significance_limit))
+        lines.append(text("cli.warning", lang, text=d.facts.significance_limit))
     if not d.scientific:
-        click.echo(text("cli.not_scientific", lang, caveats="; ".join(d.caveats)))
-    click.echo("")
-    click.echo(text("cli.report", lang, path=result.paths.report_md))
-    click.echo(text("cli.analysis", lang, path=result.paths.analysis_dir))
-    if result.paths.stage2_dir.is_dir():
-        click.echo(text("cli.stage2", lang, path=result.paths.stage2_dir))
-    click.echo(text("cli.bundle", lang, path=result.paths.bundle))
-    click.echo(text("cli.wall_time", lang, seconds=f"{time.perf_counter() - started:.1f}", stages=_stage_summary(result.stage_times, result.skipped)))
+        lines.append(text("cli.not_scientific", lang, caveats="; ".join(d.caveats)))
+    lines += ["", text("cli.report", lang, path=paths.report_md), text("cli.analysis", lang, path=paths.analysis_dir)]
+    if paths.stage2_dir.is_dir():
+        lines.append(text("cli.stage2", lang, path=paths.stage2_dir))
+    lines.append(text("cli.bundle", lang, path=paths.bundle))
+    lines.append(text("cli.wall_time", lang, seconds=f"{seconds:.1f}", stages=_stage_summary(result.stage_times, result.skipped)))
+    return lines
 
 
 def _stage_summary(times: dict[str, float], skipped: list[str]) -> str:

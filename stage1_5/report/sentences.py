@@ -12,7 +12,7 @@ from typing import List
 
 from stage1_5.config import Language
 from stage1_5.decision.levels import Decision, GateCheck, Level, LevelAssessment, is_missing
-from stage1_5.decision.wording import fmt_p, fmt_pair
+from stage1_5.decision.wording import fmt_f1, fmt_p, fmt_pair
 from stage1_5.report.i18n import DEFAULT_LANGUAGE, diagnosis_gloss, level_label, pt
 from stage1_5.sources import deciding_label
 
@@ -30,8 +30,8 @@ def check_text(check: GateCheck) -> str:
     elif is_missing(check.value):
         value, threshold = "n/a", f"{check.threshold:g}"
     else:
-        unit = " pp" if check.metric == "leakage" else ""
-        value, threshold = fmt_pair(check.value, check.threshold, unit=unit, signed=check.metric == "leakage")
+        leakage = check.metric == "leakage"
+        value, threshold = fmt_pair(check.value, check.threshold, decimals=1 if leakage else 2, unit=" pp" if leakage else "", signed=leakage)
     ops = PASSED_OP if check.passed else FAILED_OP
     return pt(
         "check", metric=pt(f"metric.{check.metric}"), value=value, op=ops.get(check.op, check.op),
@@ -71,8 +71,35 @@ def rationale(decision: Decision, lang: Language = DEFAULT_LANGUAGE) -> str:
     return pt("rationale.nogo", deciding=deciding, gloss=diagnosis_gloss(decision.diagnosis, lang))
 
 
+def _passes(assessment: LevelAssessment, metric: str) -> bool:
+    try:
+        return assessment.check(metric, "conditional").passed
+    except KeyError:
+        return False
+
+
+def separating_references(decision: Decision, limit: int = 3) -> List[LevelAssessment]:
+    """References whose F1 and family-wise p pass the conditional gates (the accent is in the audio),
+    highest F1 first."""
+    refs = [decision.assessments[r] for r in decision.references if r in decision.assessments]
+    strong = [a for a in refs if not is_missing(a.f1) and _passes(a, "accent_f1") and _passes(a, "p_value")]
+    return sorted(strong, key=lambda a: -a.f1)[:limit]
+
+
 def diagnosis_sentence(decision: Decision, lang: Language = DEFAULT_LANGUAGE) -> str:
-    """The diagnosis in one sentence (the rationale when there is no diagnosis)."""
+    """The diagnosis in one sentence (the rationale when there is no diagnosis): in English the decision's
+    own; otherwise the diagnosis' meaning, the best deciding layer's F1 and the references that separate accents."""
     if lang == "en":
         return decision.diagnosis_text or decision.rationale
-    return diagnosis_gloss(decision.diagnosis, lang) if decision.diagnosis else rationale(decision, lang)
+    if decision.diagnosis is None:
+        return rationale(decision, lang)
+    details = []
+    best = decision.assessments.get(decision.best_representation or "")
+    if best is not None:
+        details.append(pt("details.best", deciding=deciding_label(decision.assessments), rep=best.representation, f1=fmt_f1(best.f1)))
+    refs = separating_references(decision)
+    if refs:
+        items = ", ".join(pt("details.reference", rep=a.representation, f1=fmt_f1(a.f1), p=fmt_p(a.check("p_value", "conditional").value)) for a in refs)
+        details.append(pt("details.references", references=items))
+    gloss = diagnosis_gloss(decision.diagnosis, lang)
+    return pt("diagnosis", gloss=gloss, details="; ".join(details)) if details else gloss
