@@ -54,3 +54,14 @@ def test_dataset_facts_carry_the_confound_report_and_groups():
                               confounds=ConfoundReport(texts=TEXTS, recording=RECORDING))
     facts = DatasetFacts.from_dataset(dataset)
     assert facts.confounds.recording.probe.accent_f1 == 0.91 and facts.speakers_per_group == {"f": 4, "m": 4}
+
+
+def test_the_pt_br_confound_block_names_the_statistics_in_portuguese_with_the_same_row():
+    english = confound_section(ConfoundReport(texts=TEXTS, recording=RECORDING))
+    portuguese = confound_section(ConfoundReport(texts=TEXTS, recording=RECORDING), "pt-BR")
+    assert portuguese[0] == "### Verificação de confusores"
+    header = next(line for line in portuguese if line.startswith("| Sotaque | Falantes | Arquivos |"))
+    assert "| Taxa de amostragem |" in header and "| Ruído de fundo |" in header and "Noise floor" not in header
+    row = "| NE | 4 | 12 | 48 kHz | mono | 16-bit | WAV PCM_16 | 2.00 s | -20.0 dBFS | +0.0e+00 | -60.0 dBFS | 20.0 kHz |"
+    assert row in english and row in portuguese
+    assert "Textos: os sotaques compartilham 0 de 4 textos (dataset.min_shared_texts = 30): **confusor de texto**." in portuguese

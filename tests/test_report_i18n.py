@@ -19,7 +19,8 @@ from stage1_5.decision import Diagnosis, Level, RunFacts, decide
 from stage1_5.errors import ConfigError
 from stage1_5.report import DatasetFacts, render_report
 from stage1_5.report.html import render_html
-from stage1_5.report.i18n import CATALOGUE, EN, LANGUAGES, PT_BR, PT_BR_DECISION, placeholders, text
+from stage1_5.data.recording import STATISTICS
+from stage1_5.report.i18n import CATALOGUE, EN, LANGUAGES, PT_BR, PT_BR_DECISION, PT_BR_RECORDING, placeholders, text
 from stage1_5.report.sentences import ABOVE, FAILED_OP, PASSED_OP, diagnosis_sentence, rationale
 from stage1_5.report.stage2 import Stage2Facts
 
@@ -83,6 +84,7 @@ def test_the_composed_pt_br_sentences_cover_every_diagnosis_and_gate():
         assert f"metric.{metric}" in PT_BR_DECISION
     assert {f"gate.{gate}" for gate in ABOVE.values()} <= set(PT_BR_DECISION)
     assert set(PASSED_OP) == set(FAILED_OP)
+    assert set(PT_BR_RECORDING) == set(STATISTICS)
 
 
 def test_a_missing_placeholder_is_an_error_not_a_silent_blank():

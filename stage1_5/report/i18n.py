@@ -12,6 +12,7 @@ import string
 from typing import Dict, get_args
 
 from stage1_5.config import Language
+from stage1_5.data.recording import LABELS
 from stage1_5.decision.levels import Diagnosis, Level
 
 LANGUAGES: tuple[str, ...] = get_args(Language)
@@ -527,6 +528,19 @@ PT_BR_DECISION: Dict[str, str] = {
 """Sentences the pt-BR report composes from the Decision's typed fields in place of the English ones
 rules.py writes (the English report keeps those sentences word for word)."""
 
+PT_BR_RECORDING: Dict[str, str] = {
+    "sample_rate": "taxa de amostragem",
+    "channels": "canais",
+    "bit_depth": "profundidade de bits",
+    "codec": "codec",
+    "duration": "duração",
+    "rms_dbfs": "nível RMS",
+    "dc_offset": "offset DC",
+    "noise_floor_dbfs": "ruído de fundo",
+    "bandwidth_hz": "largura de banda",
+}
+"""The recording statistics' names in pt-BR (English: `stage1_5.data.recording.LABELS`)."""
+
 CATALOGUE: Dict[str, Dict[str, str]] = {"en": EN, "pt-BR": PT_BR}
 
 
@@ -548,6 +562,11 @@ def placeholders(template: str) -> set[str]:
 def level_label(level: Level, lang: Language = DEFAULT_LANGUAGE) -> str:
     """'GO' / 'conditional GO' / 'NOGO' in `lang` (English: `Level.label`)."""
     return text(f"level.{LEVEL_KEYS[level]}", lang)
+
+
+def statistic_label(name: str, lang: Language = DEFAULT_LANGUAGE) -> str:
+    """A recording statistic's name in `lang`, lower case ('RMS level')."""
+    return LABELS[name] if lang == "en" else PT_BR_RECORDING[name]
 
 
 def diagnosis_gloss(diagnosis: Diagnosis, lang: Language) -> str:

@@ -15,11 +15,11 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 import pandas as pd
 
 from stage1_5.data.confounds import ConfoundReport, RecordingConfound, TextSharing
-from stage1_5.data.recording import LABELS, STATISTICS
+from stage1_5.data.recording import STATISTICS
 from stage1_5.config import Language
 from stage1_5.decision.levels import Decision, is_missing
 from stage1_5.decision.wording import fmt_f1, fmt_p, fmt_pp
-from stage1_5.report.i18n import DEFAULT_LANGUAGE, EN, level_label, text
+from stage1_5.report.i18n import DEFAULT_LANGUAGE, EN, level_label, statistic_label, text
 from stage1_5.report.layout import FIGURES, ordered
 from stage1_5.report.sentences import diagnosis_sentence, gate_reasons, rationale
 from stage1_5.report.stage2 import Stage2Facts, next_step, render_stage2_section
@@ -243,7 +243,8 @@ def _texts_block(texts: TextSharing, lang: Language = DEFAULT_LANGUAGE) -> List[
 
 
 def _recording_block(recording: RecordingConfound, lang: Language = DEFAULT_LANGUAGE) -> List[str]:
-    header = text("confounds.recording_header", lang) + " | ".join(LABELS[s][0].upper() + LABELS[s][1:] for s in STATISTICS) + " |"
+    labels = {s: statistic_label(s, lang) for s in STATISTICS}
+    header = text("confounds.recording_header", lang) + " | ".join(labels[s][0].upper() + labels[s][1:] for s in STATISTICS) + " |"
     lines = [
         text("confounds.recording_intro", lang),
         "",
@@ -253,7 +254,7 @@ def _recording_block(recording: RecordingConfound, lang: Language = DEFAULT_LANG
     for a in recording.per_accent:
         cells = " | ".join(_cell(a.describe(s)) for s in STATISTICS)
         lines.append(f"| {_cell(a.accent)} | {a.n_speakers} | {a.n_files} | {cells} |")
-    separation = ", ".join(f"{LABELS[s]} {recording.separation[s]:.2f}" for s in STATISTICS)
+    separation = ", ".join(f"{labels[s]} {recording.separation[s]:.2f}" for s in STATISTICS)
     lines += ["", text("confounds.separation", lang, separation=separation), ""]
     if recording.probe is not None:
         lines.append(text("confounds.probe", lang, summary=recording.probe.summary, n=recording.probe.n_utterances))
