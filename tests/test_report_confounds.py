@@ -65,3 +65,6 @@ def test_the_pt_br_confound_block_names_the_statistics_in_portuguese_with_the_sa
     row = "| NE | 4 | 12 | 48 kHz | mono | 16-bit | WAV PCM_16 | 2.00 s | -20.0 dBFS | +0.0e+00 | -60.0 dBFS | 20.0 kHz |"
     assert row in english and row in portuguese
     assert "Textos: os sotaques compartilham 0 de 4 textos (dataset.min_shared_texts = 30): **confusor de texto**." in portuguese
+    probe = next(line for line in portuguese if line.startswith("Sonda de gravação"))
+    assert ("**F1 de sotaque 0.91 só com as estatísticas de gravação, p = 0.005 (199 permutações no nível do falante, "
+            "24 enunciados de 8 falantes, alfa 0.05): significativo: confusor de gravação**.") in probe

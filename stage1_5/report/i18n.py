@@ -512,6 +512,10 @@ PT_BR_DECISION: Dict[str, str] = {
     "metric.p_value": "p por família",
     "gate.go": "GO",
     "gate.conditional": "condicional",
+    "recording_probe": "F1 de sotaque {f1} só com as estatísticas de gravação, p = {p} ({permutations} permutações no nível do "
+    "falante, {n_utterances} enunciados de {n_speakers} falantes, alfa {alpha}): {verdict}",
+    "recording_probe.significant": "significativo: confusor de gravação",
+    "recording_probe.not_significant": "não significativo",
     "diagnosis": "{gloss} ({details})",
     "details.best": "melhor camada do {deciding}: `{rep}`, F1 {f1}",
     "details.reference": "`{rep}` F1 {f1} (p {p})",
@@ -525,8 +529,8 @@ PT_BR_DECISION: Dict[str, str] = {
     "diagnosis.backbone_inadequate": "as referências separam os sotaques significativamente, o backbone não",
     "diagnosis.accents_not_separable": "nenhuma representação separa os sotaques significativamente nestes dados",
 }
-"""Sentences the pt-BR report composes from the Decision's typed fields in place of the English ones
-rules.py writes (the English report keeps those sentences word for word)."""
+"""Sentences the pt-BR report composes from typed fields (the Decision's, the recording probe's) in place
+of the English ones the decision and data layers write (the English report keeps those word for word)."""
 
 PT_BR_RECORDING: Dict[str, str] = {
     "sample_rate": "taxa de amostragem",

@@ -21,7 +21,7 @@ from stage1_5.decision.levels import Decision, is_missing
 from stage1_5.decision.wording import fmt_f1, fmt_p, fmt_pp
 from stage1_5.report.i18n import DEFAULT_LANGUAGE, EN, level_label, statistic_label, text
 from stage1_5.report.layout import FIGURES, ordered
-from stage1_5.report.sentences import diagnosis_sentence, gate_reasons, rationale
+from stage1_5.report.sentences import diagnosis_sentence, gate_reasons, rationale, recording_probe_summary
 from stage1_5.report.stage2 import Stage2Facts, next_step, render_stage2_section
 from stage1_5.sources import (
     all_sources,
@@ -257,7 +257,7 @@ def _recording_block(recording: RecordingConfound, lang: Language = DEFAULT_LANG
     separation = ", ".join(f"{labels[s]} {recording.separation[s]:.2f}" for s in STATISTICS)
     lines += ["", text("confounds.separation", lang, separation=separation), ""]
     if recording.probe is not None:
-        lines.append(text("confounds.probe", lang, summary=recording.probe.summary, n=recording.probe.n_utterances))
+        lines.append(text("confounds.probe", lang, summary=recording_probe_summary(recording.probe, lang), n=recording.probe.n_utterances))
     elif recording.probe_note:
         lines.append(text("confounds.probe_not_run", lang, note=_cell(recording.probe_note)))
     return lines + [""]

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import List
 
 from stage1_5.config import Language
+from stage1_5.data.confounds import RecordingProbe
 from stage1_5.decision.levels import Decision, GateCheck, Level, LevelAssessment, is_missing
 from stage1_5.decision.wording import fmt_f1, fmt_p, fmt_pair
 from stage1_5.report.i18n import DEFAULT_LANGUAGE, diagnosis_gloss, level_label, pt
@@ -103,3 +104,15 @@ def diagnosis_sentence(decision: Decision, lang: Language = DEFAULT_LANGUAGE) ->
         details.append(pt("details.references", references=items))
     gloss = diagnosis_gloss(decision.diagnosis, lang)
     return pt("diagnosis", gloss=gloss, details="; ".join(details)) if details else gloss
+
+
+def recording_probe_summary(probe: RecordingProbe, lang: Language = DEFAULT_LANGUAGE) -> str:
+    """The recording probe's verdict in one phrase: in English the data layer's own; otherwise composed
+    from its fields."""
+    if lang == "en":
+        return probe.summary
+    return pt(
+        "recording_probe", f1=f"{probe.accent_f1:.2f}", p=f"{probe.p_value:.3g}", permutations=probe.permutations,
+        n_utterances=probe.n_utterances, n_speakers=probe.n_speakers, alpha=f"{probe.alpha:g}",
+        verdict=pt("recording_probe.significant" if probe.significant else "recording_probe.not_significant"),
+    )  # fmt: skip
