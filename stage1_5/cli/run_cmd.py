@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 import click
 
 from stage1_5.pipeline import STAGES
+
+if TYPE_CHECKING:
+    from stage1_5.config import Language
+    from stage1_5.pipeline import RunResult
 
 
 @click.command("run")
@@ -35,9 +40,9 @@ def command(config_file: str, out_dir: str | None, force: str | None, no_progres
         click.echo(line)
 
 
-def closing_summary(result, lang: str, seconds: float) -> list[str]:
+def closing_summary(result: RunResult, lang: Language, seconds: float) -> list[str]:
     """The lines `stage1_5 run` ends with (decision, rationale, where the outputs are, wall time), in the
-    report's language; `result` is the pipeline's `RunResult`."""
+    report's language."""
     from stage1_5.report.i18n import level_label, text
     from stage1_5.report.sentences import rationale
 
