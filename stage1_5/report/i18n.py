@@ -14,6 +14,7 @@ from typing import Dict, get_args
 from stage1_5.config import Language
 from stage1_5.data.recording import LABELS
 from stage1_5.decision.levels import Diagnosis, Level
+from stage1_5.sources import Role
 
 LANGUAGES: tuple[str, ...] = get_args(Language)
 DEFAULT_LANGUAGE: Language = "en"
@@ -28,9 +29,9 @@ EN: Dict[str, str] = {
     "banner.default": "the run was marked not scientific",
     "question": "**{verdict}** — does the backbone carry regional accent linearly in a layer, apart from speaker identity "
     "and robustly across sentences? Accent F1 is macro-F1 of a linear probe on held-out speakers.",
-    "level.go": "GO",
-    "level.conditional": "conditional GO",
-    "level.nogo": "NOGO",
+    "level.go": Level.GO.label,
+    "level.conditional": Level.CONDITIONAL.label,
+    "level.nogo": Level.NOGO.label,
     # summary box
     "summary.heading": "## Summary",
     "summary.decision": "Decision",
@@ -48,8 +49,8 @@ EN: Dict[str, str] = {
     # results
     "results.heading": "## Results",
     "results.table_header": "| Layer | Accent F1 [95% CI] | Leak A→S | Text Drop | p layer / family | Level |",
-    "results.role.decides": "decides",
-    "results.role.reference": "reference",
+    "results.role.decides": Role.DECIDES.value,
+    "results.role.reference": Role.REFERENCE.value,
     "results.reference": " (reference)",
     "results.borderline": " · borderline",
     "results.legend": "Leak A→S: excess (percentage points) of within-accent speaker identification from the accent probe over "
@@ -564,7 +565,7 @@ def placeholders(template: str) -> set[str]:
 
 
 def level_label(level: Level, lang: Language = DEFAULT_LANGUAGE) -> str:
-    """'GO' / 'conditional GO' / 'NOGO' in `lang` (English: `Level.label`)."""
+    """'GO' / 'conditional GO' / 'NOGO' in `lang` (English: `Level.label`, through the catalogue)."""
     return text(f"level.{LEVEL_KEYS[level]}", lang)
 
 
