@@ -183,3 +183,31 @@ def test_the_runs_closing_summary_is_in_the_report_language(lang, first, report,
     assert lines[1] == first
     assert any(line.startswith(report) for line in lines)
     assert lines[-1].endswith("2.0s [probes 1.0s]")
+
+
+def test_the_pipelines_report_stage_writes_report_html_and_figures_in_the_configured_language(tmp_path, monkeypatch):
+    import stage1_5.report.figures as figures
+    from stage1_5.pipeline import RunPaths, write_report
+    from stage1_5.report.html import HTML_NAME
+
+    titles = []
+    save = figures._save
+
+    def keep_title(fig, path):
+        titles.append(fig.get_suptitle())
+        return save(fig, path)
+
+    monkeypatch.setattr(figures, "_save", keep_title)
+    folder = DATA / "demo"
+    metrics = pd.read_csv(folder / "metrics.csv")
+    decision = decide(metrics, ExperimentConfig())
+    confusion = pd.read_csv(folder / "confusion_best.csv", index_col=0)
+    matrices = {decision.best_representation: (list(confusion.index), confusion.to_numpy())}
+    probes = SimpleNamespace(metrics=metrics, confusion=matrices, label_map=list(confusion.index), notes=[])  # the probe stage's ProbeResults
+    paths = RunPaths(tmp_path / "run")
+    for made in (paths.report_dir, paths.analysis_dir):
+        made.mkdir(parents=True)
+    write_report(paths, config("pt-BR"), FACTS, probes, decision)
+    assert paths.report_md.read_text(encoding="utf-8").startswith("# Relatório de sondagem de sotaque do Stage 1.5")
+    assert (paths.report_dir / HTML_NAME).read_text(encoding="utf-8").startswith('<!DOCTYPE html>\n<html lang="pt-BR">')
+    assert "F1 de sotaque por camada — decisão: NOGO" in titles
