@@ -302,12 +302,23 @@ def _context_section(metrics: pd.DataFrame, layer_order=None) -> List[str]:
             f"| {_num(r['text_f1_seen'])} | {_num(r['text_f1_unseen'])} | {_num(r['leak_acc'])} "
             f"| {_num(r['leak_chance'])} | {_num(r['speaker_acc'])} |"
         )
-    return lines + [
+    lines += [
         "",
         "Leak acc: speaker identified within each accent from the accent probe's output; chance ≈ 1/speakers per "
         "accent. Speaker acc: speaker ID from the full representation.",
         "",
     ]
+    if "accent_f1_seed_unstable" in metrics.columns:
+        unstable = metrics[metrics["accent_f1_seed_unstable"].fillna(False).astype(bool)]
+        if len(unstable):
+            lines += [
+                f"**Unstable fold seeds:** {', '.join(f'`{r}` (F1 sd {_num(sd)})' for r, sd in zip(unstable['representation'], unstable['accent_f1_sd']))}: "
+                "the fold seeds disagree more than the speaker bootstrap allows, so the pairing of held-out speakers decides the "
+                "number. Likely cause: a factor shared across accents (a voice donor, a device, a session) held out with some "
+                "pairings and not others; name it in metadata.csv's group column.",
+                "",
+            ]
+    return lines
 
 
 def _label_map_text(label_map: Union[Mapping[str, int], Sequence[str]]) -> str:
