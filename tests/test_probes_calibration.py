@@ -36,6 +36,19 @@ def test_a_null_world_with_many_layers_is_nogo():
     assert d.decision == Level.NOGO
 
 
+@pytest.mark.parametrize(
+    "world, layers",
+    [(World(n_accents=2, accent=0.0), 12), (World(n_accents=2, speakers_per_accent=8, accent=0.0, speaker=0.3, donor=2.0), 4)],
+    ids=["null_12_layers", "donor_design"],
+)
+def test_no_row_at_or_below_chance_is_significant(world, layers):
+    meta, features = world.draw(np.random.default_rng(7), layers)
+    probe = ProbeConfig(seeds=2, permutations=99, bootstrap=0, c_grid=[1.0], device="cpu")
+    m = evaluate_representations(features, meta.drop(columns="group", errors="ignore"), probe, progress=False).metrics
+    low = m[m.accent_f1 <= m.chance_f1]
+    assert len(low) and (low.p_value >= ALPHA).all() and (low.p_value_fwer >= ALPHA).all()
+
+
 def test_a_balanced_nuisance_without_groups_is_flagged_and_with_groups_is_not():
     # one replicate of `calibrate.py nuisance` (the test fires in most replicates, not all: docs/statistics.md)
     world = World(n_accents=2, speakers_per_accent=8, accent=0.0, speaker=0.3, donor=2.0)
