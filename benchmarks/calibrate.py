@@ -66,6 +66,7 @@ def false_go(replicates: int, seed: int = 0, accents=(2, 3, 5), seeds: int = 1) 
             key = f"K={k} layers={layers}"
             out[key] = {
                 "replicates": replicates,
+                "seeds": seeds,
                 "go": sum(lv == Level.GO for lv in levels),
                 "conditional": sum(lv == Level.CONDITIONAL for lv in levels),
                 "false_go_upper95": _upper95(sum(lv != Level.NOGO for lv in levels), replicates),
@@ -118,20 +119,20 @@ def coverage(replicates: int, seed: int = 0, bootstrap: int = 200, seeds: int = 
 
 def nuisance(replicates: int, seed: int = 0, seeds: int = 1) -> dict:
     """A voice donor shared by one speaker of every accent (2 accents × 8 donors), with and without
-    the group column, with no accent and with a weak one: balanced_nuisance should fire without groups."""
+    the group column, with no accent and with a weak one: balanced_nuisance should fire without groups.
+    Then a gender-like factor (2 voices, 4 speakers of each in every accent), no accent, no group column."""
     probe = ProbeConfig(**{**FAST, "seeds": seeds})
     out = {}
-    for accent in (0.0, 0.6):
-        for with_group in (False, True):
-            rng = np.random.default_rng([seed, int(accent * 10), with_group])
-            world = World(n_accents=2, speakers_per_accent=8, n_texts=6, accent=accent, speaker=0.3, donor=2.0)
-            runs = [_decision(world, rng, 1, probe, drop_group=not with_group) for _ in range(replicates)]
-            levels = [d.decision.value for _, d in runs]
-            fired = sum(d.diagnosis == "balanced_nuisance" for _, d in runs)
-            key = f"accent={accent} group={'yes' if with_group else 'no'}"
-            out[key] = {"mean_f1": float(np.mean([r.metrics.accent_f1.iloc[0] for r, _ in runs])), "go": levels.count("GO"),
-                        "balanced_nuisance": fired, "replicates": replicates}
-            print(key, out[key], flush=True)
+    for accent, with_group, donors in ((0.0, False, 0), (0.0, True, 0), (0.6, False, 0), (0.6, True, 0), (0.0, False, 2)):
+        rng = np.random.default_rng([seed, int(accent * 10), with_group] + ([donors] if donors else []))
+        world = World(n_accents=2, speakers_per_accent=8, n_texts=6, accent=accent, speaker=0.3, donor=2.0, donors=donors)
+        runs = [_decision(world, rng, 1, probe, drop_group=not with_group) for _ in range(replicates)]
+        levels = [d.decision.value for _, d in runs]
+        fired = sum(d.diagnosis == "balanced_nuisance" for _, d in runs)
+        key = f"accent={accent} group={'yes' if with_group else 'no'}" + (f" donors={donors}" if donors else "")
+        out[key] = {"seeds": seeds, "mean_f1": float(np.mean([r.metrics.accent_f1.iloc[0] for r, _ in runs])), "go": levels.count("GO"),
+                    "balanced_nuisance": fired, "replicates": replicates}
+        print(key, out[key], flush=True)
     return out
 
 
