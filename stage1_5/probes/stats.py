@@ -116,18 +116,9 @@ def family_below_p_values(observed: np.ndarray, null: np.ndarray, family: np.nda
     Against the permutation null rather than against 1/K: leave-speakers-out CV sits below chance under
     the null, so a binomial test against chance fires on nulls. A nuisance balanced across accents (a
     voice donor under every accent) tilts the real labelling, where every donor has one speaker per
-    accent, more than the permuted ones, which is what this detects. NaN observed or no null → NaN."""
-    observed, null, family = np.asarray(observed, dtype=float), np.asarray(null, dtype=float), np.asarray(family)
-    out = np.full(observed.shape, np.nan)
-    for name in np.unique(family):
-        members = np.flatnonzero((family == name) & np.isfinite(observed))
-        if not len(members):
-            continue
-        min_null = null[members].min(0)
-        min_null = min_null[np.isfinite(min_null)]
-        for i in members if len(min_null) else ():
-            out[i] = _p_from_exceedances(min_null <= observed[i] + 1e-12, None)
-    return out
+    accent, more than the permuted ones, which is what this detects. NaN observed or no null → NaN.
+    The family's minimum is the maximum of the negated values: `family_p_values` on −F1."""
+    return family_p_values(-np.asarray(observed, dtype=float), -np.asarray(null, dtype=float), family)
 
 
 def seed_mean_draws(draws: np.ndarray, seed_values: np.ndarray) -> np.ndarray:
