@@ -254,7 +254,7 @@ def _decision_section(decision: Decision) -> List[str]:
     if decision.borderline:
         lines.append(
             f"- **Borderline layers:** {', '.join(f'`{r}`' for r in decision.borderline)} "
-            "(F1 between the NOGO and conditional thresholds: more speakers may lift them)"
+            "(significant, F1 between the NOGO and conditional thresholds: more speakers may lift them)"
         )
     lines += ["", f"Only {deciding_label()} layers decide; references ({reference_label()}, your own) only diagnose a NOGO."]
     lines.append("")
