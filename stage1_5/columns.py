@@ -11,14 +11,15 @@ METRIC_COLUMNS = [
     "n_accents",
     "chance_f1",  # 1/K: macro-F1 of guessing
     "accent_f1",
-    "accent_f1_sd",
+    "accent_f1_sd",  # SD of the F1 over the fold seeds
+    "accent_f1_seed_unstable",  # fold seeds disagree beyond the bootstrap's spread (a fold-pairing nuisance)
     "accent_f1_ci_low",
     "accent_f1_ci_high",
     "p_value",  # this representation's own permutation p
     "family",  # the representations whose maximum the family-wise p accounts for (one source's layers)
     "family_size",
     "p_value_fwer",  # max-over-family permutation p: the p the decision gates
-    "p_below_chance",  # one-sided p of F1 below the permutation null (anti-learning)
+    "p_below_chance",  # family-wise (min-T) p of F1 below its permutation null (anti-learning)
     "n_permutations",
     "null_f1_mean",
     "null_f1_q95",

@@ -69,6 +69,35 @@ def test_rationale_of_nogo_names_failed_gate_and_borderline():
     assert d.borderline == ["backbone:decoder_block_08"]
 
 
+def test_borderline_only_when_the_layer_is_significant():
+    d = run(row("backbone:decoder_block_08", accent_f1=0.41, p_value_fwer=0.6))
+    assert d.borderline == [] and "borderline" not in d.rationale and "more speakers" not in d.rationale
+    assert "Nothing distinguishes its F1 from chance (family-wise p 0.600" in d.rationale
+    assert any(r.startswith("not significant") for r in d.assessments["backbone:decoder_block_08"].reasons)
+
+
+def test_clear_nogo_sentence_tells_value_and_threshold_apart():
+    d = run(row("backbone:decoder_block_08", accent_f1=0.3996))
+    assert "F1 0.400 < 0.400" not in d.rationale and "F1 0.3996 < 0.4000: a clear NOGO" in d.rationale
+    assert "clear NOGO: F1 0.3996 < 0.4000 (nogo_f1)" in d.assessments["backbone:decoder_block_08"].reasons
+
+
+def test_below_chance_needs_the_deciding_source_and_an_f1_under_chance():
+    reference_only = run(row("backbone:decoder_block_08", accent_f1=0.30), row("acoustic:mfcc_stats", accent_f1=0.20, p_below_chance=0.01))
+    above_chance = run(row("backbone:decoder_block_08", accent_f1=0.36, p_below_chance=0.01))
+    assert reference_only.diagnosis != "balanced_nuisance" and above_chance.diagnosis != "balanced_nuisance"
+
+
+def test_balanced_nuisance_sentence_gives_the_family_wise_p():
+    d = run(row("backbone:decoder_block_08", accent_f1=0.20, p_below_chance=0.01))
+    assert "family-wise p below the null 0.010" in d.diagnosis_text
+
+
+def test_a_reference_cited_as_evidence_is_significant_and_its_p_is_given():
+    d = run(row("backbone:decoder_block_08", accent_f1=0.30), row("ssl:layer_06", accent_f1=0.80, p_value_fwer=0.004), row("ecapa:embedding", accent_f1=0.90, p_value_fwer=0.2))
+    assert "ssl:layer_06 F1=0.80 (family-wise p=0.004)" in d.diagnosis_text and "ecapa" not in d.diagnosis_text
+
+
 def test_rationale_of_clear_nogo():
     d = run(row("backbone:decoder_block_08", accent_f1=0.31))
     assert "a clear NOGO" in d.rationale and d.borderline == []

@@ -116,7 +116,8 @@ def null_and_signal_families():
         family = "null" if accent == 0 else "signal"
         data = planted_dataset(speakers_per_accent=6, n_texts=8, dim=32, accent=accent, speaker=0.4, name=f"{family}:layer_{i}", random_state=i)
         features.update(data.features)
-    cfg = ProbeConfig(seeds=1, permutations=199, bootstrap=0, c_grid=[0.1, 1.0], device="cpu")
+    # two fold seeds: the continuation of an unsettled family must rebuild the same seed-averaged null
+    cfg = ProbeConfig(seeds=2, permutations=199, bootstrap=0, c_grid=[0.1, 1.0], device="cpu")
     full = evaluate_representations(features, data.meta, cfg, progress=False)
     sequential = evaluate_representations(features, data.meta, cfg, alpha=0.05, progress=False)
     return full.metrics.set_index("representation"), sequential
@@ -138,3 +139,4 @@ def test_sequential_stop_keeps_every_decision_and_every_significant_p(null_and_s
     assert m.loc["signal:layer_2", "p_value_fwer"] == full.loc["signal:layer_2", "p_value_fwer"] < 0.05
     assert (m.loc[["null:layer_0", "null:layer_1"], "p_value_fwer"] >= 0.05).all()
     np.testing.assert_array_equal(m["accent_f1"], full["accent_f1"])
+    assert m.loc["signal:layer_2", "null_f1_mean"] == pytest.approx(full.loc["signal:layer_2", "null_f1_mean"])

@@ -1,4 +1,4 @@
-"""Permutation p-values, family-wise max-T, below-chance p, intervals and the design's reachable p."""
+"""Permutation p-values, family-wise max-T, below-the-null min-T p, intervals and their fold-seed correction and the design's reachable p."""
 
 import numpy as np
 import pandas as pd
@@ -7,10 +7,13 @@ import pytest
 from stage1_5.config import ProbeConfig
 from stage1_5.probes.design import build_design, count_within_fold_labellings
 from stage1_5.probes.stats import (
-    below_chance_p_value,
+    at_least_chance,
     bootstrap_interval,
+    family_below_p_values,
     family_p_values,
     permutation_p_values,
+    seed_mean_draws,
+    seeds_unstable,
     settled_count,
     speaker_resamples,
 )
@@ -89,9 +92,52 @@ def test_sequential_family_p_controls_the_family_wise_error_under_the_null():
     assert hits / reps <= 0.05 + 3 * np.sqrt(0.05 * 0.95 / reps)
 
 
-def test_below_chance_p_is_the_binomial_tail_of_correct_speakers():
-    assert below_chance_p_value(3, 16, 2) == pytest.approx(0.0106, abs=1e-4)
-    assert below_chance_p_value(8, 16, 2) > 0.5
+def test_an_f1_at_or_below_chance_is_never_significant_even_against_a_lower_null():
+    # leave-speakers-out CV sits below chance under the null: a bare F1 of 0.45 would beat this null
+    null = np.full((2, 99), 0.28)
+    observed = np.array([0.45, 0.50])
+    own = permutation_p_values(at_least_chance(observed, 0.5), at_least_chance(null, 0.5))
+    fwer = family_p_values(at_least_chance(observed, 0.5), at_least_chance(null, 0.5), np.zeros(2))
+    assert (own == 1.0).all() and (fwer == 1.0).all()
+    assert permutation_p_values(at_least_chance(np.array([0.6]), 0.5), at_least_chance(null[:1], 0.5))[0] == pytest.approx(0.01)
+
+
+def test_below_null_p_tests_each_member_against_the_family_minimum():
+    null = np.array([[0.30, 0.40, 0.50, 0.60], [0.45, 0.20, 0.55, 0.65]])
+    p = family_below_p_values(np.array([0.25, 0.35]), null, np.zeros(2))
+    assert p == pytest.approx([2 / 5, 3 / 5])  # family minima 0.30, 0.20, 0.50, 0.60
+
+
+def test_below_null_p_controls_the_family_wise_error_under_the_null():
+    rng = np.random.default_rng(3)
+    reps, layers = 400, 6
+    hits = 0
+    for _ in range(reps):
+        stat = rng.normal(size=(layers, 100))  # column 0 observed, exchangeable with the 99 permutations
+        hits += family_below_p_values(stat[:, 0], stat[:, 1:], np.zeros(layers)).min() < 0.05
+    assert hits / reps <= 0.05 + 3 * np.sqrt(0.05 * 0.95 / reps)
+
+
+def test_seed_mean_draws_remove_the_fold_seed_share_of_the_spread():
+    draws = np.random.default_rng(0).normal(0.6, 0.10, 4000)
+    seeds = np.array([0.55, 0.60, 0.65])  # variance 0.0025 over seeds
+    shrunk = seed_mean_draws(draws, seeds)
+    assert shrunk.mean() == pytest.approx(draws.mean())
+    assert shrunk.var(ddof=1) == pytest.approx(draws.var(ddof=1) - (2 / 3) * 0.0025, rel=0.02)
+    assert seed_mean_draws(draws, seeds[:1]) is draws  # one seed: nothing to average
+
+
+def test_seed_mean_draws_never_shrink_below_independent_seeds():
+    draws = np.random.default_rng(0).normal(0.6, 0.05, 4000)
+    shrunk = seed_mean_draws(draws, np.array([0.3, 0.6, 0.9]))
+    assert shrunk.var(ddof=1) == pytest.approx(draws.var(ddof=1) / 3, rel=0.02)
+
+
+def test_seeds_unstable_when_their_spread_exceeds_the_bootstrap():
+    draws = np.random.default_rng(0).normal(0.5, 0.05, 500)
+    assert seeds_unstable(np.array([0.645, 0.33, 0.37, 0.35, 0.36]), draws)
+    assert not seeds_unstable(np.array([0.48, 0.50, 0.52]), draws)
+    assert not seeds_unstable(np.array([0.2, 0.8]), np.array([]))
 
 
 def test_normal_interval_is_centred_on_the_point_and_clipped():

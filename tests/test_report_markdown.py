@@ -170,6 +170,14 @@ def test_context_section_reports_speaker_acc_majority_and_fwer():
     assert "| ecapa:embedding | 24 | 720 |" in text
 
 
+def test_unstable_fold_seeds_are_named_with_their_likely_cause():
+    m = dummy_metrics([row("backbone:decoder_block_08", accent_f1_sd=0.13, accent_f1_seed_unstable=True), row("ssl:layer_06")])
+    d = decide(m, ExperimentConfig())
+    text = render_report(m, d, dataset=FACTS, config=Stage15Config(), label_map=["a"], device="cpu", versions=VERSIONS)
+    assert "**Unstable fold seeds:** `backbone:decoder_block_08` (F1 sd 0.13)" in text and "group column" in text
+    assert "Unstable fold seeds" not in render()
+
+
 def test_nan_p_value_renders_as_na():
     m = dummy_metrics([row(p_value=float("nan"), p_value_fwer=float("nan"))])
     d = decide(m, ExperimentConfig())

@@ -25,6 +25,7 @@ def dummy_metrics_row(representation: str = "backbone:decoder_block_08", **overr
         "chance_f1": 1 / 3,
         "accent_f1": f1,
         "accent_f1_sd": 0.03,
+        "accent_f1_seed_unstable": False,
         "accent_f1_ci_low": f1 - 0.07,
         "accent_f1_ci_high": f1 + 0.08,
         "p_value": 0.001,

@@ -101,7 +101,7 @@ class LevelAssessment:
     reasons: List[str]
     checks: List[GateCheck]
     f1: float  # the F1 the gates tested (the CI's lower bound in strict mode)
-    borderline: bool = False  # NOGO with nogo_f1 <= F1 < conditional threshold
+    borderline: bool = False  # NOGO, significant, with nogo_f1 <= F1 < conditional threshold
 
     def check(self, metric: str, level: str) -> GateCheck:
         """The gate for `metric` at `level` ("go" / "conditional"); KeyError when not tested there."""

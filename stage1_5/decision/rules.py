@@ -12,7 +12,8 @@ Rules, each once:
 - References never decide; they support a diagnosis only when significant (their own family-wise
   p < alpha) and above the conditional F1 threshold.
 - Diagnoses, first that applies: no_backbone, random_weights, significance_unreachable,
-  dataset_too_small, balanced_nuisance (F1 significantly below chance), accent_entangled,
+  dataset_too_small, balanced_nuisance (a deciding layer below chance and significantly below its
+  permutation null), accent_entangled,
   backbone_inadequate, accents_not_separable.
 """
 
@@ -100,7 +101,8 @@ def layer_level(row: Mapping[str, Any], cfg: ExperimentConfig) -> LevelAssessmen
     """Level of one metrics row against the experiment thresholds.
 
     `reasons` says why the row is not higher: for conditional GO the GO gates it misses, for NOGO
-    the conditional gates it misses (plus the borderline note); for GO, that every gate passes.
+    the conditional gates it misses (plus one note: borderline only when the layer is significant,
+  a clear NOGO below nogo_f1, else not distinguishable from chance); for GO, that every gate passes.
     """
     t = row_thresholds(row, cfg)
     rep = str(row.get("representation", "?"))
@@ -132,11 +134,14 @@ def layer_level(row: Mapping[str, Any], cfg: ExperimentConfig) -> LevelAssessmen
         level, reasons = Level.CONDITIONAL, [c.message for c in go if not c.passed]
     else:
         level, reasons = Level.NOGO, [c.message for c in cond if not c.passed]
-        if not is_missing(f1) and t.nogo_f1 <= f1 < t.f1_conditional:
+        if not is_missing(f1) and t.nogo_f1 <= f1 < t.f1_conditional and significant(row, cfg):
             borderline = True
             reasons.append(f"borderline: F1 {fmt_f1(f1)} lies in [{fmt_f1(t.nogo_f1)}, {fmt_f1(t.f1_conditional)}); more speakers may lift it")
         elif not is_missing(f1) and f1 < t.nogo_f1:
-            reasons.append(f"clear NOGO: F1 {fmt_f1(f1)} < {fmt_f1(t.nogo_f1)} (nogo_f1)")
+            a, b = fmt_pair(f1, t.nogo_f1)
+            reasons.append(f"clear NOGO: F1 {a} < {b} (nogo_f1)")
+        elif not is_missing(f1):
+            reasons.append(f"not significant: nothing distinguishes F1 {fmt_f1(f1)} from chance (family-wise p {fmt_p(p)})")
     return LevelAssessment(rep, level, reasons, checks, f1, borderline)
 
 
@@ -163,9 +168,12 @@ def significant(row: Mapping[str, Any], cfg: ExperimentConfig) -> bool:
 
 
 def below_chance(row: Mapping[str, Any], cfg: ExperimentConfig) -> bool:
-    """F1 significantly *below* the permutation null: anti-learning."""
-    p = row_float(row, "p_below_chance")
-    return not is_missing(p) and p < cfg.alpha
+    """A deciding layer's F1 below chance and significantly below its permutation null (family-wise,
+    min-T): anti-learning. Only the deciding source is consulted, so the diagnosis's rate on nulls
+    without a nuisance is at most alpha."""
+    p, f1 = row_float(row, "p_below_chance"), row_float(row, "accent_f1")
+    chance = 1.0 / _int(row, "n_accents", cfg.reference_accents)
+    return decides(str(row.get("source", ""))) and not is_missing(p) and p < cfg.alpha and f1 < chance
 
 
 def decide(metrics: pd.DataFrame, thresholds: ExperimentConfig, *, facts: RunFacts = RunFacts()) -> Decision:
@@ -217,13 +225,16 @@ def _rationale(level: Level, best: Optional[LevelAssessment], rows, backbone: Se
     elif level == Level.CONDITIONAL:
         text = f"Layer {_layer_name(row)}{selected} passes conditional-GO thresholds ({layer_summary(row)}){strict}; it misses GO: {'; '.join(best.reasons)}."
     else:
-        misses = [r for r in best.reasons if not r.startswith(("borderline", "clear NOGO"))]
+        misses = [r for r in best.reasons if not r.startswith(("borderline", "clear NOGO", "not significant"))]
         text = f"No {deciding} layer reaches conditional GO{strict}. Best layer: {_layer_name(row)} ({layer_summary(row)}); it fails {'; '.join(misses)}."
         t = row_thresholds(row, cfg)
         if best.borderline:
-            text += f" Its F1 is in the borderline band [{fmt_f1(t.nogo_f1)}, {fmt_f1(t.f1_conditional)}): more speakers may lift it."
+            text += f" Its F1 is in the borderline band [{fmt_f1(t.nogo_f1)}, {fmt_f1(t.f1_conditional)}) and significant: more speakers may lift it."
         elif not is_missing(best.f1) and best.f1 < t.nogo_f1:
-            text += f" F1 {fmt_f1(best.f1)} < {fmt_f1(t.nogo_f1)}: a clear NOGO."
+            a, b = fmt_pair(best.f1, t.nogo_f1)
+            text += f" F1 {a} < {b}: a clear NOGO."
+        elif not is_missing(best.f1):
+            text += f" Nothing distinguishes its F1 from chance (family-wise p {fmt_p(row_float(row, 'p_value_fwer'))} ≥ {fmt_threshold(cfg.alpha)})."
     n_at = sum(a.level == level for a in backbone)
     if level != Level.NOGO and n_at > 1:
         text += f" {n_at} of {n} {deciding} layers reach {level.label}."
@@ -241,7 +252,7 @@ def _diagnose(best, rows, roles, assessments, cfg: ExperimentConfig, facts: RunF
         (a for a in refs if not is_missing(a.f1) and a.f1 >= cond_thr(a) and significant(rows[a.representation], cfg)),
         key=lambda a: _rank_key(a, rows[a.representation]),
     )
-    ref_text = ", ".join(f"{a.representation} F1={fmt_f1(a.f1)} (p={fmt_p(row_float(rows[a.representation], 'p_value_fwer'))})" for a in strong_refs[:3])
+    ref_text = ", ".join(f"{a.representation} F1={fmt_f1(a.f1)} (family-wise p={fmt_p(row_float(rows[a.representation], 'p_value_fwer'))})" for a in strong_refs[:3])
     if best is None:
         return Diagnosis.NO_BACKBONE, (
             f"No {deciding_label()} representation was evaluated (enable sources.backbone or name its layers); references never decide."
@@ -261,9 +272,9 @@ def _diagnose(best, rows, roles, assessments, cfg: ExperimentConfig, facts: RunF
         )
     anti = [r for r in rows if below_chance(rows[r], cfg)]
     if anti:
-        shown = ", ".join(f"{r} F1={fmt_f1(row_float(rows[r], 'accent_f1'))} (p below chance {fmt_p(row_float(rows[r], 'p_below_chance'))})" for r in anti[:3])
+        shown = ", ".join(f"{r} F1={fmt_f1(row_float(rows[r], 'accent_f1'))} (family-wise p below the null {fmt_p(row_float(rows[r], 'p_below_chance'))})" for r in anti[:3])
         return Diagnosis.BALANCED_NUISANCE, (
-            f"F1 is significantly below chance ({shown}): a factor shared by every accent (a voice donor, a device, a session) "
+            f"F1 is below chance and significantly below its permutation null ({shown}): a factor shared by every accent (a voice donor, a device, a session) "
             "tilts each fold against the held-out speakers. Add a group column to metadata.csv naming that factor, so folds keep whole groups out together."
         )
     entangled = [a for a in backbone if not is_missing(a.f1) and a.f1 >= cond_thr(a) and significant(rows[a.representation], cfg)]

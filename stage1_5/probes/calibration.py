@@ -32,6 +32,7 @@ class World:
     accent: float = 0.0
     speaker: float = 1.0
     donor: float = 0.0  # a voice shared by one speaker of every accent (speaker of rank j ↔ donor j)
+    donors: int = 0  # distinct donor voices (0: one per rank); 2 gives a gender-like factor balanced within accents
     text: float = 0.5
     noise: float = 1.0
     shuffle_names: bool = True  # speaker IDs not aligned with donors (rank pairing cannot help)
@@ -40,8 +41,9 @@ class World:
         """meta (with a `group` = donor column when donor > 0) and `layers` independent representations."""
         K, P, T, d = self.n_accents, self.speakers_per_accent, self.n_texts, self.dim
         spk_accent = np.repeat(np.arange(K), P)
-        spk_donor = np.tile(np.arange(P), K)
-        names = np.array([f"spk{a}_{j:02d}" for a, j in zip(spk_accent, spk_donor)])
+        n_donors = self.donors or P
+        spk_donor = np.tile(np.arange(P) % n_donors, K)
+        names = np.array([f"spk{a}_{j:02d}" for a, j in zip(spk_accent, np.tile(np.arange(P), K))])
         if self.shuffle_names:
             for a in range(K):  # rename within accent so that rank ≠ donor
                 members = np.flatnonzero(spk_accent == a)
@@ -65,7 +67,7 @@ class World:
             parts = (
                 self.accent * u[spk_accent[spk_idx]]
                 + self.speaker * (rng.normal(size=(K * P, d)) @ off_axes)[spk_idx] / np.sqrt(d)
-                + self.donor * (rng.normal(size=(P, d)) @ off_axes)[spk_donor[spk_idx]] / np.sqrt(d)
+                + self.donor * (rng.normal(size=(n_donors, d)) @ off_axes)[spk_donor[spk_idx]] / np.sqrt(d)
                 + self.text * rng.normal(size=(T, d))[text_idx] / np.sqrt(d)
                 + self.noise * rng.normal(size=(len(spk_idx), d)) / np.sqrt(d)
             )

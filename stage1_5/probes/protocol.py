@@ -8,17 +8,22 @@ solves each phase as a few batched tensor programs; `SklearnBackend` is the one-
 reference with identical bookkeeping.
 
 Choices worth knowing when reading the numbers:
-- The permutation test uses seed 0's outer folds and their inner folds, reruns the inner C selection
-  on every permuted labelling, and compares against seed 0's observed F1 (same folds). The family-wise
-  p of a representation compares it with the null of its family's maximum (max-T over the same
-  permutations); the family is the representation's source (the backbone's layers, the SSL layers...).
-  With the sequential stop (`probes.sequential` and an alpha), a family settled at family-wise
-  p ≥ alpha after the first looks runs no more permutations (`_finish_unsettled`).
+- One statistic is reported, tested and gated: the accent F1 averaged over the `probes.seeds` fold
+  seeds. Every permuted labelling goes through the same fold seeds (inner C selection rerun each
+  time) and its F1 is averaged the same way. The upper-tail p-values test F1 raised to chance
+  (`stats.at_least_chance`), so a row at or below chance is never significant. The family-wise p
+  compares a representation with the null of its family's maximum (max-T over the same
+  permutations); the family is the representation's source (the backbone's layers, the SSL
+  layers...). `p_below_chance` is the family-wise lower tail (min-T) of the same null. With the
+  sequential stop (`probes.sequential` and an alpha), a family settled at family-wise p ≥ alpha
+  after the first looks runs no more permutations (`_finish_unsettled`).
 - The F1 interval refits seed 0's outer CV on every speaker-bootstrap draw (row weights = speaker
   multiplicities, C fixed at the value each fold chose on the real labels), so it carries the
-  training-set variability that resampling fixed predictions leaves out. Text drop and leakage excess
-  intervals resample speakers' out-of-fold counts (no refit): both are differences of two quantities
-  from the same fitted probes, where the training variability largely cancels.
+  training-set variability that resampling fixed predictions leaves out; the draws are shrunk to the
+  spread of the mean over seeds (`stats.seed_mean_draws`), so the interval is one for the reported
+  F1. Seeds that disagree more than the draws allow set `accent_f1_seed_unstable`. Text drop and
+  leakage excess intervals resample speakers' out-of-fold counts (no refit): both are differences
+  of two quantities from the same fitted probes, where the training variability largely cancels.
 - Text drop reuses the C chosen by the accent CV's inner CV for the same speaker fold. Leakage and
   speaker-ID choose C by their own inner CVs, grouped by speaker and by text respectively.
 - When an inner CV is impossible (a training set with < 2 speakers in some accent) the middle of the
@@ -52,10 +57,13 @@ from stage1_5.probes.metrics import (
     majority_f1,
 )
 from stage1_5.probes.stats import (
-    below_chance_p_value,
+    at_least_chance,
     bootstrap_interval,
+    family_below_p_values,
     family_p_values,
     permutation_p_values,
+    seed_mean_draws,
+    seeds_unstable,
     settled_count,
 )
 
@@ -188,7 +196,7 @@ class _CSelector:
 class _RepOutcome:
     row: dict
     null: np.ndarray  # [B]
-    observed: float  # seed-0 F1 (the permutation test's statistic)
+    observed: float  # the reported F1, the mean over fold seeds (the permutation test's statistic)
     predictions: pd.DataFrame
     confusion: Optional[np.ndarray]
 
@@ -230,7 +238,7 @@ def _phase_b(X, design: Design, config: ProbeConfig, backend, perm: np.ndarray) 
 
     # phase A: inner CVs choose C
     sel = _CSelector(config)
-    main_keys = [[sel.add(X, inner, labelsets0 if s == 0 else real, K) for inner in design.outer_inner[s]] for s in range(config.seeds)]
+    main_keys = [[sel.add(X, inner, labelsets0, K) for inner in design.outer_inner[s]] for s in range(config.seeds)]
     leak_keys = [[sel.add(X, inner, real, K) for inner in design.leak_inner[s]] for s in range(config.seeds)]
     spk_keys = [[sel.add(X, inner, spk_labels, S) for inner in design.spk_inner[s]] for s in range(config.seeds)]
     chosen = sel.run(backend)
@@ -238,10 +246,9 @@ def _phase_b(X, design: Design, config: ProbeConfig, backend, perm: np.ndarray) 
     b = _Jobs()
     boot_w = design.boot_row_weights
     for s in range(config.seeds):
-        labelsets = labelsets0 if s == 0 else real
         for f, (tr, te) in enumerate(design.outer[s]):
             c = chosen[main_keys[s][f]]
-            b.add(b.main, (s, f), FitJob(X, tr, te, labelsets[:, tr], c[:, None], K))
+            b.add(b.main, (s, f), FitJob(X, tr, te, labelsets0[:, tr], c[:, None], K))
             if s == 0 and len(boot_w):
                 R = len(boot_w)
                 b.add(b.boot, f, FitJob(X, tr, te, np.repeat(real[:, tr], R, 0), np.full((R, 1), c[0]), K, weight=boot_w[:, tr]))
@@ -281,35 +288,38 @@ def _cv_predictions(design: Design, seed: int, fold_values: list[np.ndarray]) ->
 
 
 def _accent_f1(name: str, design: Design, config: ProbeConfig, b: _Jobs, values, perm: np.ndarray) -> tuple[np.ndarray, np.ndarray, torch.Tensor, list]:
-    """Per-seed F1 on held-out speakers, the seed-0 permutation null of `perm`, per-speaker confusion, predictions."""
+    """Per-seed F1 on held-out speakers, the permutation null of `perm` (each permuted labelling's F1
+    averaged over the same fold seeds, like the reported F1), per-speaker confusion, predictions."""
     K, S, N = len(design.accents), len(design.speakers), len(design.y)
-    real = design.y[None, :]
-    f1_seed = np.zeros(config.seeds)
+    truth = torch.as_tensor(np.concatenate([design.y[None, :], perm]))
+    f1s = np.zeros((config.seeds, 1 + len(perm)))
     spk_conf = torch.zeros(config.seeds, S, K, K, dtype=torch.float64)
-    null = np.zeros(len(perm))
     frames = []
     for s in range(config.seeds):
         pred, fold_of = _cv_predictions(design, s, [values[b.main[s, f]] for f in range(len(design.outer[s]))])
-        truth = np.concatenate([real, perm]) if s == 0 else real
-        f1s = batched_macro_f1(torch.as_tensor(truth), torch.as_tensor(pred), K).numpy()
-        f1_seed[s] = f1s[0]
-        if s == 0:
-            null = f1s[1:]
+        f1s[s] = batched_macro_f1(truth, torch.as_tensor(pred), K).numpy()
         spk_conf[s] = _per_speaker_confusion(design, np.arange(N), pred[0])
         frames.append(_pred_frame(design, name, s, fold_of, -1, "speaker_cv", np.arange(N), pred[0]))
-    return f1_seed, null, spk_conf, frames
+    return f1s[:, 0], f1s[:, 1:].mean(0), spk_conf, frames
 
 
 def _null_f1(X, design: Design, config: ProbeConfig, backend, perm: np.ndarray) -> np.ndarray:
-    """The seed-0 CV's F1 on each permuted labelling of `perm` [L, N] (inner C selection included):
-    more of the permutation null, for a family whose sequential test is not settled yet."""
+    """The permuted labellings' F1 of `perm` [L, N], averaged over the fold seeds (inner C selection
+    included): more of the permutation null, for a family whose sequential test is not settled yet."""
     K = len(design.accents)
     sel = _CSelector(config)
-    keys = [sel.add(X, inner, perm, K) for inner in design.outer_inner[0]]
+    keys = [[sel.add(X, inner, perm, K) for inner in design.outer_inner[s]] for s in range(config.seeds)]
     chosen = sel.run(backend)
-    jobs = [FitJob(X, tr, te, perm[:, tr], chosen[k][:, None], K) for k, (tr, te) in zip(keys, design.outer[0])]
-    pred, _ = _cv_predictions(design, 0, [v[:, 0] for v in backend.decision_function(jobs)])
-    return batched_macro_f1(torch.as_tensor(perm), torch.as_tensor(pred), K).numpy()
+    jobs = [FitJob(X, tr, te, perm[:, tr], chosen[k][:, None], K) for s in range(config.seeds) for k, (tr, te) in zip(keys[s], design.outer[s])]
+    values = [v[:, 0] for v in backend.decision_function(jobs)]
+    f1 = np.zeros(len(perm))
+    start = 0
+    for s in range(config.seeds):
+        n_folds = len(design.outer[s])
+        pred, _ = _cv_predictions(design, s, values[start : start + n_folds])
+        f1 += batched_macro_f1(torch.as_tensor(perm), torch.as_tensor(pred), K).numpy() / config.seeds
+        start += n_folds
+    return f1
 
 
 def _bootstrap_f1(design: Design, b: _Jobs, values) -> np.ndarray:
@@ -406,10 +416,9 @@ def _evaluate_one(name: str, X: np.ndarray, design: Design, config: ProbeConfig,
     f1_seen, f1_unseen, drop_draws, text_frames = _text_drop(name, design, config, b, values)
     leak = _leakage(design, config, b, values)
     f1, drop = float(f1_seed.mean()), float(f1_seen.mean() - f1_unseen.mean())
-    per_speaker = spk_conf[0].sum(1).numpy()  # [S, K] seed-0 predictions of each speaker
-    correct = int((per_speaker[np.arange(len(design.speakers)), design.speaker_accent] >= per_speaker.max(1)).sum())
     ci = dict(level=config.interval_level, method=config.interval_method)
-    f1_ci = bootstrap_interval(f1, _bootstrap_f1(design, b, values), **ci)
+    boot = _bootstrap_f1(design, b, values)
+    f1_ci = bootstrap_interval(f1, seed_mean_draws(boot, f1_seed), **ci)
     drop_ci = bootstrap_interval(drop, drop_draws, bounds=(-1.0, 1.0), **ci)
     excess_ci = bootstrap_interval(leak.excess_pp, leak.excess_draws, bounds=(-100.0, 100.0), **ci)
     row = {
@@ -417,9 +426,9 @@ def _evaluate_one(name: str, X: np.ndarray, design: Design, config: ProbeConfig,
         "status": "ok",
         "accent_f1": f1,
         "accent_f1_sd": float(f1_seed.std(ddof=1)) if config.seeds > 1 else float("nan"),
+        "accent_f1_seed_unstable": seeds_unstable(f1_seed, boot),
         "accent_f1_ci_low": f1_ci[0],
         "accent_f1_ci_high": f1_ci[1],
-        "p_below_chance": below_chance_p_value(correct, len(design.speakers), len(design.accents)),
         **_null_summary(null),
         "text_f1_seen": float(f1_seen.mean()),
         "text_f1_unseen": float(f1_unseen.mean()),
@@ -436,7 +445,7 @@ def _evaluate_one(name: str, X: np.ndarray, design: Design, config: ProbeConfig,
     return _RepOutcome(
         row=row,
         null=null,
-        observed=float(f1_seed[0]),
+        observed=f1,
         predictions=pd.concat(frames + text_frames, ignore_index=True),
         confusion=spk_conf.sum((0, 1)).numpy().round().astype(np.int64),
     )
@@ -549,8 +558,10 @@ def evaluate_representations(
     ok = metrics["status"].eq("ok").to_numpy()
     metrics["family"] = family
     metrics["family_size"] = [int(((family == f) & ok).sum()) for f in family]
-    metrics["p_value"] = permutation_p_values(observed, null, h)
-    metrics["p_value_fwer"] = family_p_values(observed, null, family, h)
+    chance = 1.0 / len(design.accents)
+    metrics["p_value"] = permutation_p_values(at_least_chance(observed, chance), at_least_chance(null, chance), h)
+    metrics["p_value_fwer"] = family_p_values(at_least_chance(observed, chance), at_least_chance(null, chance), family, h)
+    metrics["p_below_chance"] = family_below_p_values(observed, null, family)
     frames = [o.predictions for o in outcomes if len(o.predictions)]
     return ProbeResults(
         metrics=metrics,
@@ -577,8 +588,9 @@ def _finish_unsettled(features, design: Design, config: ProbeConfig, backend, ou
         members = [i for i in np.flatnonzero(family == name) if np.isfinite(outcomes[i].observed)]
         if not members:
             continue
-        best = max(outcomes[i].observed for i in members)
-        exceed = int((np.max([outcomes[i].null for i in members], axis=0) >= best - 1e-12).sum())
+        chance = 1.0 / len(design.accents)
+        best = at_least_chance(max(outcomes[i].observed for i in members), chance)
+        exceed = int((at_least_chance(np.max([outcomes[i].null for i in members], axis=0), chance) >= best - 1e-12).sum())
         if exceed >= h:
             notes.append(f"{name}: family-wise p ≥ alpha settled after {first} of {len(design.perm_labels)} permutations (sequential stop)")
             continue

@@ -1,4 +1,5 @@
-"""Speaker-level statistics: permutation p-values (own, family-wise max-T, below chance), bootstrap intervals.
+"""Speaker-level statistics: permutation p-values (own, family-wise max-T, below the null min-T), bootstrap
+intervals and their fold-seed corrections.
 
 Speakers are nested in accents, so every resampling unit here is a speaker, never an utterance.
 """
@@ -101,14 +102,49 @@ def permutation_p_values(observed: np.ndarray, null: np.ndarray, h: Optional[int
     return out
 
 
-def below_chance_p_value(correct_speakers: int, n_speakers: int, n_accents: int) -> float:
-    """One-sided p of accuracy *below* chance at the speaker level: P(X ≤ correct) for
-    X ~ Binomial(n_speakers, 1/K), where a speaker counts as correct when its utterances' most frequent
-    prediction is its accent. Not the permutation null: a nuisance balanced across accents (a voice donor
-    under every accent) tilts the permuted folds too, so only chance itself can reveal anti-learning."""
-    from scipy.stats import binom
+def at_least_chance(f1: np.ndarray, chance: float) -> np.ndarray:
+    """The statistic the upper-tail p-values test: F1 raised to chance (NaN kept). Any function of the
+    data gives an exact permutation test; this one makes an F1 at or below chance never significant
+    (every permuted value reaches chance, so its p is 1), where leave-speakers-out CV sits below chance
+    under the null and a bare F1 could beat a null centred lower still."""
+    return np.maximum(np.asarray(f1, dtype=float), chance)
 
-    return float(binom.cdf(correct_speakers, n_speakers, 1.0 / n_accents))
+
+def family_below_p_values(observed: np.ndarray, null: np.ndarray, family: np.ndarray) -> np.ndarray:
+    """Family-wise p of F1 *below* its permutation null (anti-learning), min-T: each member's observed F1
+    against the permutation distribution of the family's *minimum*, p = (1 + #{min ≤ observed})/(1 + L).
+    Against the permutation null rather than against 1/K: leave-speakers-out CV sits below chance under
+    the null, so a binomial test against chance fires on nulls. A nuisance balanced across accents (a
+    voice donor under every accent) tilts the real labelling, where every donor has one speaker per
+    accent, more than the permuted ones, which is what this detects. NaN observed or no null → NaN.
+    The family's minimum is the maximum of the negated values: `family_p_values` on −F1."""
+    return family_p_values(-np.asarray(observed, dtype=float), -np.asarray(null, dtype=float), family)
+
+
+def seed_mean_draws(draws: np.ndarray, seed_values: np.ndarray) -> np.ndarray:
+    """Bootstrap draws of one fold seed's F1 [R] shrunk about their mean to the spread of the mean over
+    the S fold seeds (the reported F1). One seed's F1 varies with the speakers (shared by every seed)
+    and with the fold assignment (averaged over seeds); the seeds' own variance estimates the second,
+    so Var(mean) ≈ Var(draws) − (1 − 1/S)·Var(seeds), floored at Var(draws)/S (independent seeds)."""
+    draws, seed_values = np.asarray(draws, dtype=float), np.asarray(seed_values, dtype=float)
+    S, finite = len(seed_values), draws[np.isfinite(draws)]
+    if S < 2 or len(finite) < 2 or not finite.std() > 0:
+        return draws
+    var_draws = float(finite.var(ddof=1))
+    var_mean = max(var_draws - (1 - 1 / S) * float(seed_values.var(ddof=1)), var_draws / S)
+    centre = float(finite.mean())
+    return centre + (draws - centre) * np.sqrt(var_mean / var_draws)
+
+
+def seeds_unstable(seed_values: np.ndarray, draws: np.ndarray) -> bool:
+    """Fold seeds disagree beyond what the bootstrap allows: their SD exceeds the SD of one seed's F1
+    over the speaker-bootstrap draws (which holds the speakers' and the folds' variability together).
+    False when it cannot be told (one seed, no draws)."""
+    seed_values, draws = np.asarray(seed_values, dtype=float), np.asarray(draws, dtype=float)
+    draws = draws[np.isfinite(draws)]
+    if len(seed_values) < 2 or len(draws) < 2:
+        return False
+    return bool(seed_values.std(ddof=1) > draws.std(ddof=1))
 
 
 def family_p_values(observed: np.ndarray, null: np.ndarray, family: np.ndarray, h: Optional[int] = None) -> np.ndarray:

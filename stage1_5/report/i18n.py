@@ -72,7 +72,7 @@ EN: Dict[str, str] = {
     "family-wise p < {alpha} at both levels",
     "decision.smallest_p": "- **Smallest reachable p:** {p} (permutations and distinct speaker labellings of this design)",
     "decision.diagnosis": "- **Diagnosis:** `{code}` — {text}",
-    "decision.borderline": "- **Borderline layers:** {layers} (F1 between the NOGO and conditional thresholds: more speakers may lift them)",
+    "decision.borderline": "- **Borderline layers:** {layers} (significant, F1 between the NOGO and conditional thresholds: more speakers may lift them)",
     "decision.who_decides": "Only {deciding} layers decide; references ({references}, your own) only diagnose a NOGO.",
     "gates.heading": "### Why each {deciding} layer sits where it does",
     "gates.none": "No {deciding} layer was evaluated.",
@@ -112,6 +112,9 @@ EN: Dict[str, str] = {
     "| Leak acc | Leak chance | Speaker acc |",
     "context.legend": "Leak acc: speaker identified within each accent from the accent probe's output; chance ≈ 1/speakers per "
     "accent. Speaker acc: speaker ID from the full representation.",
+    "context.unstable": "**Unstable fold seeds:** {layers}: the fold seeds disagree more than the speaker bootstrap allows, so the "
+    "pairing of held-out speakers decides the number. Likely cause: a factor shared across accents (a voice donor, a device, a "
+    "session) held out with some pairings and not others; name it in metadata.csv's group column.",
     # reproducibility
     "repro.heading": "## Reproducibility",
     "repro.config_hash": "| Config hash | `{hash}` (resolved config in `../config/`) |",
@@ -311,7 +314,7 @@ PT_BR: Dict[str, str] = {
     "p por família < {alpha} nos dois níveis",
     "decision.smallest_p": "- **Menor p alcançável:** {p} (permutações e rotulações distintas de falantes deste desenho)",
     "decision.diagnosis": "- **Diagnóstico:** `{code}` — {text}",
-    "decision.borderline": "- **Camadas limítrofes:** {layers} (F1 entre os limiares NOGO e condicional: mais falantes podem elevá-las)",
+    "decision.borderline": "- **Camadas limítrofes:** {layers} (significativas, F1 entre os limiares NOGO e condicional: mais falantes podem elevá-las)",
     "decision.who_decides": "Só as camadas do {deciding} decidem; as referências ({references}, as suas) só diagnosticam um NOGO.",
     "gates.heading": "### Por que cada camada do {deciding} fica onde fica",
     "gates.none": "Nenhuma camada do {deciding} foi avaliada.",
@@ -349,6 +352,9 @@ PT_BR: Dict[str, str] = {
     "| Acurácia do vazamento | Acaso do vazamento | Acurácia de falante |",
     "context.legend": "Acurácia do vazamento: falante identificado dentro de cada sotaque a partir da saída da sonda de sotaque; acaso ≈ "
     "1/falantes por sotaque. Acurácia de falante: identificação do falante a partir da representação completa.",
+    "context.unstable": "**Sementes de partição instáveis:** {layers}: as sementes de partição discordam mais do que o bootstrap de "
+    "falantes permite, então o pareamento dos falantes retidos decide o número. Causa provável: um fator comum aos sotaques (um "
+    "doador de voz, um dispositivo, uma sessão) retido em alguns pareamentos e não em outros; nomeie-o na coluna group do metadata.csv.",
     "repro.heading": "## Reprodutibilidade",
     "repro.config_hash": "| Hash da configuração | `{hash}` (configuração resolvida em `../config/`) |",
     "repro.dataset_hash": "Hash do conjunto de dados",

@@ -374,7 +374,13 @@ def _context_section(metrics: pd.DataFrame, layer_order=None, lang: Language = D
             f"| {_num(r['text_f1_seen'])} | {_num(r['text_f1_unseen'])} | {_num(r['leak_acc'])} "
             f"| {_num(r['leak_chance'])} | {_num(r['speaker_acc'])} |"
         )
-    return lines + ["", text("context.legend", lang), ""]
+    lines += ["", text("context.legend", lang), ""]
+    if "accent_f1_seed_unstable" in metrics.columns:
+        unstable = metrics[metrics["accent_f1_seed_unstable"].fillna(False).astype(bool)]
+        if len(unstable):
+            layers = ", ".join(f"`{r}` (F1 sd {_num(sd)})" for r, sd in zip(unstable["representation"], unstable["accent_f1_sd"]))
+            lines += [text("context.unstable", lang, layers=layers), ""]
+    return lines
 
 
 def _label_map_text(label_map: Union[Mapping[str, int], Sequence[str]]) -> str:
