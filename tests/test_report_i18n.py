@@ -211,3 +211,11 @@ def test_the_pipelines_report_stage_writes_report_html_and_figures_in_the_config
     assert paths.report_md.read_text(encoding="utf-8").startswith("# Relatório de sondagem de sotaque do Stage 1.5")
     assert (paths.report_dir / HTML_NAME).read_text(encoding="utf-8").startswith('<!DOCTYPE html>\n<html lang="pt-BR">')
     assert "F1 de sotaque por camada — decisão: NOGO" in titles
+
+
+def test_the_unstable_seeds_line_is_in_the_report_language():
+    from stage1_5.decision.dummies import dummy_metrics, dummy_metrics_row as row
+
+    m = dummy_metrics([row("backbone:decoder_block_08", accent_f1_sd=0.13, accent_f1_seed_unstable=True), row("ssl:layer_06")])
+    report = render_report(m, decide(m, ExperimentConfig()), dataset=FACTS, config=config("pt-BR"), label_map=["a"], device="cpu", versions={})
+    assert "**Sementes de partição instáveis:** `backbone:decoder_block_08` (F1 sd 0.13)" in report and "Unstable" not in report
