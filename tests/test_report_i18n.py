@@ -16,6 +16,7 @@ from stage1_5.cli import cli
 from stage1_5.cli.run_cmd import closing_summary
 from stage1_5.config import ExperimentConfig, Stage15Config, load_config
 from stage1_5.decision import Diagnosis, Level, RunFacts, decide
+from stage1_5.decision.dummies import dummy_metrics, dummy_metrics_row as row
 from stage1_5.errors import ConfigError
 from stage1_5.report import DatasetFacts, render_report
 from stage1_5.report.html import render_html
@@ -214,8 +215,6 @@ def test_the_pipelines_report_stage_writes_report_html_and_figures_in_the_config
 
 
 def test_the_unstable_seeds_line_is_in_the_report_language():
-    from stage1_5.decision.dummies import dummy_metrics, dummy_metrics_row as row
-
     m = dummy_metrics([row("backbone:decoder_block_08", accent_f1_sd=0.13, accent_f1_seed_unstable=True), row("ssl:layer_06")])
     report = render_report(m, decide(m, ExperimentConfig()), dataset=FACTS, config=config("pt-BR"), label_map=["a"], device="cpu", versions={})
     assert "**Sementes de partição instáveis:** `backbone:decoder_block_08` (F1 sd 0.13)" in report and "Unstable" not in report
