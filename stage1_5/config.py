@@ -50,8 +50,8 @@ class DatasetConfig(StrictModel):
         default_factory=list, description="Folders that symbolic links in the dataset may lead into (e.g. a wav/ on another disk)."
     )
     min_accents: int = Field(3, ge=2, description="Design minimum; fewer gives a warning, not an error.")
-    min_speakers_per_accent: int = Field(8, ge=2)
-    min_texts_per_speaker: int = Field(30, ge=1)
+    min_speakers_per_accent: int = Field(8, ge=2, description="Design minimum; fewer gives a warning (every accent needs at least 2: an error).")
+    min_texts_per_speaker: int = Field(30, ge=1, description="Design minimum; fewer gives a warning, not an error.")
     min_shared_texts: int = Field(
         30, ge=1, description="Texts every accent should read; fewer (unless all texts are shared) is a text confound."
     )
@@ -72,7 +72,7 @@ FeatureDtype = Literal["float32", "float16"]
 
 
 class BackboneConfig(StrictModel):
-    enabled: bool = True
+    enabled: bool = Field(True, description="Extract and probe the backbone (the source that decides).")
     checkpoint: str = Field("Qwen/Qwen3-TTS-12Hz-1.7B-Base", description="Hub name, local folder, or 'tiny-random'.")
     layers: list[str] = Field(
         default_factory=lambda: [
@@ -86,6 +86,7 @@ class BackboneConfig(StrictModel):
             "pre_vocoder",
         ],
         min_length=1,
+        description="Layer aliases to probe (`stage1_5 layers` lists them) or module paths; one teacher-forced pass gives them all.",
     )
     dtype: ModelDtype = Field(
         "auto",
@@ -95,11 +96,11 @@ class BackboneConfig(StrictModel):
     attn_implementation: AttnImplementation = Field(
         "auto", description="auto: flash_attention_2 when flash-attn is installed and the GPU runs it, else sdpa."
     )
-    device: str = "auto"
+    device: str = Field("auto", description="auto: cuda when available, else cpu; or a torch device such as cuda:1.")
     batch_size: int = Field(8, ge=1, description="Utterances per teacher-forced pass; halved on CUDA out-of-memory.")
     num_workers: Optional[int] = Field(None, ge=0, description="Background audio-decoding processes; None = 2 on CUDA, 0 on CPU.")
-    pooling: Pooling = "mean"
-    positions: Literal["audio", "text", "all"] = "audio"
+    pooling: Pooling = Field("mean", description="One vector per utterance: the mean over positions, or mean and SD concatenated (2x wide).")
+    positions: Literal["audio", "text", "all"] = Field("audio", description="Which sequence positions are pooled: the audio codes, the text, or both.")
     speaker_slot: Literal["xvector", "zero"] = Field(
         "xvector", description="xvector: the speaker encoder's x-vector (Base checkpoints only); zero: an empty slot."
     )
@@ -108,28 +109,30 @@ class BackboneConfig(StrictModel):
 
 
 class SSLConfig(StrictModel):
-    enabled: bool = True
+    enabled: bool = Field(True, description="Extract the SSL reference (WavLM / HuBERT / wav2vec2 layers).")
     model: str = Field("microsoft/wavlm-base-plus", description="Hub name, local folder, or 'tiny-random'.")
-    layers: Union[Literal["all"], list[str]] = "all"
-    pooling: Pooling = "mean"
-    dtype: ModelDtype = "auto"
-    device: str = "auto"
-    batch_size: int = Field(8, ge=1)
+    layers: Union[Literal["all"], list[str]] = Field("all", description="'all' hidden states, or a list such as [layer_06, layer_12].")
+    pooling: Pooling = Field("mean", description="Mean over frames, or mean and SD concatenated (2x wide).")
+    dtype: ModelDtype = Field("auto", description="Compute dtype; auto as for the backbone.")
+    device: str = Field("auto", description="auto: cuda when available, else cpu; or a torch device.")
+    batch_size: int = Field(8, ge=1, description="Utterances per forward pass.")
     seed: int = Field(0, description="Initialisation seed for 'tiny-random' (default: the run's seed).")
 
 
 class EcapaConfig(StrictModel):
-    enabled: bool = True
+    enabled: bool = Field(True, description="Extract the ECAPA speaker-embedding reference.")
     model: str = Field("speechbrain/spkrec-ecapa-voxceleb", description="Hub name, local folder, or 'tiny-random'.")
-    device: str = "auto"
-    batch_size: int = Field(16, ge=1)
+    device: str = Field("auto", description="auto: cuda when available, else cpu; or a torch device.")
+    batch_size: int = Field(16, ge=1, description="Utterances per forward pass.")
     seed: int = Field(0, description="Initialisation seed for 'tiny-random' (default: the run's seed).")
 
 
 class AcousticConfig(StrictModel):
-    enabled: bool = True
-    features: list[Literal["mfcc_stats", "egemaps"]] = Field(default_factory=lambda: ["mfcc_stats"], min_length=1)
-    n_mfcc: int = Field(20, ge=1, le=128)
+    enabled: bool = Field(True, description="Compute the classic acoustic reference (no model).")
+    features: list[Literal["mfcc_stats", "egemaps"]] = Field(
+        default_factory=lambda: ["mfcc_stats"], min_length=1, description="mfcc_stats: means and SDs of MFCC, delta and delta-delta; egemaps: the eGeMAPS set (opensmile)."
+    )
+    n_mfcc: int = Field(20, ge=1, le=128, description="MFCC coefficients (mfcc_stats is 6x this wide).")
     batch_size: int = Field(16, ge=1, description="Utterances per batch (computed one at a time on the CPU).")
 
 
@@ -147,7 +150,9 @@ class ProbeConfig(StrictModel):
         "speaker_per_accent", description="'speaker_per_accent' holds out one speaker per accent per fold; an int k gives k grouped folds."
     )
     inner_folds: int = Field(3, ge=2, description="Speaker-grouped inner CV choosing C.")
-    c_grid: list[float] = Field(default_factory=lambda: [0.01, 0.1, 1.0, 10.0], min_length=1)
+    c_grid: list[float] = Field(
+        default_factory=lambda: [0.01, 0.1, 1.0, 10.0], min_length=1, description="Inverse L2 strengths the inner CV chooses from (one value: no inner CV)."
+    )
     text_folds: int = Field(2, ge=2, description="Texts are split into this many groups for the crossed text-drop folds.")
     permutations: int = Field(
         199, ge=0, description="Speaker-level label permutations for p-values (0 = skip; the smallest p is 1/(1+B), so GO needs 1/(1+B) < alpha)."
@@ -170,7 +175,7 @@ class ProbeConfig(StrictModel):
     leak_chance_permutations: int = Field(
         20, ge=1, description="Within-accent speaker shuffles that estimate the leakage probe's chance accuracy."
     )
-    device: str = "auto"
+    device: str = Field("auto", description="Where the probes are fitted: auto (cuda when available), cpu, cuda.")
     seed: int = Field(0, description="Seed of the folds, permutations and bootstrap (default: the run's seed).")
 
     @model_validator(mode="after")
@@ -185,12 +190,12 @@ class ProbeConfig(StrictModel):
 class ExperimentConfig(StrictModel):
     """Decision thresholds (DESIGN §5)."""
 
-    min_f1_go: float = Field(0.55, ge=0, le=1)
-    min_f1_conditional: float = Field(0.45, ge=0, le=1)
-    nogo_f1: float = Field(0.40, ge=0, le=1)
-    leakage_margin_pp: float = Field(7.0, ge=0, le=100)
-    leakage_margin_conditional_pp: float = Field(15.0, ge=0, le=100)
-    max_text_drop: float = Field(0.10, ge=0, le=1)
+    min_f1_go: float = Field(0.55, ge=0, le=1, description="Accent macro-F1 a backbone layer needs for GO.")
+    min_f1_conditional: float = Field(0.45, ge=0, le=1, description="Accent macro-F1 a backbone layer needs for conditional GO.")
+    nogo_f1: float = Field(0.40, ge=0, le=1, description="Below this best F1 the NOGO is clear; between it and min_f1_conditional, borderline.")
+    leakage_margin_pp: float = Field(7.0, ge=0, le=100, description="Most speaker leakage above chance (percentage points) for GO.")
+    leakage_margin_conditional_pp: float = Field(15.0, ge=0, le=100, description="Most speaker leakage above chance (pp) for conditional GO.")
+    max_text_drop: float = Field(0.10, ge=0, le=1, description="Most F1 lost on texts the probe never saw (seen minus unseen).")
     alpha: float = Field(0.05, gt=0, lt=1, description="Family-wise level: GO and conditional GO need the max-over-backbone-layers permutation p < alpha.")
     strict: bool = Field(
         False, description="Gate the interval bounds: F1's lower bound, text drop's and leakage excess's upper bounds."
@@ -243,7 +248,7 @@ class OutputConfig(StrictModel):
 
 
 class Stage15Config(StrictModel):
-    name: str = "stage1_5"
+    name: str = Field("stage1_5", description="The experiment's name, in the report's title.")
     seed: int = Field(
         0,
         frozen=True,
