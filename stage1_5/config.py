@@ -137,10 +137,10 @@ class AcousticConfig(StrictModel):
 
 
 class SourcesConfig(StrictModel):
-    backbone: BackboneConfig = Field(default_factory=BackboneConfig)
-    ssl: SSLConfig = Field(default_factory=SSLConfig)
-    ecapa: EcapaConfig = Field(default_factory=EcapaConfig)
-    acoustic: AcousticConfig = Field(default_factory=AcousticConfig)
+    backbone: BackboneConfig = Field(default_factory=BackboneConfig, description="The TTS backbone (Qwen3-TTS): its layers make the decision.")
+    ssl: SSLConfig = Field(default_factory=SSLConfig, description="Reference: a self-supervised speech model (WavLM by default), layer by layer.")
+    ecapa: EcapaConfig = Field(default_factory=EcapaConfig, description="Reference: the ECAPA-TDNN speaker embedding.")
+    acoustic: AcousticConfig = Field(default_factory=AcousticConfig, description="Reference: classic acoustic statistics (no model).")
     external: list[str] = Field(default_factory=list, description="Your own features: .npz or .parquet keyed by utt_id.")
 
 
@@ -254,12 +254,12 @@ class Stage15Config(StrictModel):
         frozen=True,
         description="The default of every section's seed (probes, random-weight models) when the config is built; a section's own seed wins.",
     )
-    dataset: DatasetConfig = Field(default_factory=DatasetConfig)
-    sources: SourcesConfig = Field(default_factory=SourcesConfig)
-    probes: ProbeConfig = Field(default_factory=ProbeConfig)
+    dataset: DatasetConfig = Field(default_factory=DatasetConfig, description="Where the data is, the design minima and the checks run before any model.")
+    sources: SourcesConfig = Field(default_factory=SourcesConfig, description="What is probed: the backbone, the reference models, your own feature files.")
+    probes: ProbeConfig = Field(default_factory=ProbeConfig, description="The linear probes: folds, C grid, permutations, bootstrap.")
     experiment: ExperimentConfig = Field(default_factory=ExperimentConfig)
     stage2: Stage2Config = Field(default_factory=Stage2Config)
-    output: OutputConfig = Field(default_factory=OutputConfig)
+    output: OutputConfig = Field(default_factory=OutputConfig, description="Where the run folder and the shared cache go.")
 
     @model_validator(mode="before")
     @classmethod
