@@ -99,7 +99,8 @@ def run_log(path: Path, main: bool = True) -> Iterator[None]:
         console.setLevel(logging.WARNING)
         root.addHandler(console)
     root.addHandler(handler)
-    level, package.level = package.level, logging.DEBUG
+    level = package.level
+    package.setLevel(logging.DEBUG)
     try:
         log.info("stage1_5 %s run started", __version__)
         log.debug("python %s, torch %s, %s, %s", platform.python_version(), torch.__version__, platform.platform(), machine_description())
