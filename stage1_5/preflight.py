@@ -114,15 +114,29 @@ class SourcePlan:
     peak_memory_bytes: int
     peak_memory_kind: str  # "cuda" or "rss"
     warmup_audio_seconds: float = 0.0  # the warm-up batch's audio
+    warmup_utterances: int = 0
 
     @property
     def audio_seconds_per_s(self) -> float:
         return self.sample_audio_seconds / self.wall_s if self.wall_s > 0 else float("inf")
 
     @property
+    def rate_text(self) -> str:
+        if self.sample_audio_seconds > 0:
+            return f"{self.audio_seconds_per_s:.1f} audio-s/s"
+        return f"{self.sample_utterances / self.wall_s:.0f} utt/s (no audio read)" if self.wall_s > 0 else "no measurable time (no audio read)"
+
+    def seconds_for(self, n_utterances: int, audio_seconds: float) -> float:
+        """That much work at the measured rate: by audio seconds, or by utterances for a source that
+        reads no audio (the planted vectors)."""
+        if self.sample_audio_seconds > 0:
+            return audio_seconds * self.wall_s / self.sample_audio_seconds
+        return n_utterances * self.wall_s / max(self.sample_utterances, 1)
+
+    @property
     def model_load_s(self) -> float:
-        """The warm-up's one-off cost: its time less what its audio takes at the measured rate."""
-        return max(0.0, self.load_s - self.warmup_audio_seconds / self.audio_seconds_per_s)
+        """The warm-up's one-off cost: its time less what its batch takes at the measured rate."""
+        return max(0.0, self.load_s - self.seconds_for(self.warmup_utterances, self.warmup_audio_seconds))
 
 
 @dataclass(frozen=True)
@@ -146,7 +160,7 @@ class PreflightPlan:
     def extraction_seconds(self) -> float:
         """Projected extraction time of the whole dataset, every source one after the other, each
         loading its model (`SourcePlan.model_load_s`) and then running at its measured rate."""
-        return sum(s.model_load_s + self.audio_seconds / s.audio_seconds_per_s for s in self.sources)
+        return sum(s.model_load_s + s.seconds_for(self.n_utterances, self.audio_seconds) for s in self.sources)
 
     @property
     def audio_seconds(self) -> float:
@@ -180,7 +194,7 @@ class PreflightPlan:
         for s in self.sources:
             out.append(
                 f"throughput  {s.source:<9} {len(s.dims):>3} repr  {s.sample_utterances} utt / {s.sample_audio_seconds:.1f} audio-s "
-                f"in {s.wall_s:.2f} s = {s.audio_seconds_per_s:.1f} audio-s/s; load and warm-up {s.load_s:.1f} s; "
+                f"in {s.wall_s:.2f} s = {s.rate_text}; load and warm-up {s.load_s:.1f} s; "
                 f"peak {_size(s.peak_memory_bytes)} ({'CUDA allocated' if s.peak_memory_kind == 'cuda' else 'process RSS so far'})"
             )
         if self.sources:
@@ -239,8 +253,10 @@ def _loading(source: str, cfg: Stage15Config) -> str:
     from stage1_5.sources import source_spec
 
     spec = source_spec(source)
-    if spec is None or spec.weights is None:
+    if spec is None or not spec.has_model:
         return "no model to load; warming up on the longest batch"
+    if spec.weights is None:
+        return "loading its model and running the longest batch"
     return f"loading {getattr(spec.settings(cfg), spec.weights)!r} and running the longest batch"
 
 
@@ -270,6 +286,7 @@ def _measure(source: str, cfg: Stage15Config, dataset, store_root: str, batch: i
         peak_memory_bytes=peak,
         peak_memory_kind=stats.peak_memory_kind,
         warmup_audio_seconds=warm.audio_seconds,
+        warmup_utterances=warm.n_utterances,
     )
     return plan, vectors
 

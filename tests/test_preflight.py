@@ -141,3 +141,22 @@ def test_plan_projects_extraction_from_the_measured_throughput_and_the_model_loa
 def test_plan_sizes_the_feature_store_from_the_dims_and_the_feature_dtype():
     assert _plan().feature_store_bytes == 720 * 2048 * 2
     assert _plan(feature_dtype="float32").feature_store_bytes == 720 * 2048 * 4
+
+
+def test_preflight_words_the_warm_up_after_what_the_source_loads():
+    from stage1_5.config import Stage15Config
+    from stage1_5.preflight import _loading
+
+    cfg = Stage15Config()
+    assert _loading("backbone", cfg) == "loading 'Qwen/Qwen3-TTS-12Hz-1.7B-Base' and running the longest batch"
+    assert _loading("ge2e", cfg).startswith("loading its model")  # weights ship in a wheel: no option names them
+    for source in ("acoustic", "planted"):
+        assert _loading(source, cfg).startswith("no model to load"), source
+
+
+def test_a_source_that_reads_no_audio_is_projected_by_utterances():
+    planted = SourcePlan("planted", {"planted:a": 16}, 64, 0.0, 0.5, 0.75, 2**20, "rss", warmup_audio_seconds=0.0, warmup_utterances=64)
+    plan = _plan(sources=[planted])  # 720 utterances at 128 utt/s, 0.25 s of load beyond the warm-up batch's work
+    assert planted.model_load_s == pytest.approx(0.25)
+    assert plan.extraction_seconds == pytest.approx(0.25 + 720 / 128)
+    assert "= 128 utt/s (no audio read)" in "\n".join(plan.lines())
