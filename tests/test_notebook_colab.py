@@ -113,9 +113,9 @@ def test_the_notebook_runs_end_to_end_on_the_demo(notebook, tmp_path):
     assert "no problem found" in _text(_cell(nb, "preflight"))
     assert "Decision:" in _text(_cell(nb, "run")) and (run_dir / "report" / "stage1_5_report.md").is_file()
     assert "[notebook] done in" in _text(_cell(nb, "run")) and (run_dir / "run.log").is_file()
-    report_outputs = _cell(nb, "report").outputs
-    assert any("text/markdown" in o.get("data", {}) for o in report_outputs)
-    assert sum("image/png" in o.get("data", {}) for o in report_outputs) >= 2  # the report's figures are shown
+    assert (run_dir / "report" / "stage1_5_report.html").is_file()
+    shown = "".join(o.get("data", {}).get("text/html", "") for o in _cell(nb, "report").outputs)
+    assert "data:image/png;base64," in shown  # the self-contained HTML report, figures embedded, inline
     assert "gates exit status" in _text(_cell(nb, "gates")) and (tmp_path / "work" / "reports" / "allure-results").is_dir()
     assert (run_dir / "stage1_5_results.zip").is_file() and "stage1_5_results.zip" in _text(_cell(nb, "results"))
 
