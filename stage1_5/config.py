@@ -50,8 +50,8 @@ class DatasetConfig(StrictModel):
         default_factory=list, description="Folders that symbolic links in the dataset may lead into (e.g. a wav/ on another disk)."
     )
     min_accents: int = Field(3, ge=2, description="Design minimum; fewer gives a warning, not an error.")
-    min_speakers_per_accent: int = Field(8, ge=2)
-    min_texts_per_speaker: int = Field(30, ge=1)
+    min_speakers_per_accent: int = Field(8, ge=2, description="Design minimum; fewer gives a warning (every accent needs at least 2: an error).")
+    min_texts_per_speaker: int = Field(30, ge=1, description="Design minimum; fewer gives a warning, not an error.")
     min_shared_texts: int = Field(
         30, ge=1, description="Texts every accent should read; fewer (unless all texts are shared) is a text confound."
     )
@@ -73,7 +73,7 @@ FeatureDtype = Literal["float32", "float16"]
 
 
 class BackboneConfig(StrictModel):
-    enabled: bool = True
+    enabled: bool = Field(True, description="Extract and probe the backbone (the source that decides).")
     checkpoint: str = Field("Qwen/Qwen3-TTS-12Hz-1.7B-Base", description="Hub name, local folder, or 'tiny-random'.")
     layers: list[str] = Field(
         default_factory=lambda: [
@@ -87,6 +87,7 @@ class BackboneConfig(StrictModel):
             "pre_vocoder",
         ],
         min_length=1,
+        description="Layer aliases to probe (`stage1_5 layers` lists them) or module paths; one teacher-forced pass gives them all.",
     )
     dtype: ModelDtype = Field(
         "auto",
@@ -96,11 +97,11 @@ class BackboneConfig(StrictModel):
     attn_implementation: AttnImplementation = Field(
         "auto", description="auto: flash_attention_2 when flash-attn is installed and the GPU runs it, else sdpa."
     )
-    device: str = "auto"
+    device: str = Field("auto", description="auto: cuda when available, else cpu; or a torch device such as cuda:1.")
     batch_size: int = Field(8, ge=1, description="Utterances per teacher-forced pass; halved on CUDA out-of-memory.")
     num_workers: Optional[int] = Field(None, ge=0, description="Background audio-decoding processes; None = 2 on CUDA, 0 on CPU.")
-    pooling: Pooling = "mean"
-    positions: Literal["audio", "text", "all"] = "audio"
+    pooling: Pooling = Field("mean", description="One vector per utterance: the mean over positions, or mean and SD concatenated (2x wide).")
+    positions: Literal["audio", "text", "all"] = Field("audio", description="Which sequence positions are pooled: the audio codes, the text, or both.")
     speaker_slot: Literal["xvector", "zero"] = Field(
         "xvector", description="xvector: the speaker encoder's x-vector (Base checkpoints only); zero: an empty slot."
     )
@@ -109,50 +110,54 @@ class BackboneConfig(StrictModel):
 
 
 class SSLConfig(StrictModel):
-    enabled: bool = True
+    enabled: bool = Field(True, description="Extract the SSL reference (WavLM / HuBERT / wav2vec2 layers).")
     model: str = Field("microsoft/wavlm-base-plus", description="Hub name, local folder, or 'tiny-random'.")
-    layers: Union[Literal["all"], list[str]] = "all"
-    pooling: Pooling = "mean"
-    dtype: ModelDtype = "auto"
-    device: str = "auto"
-    batch_size: int = Field(8, ge=1)
+    layers: Union[Literal["all"], list[str]] = Field("all", description="'all' hidden states, or a list such as [layer_06, layer_12].")
+    pooling: Pooling = Field("mean", description="Mean over frames, or mean and SD concatenated (2x wide).")
+    dtype: ModelDtype = Field("auto", description="Compute dtype; auto as for the backbone.")
+    device: str = Field("auto", description="auto: cuda when available, else cpu; or a torch device.")
+    batch_size: int = Field(8, ge=1, description="Utterances per forward pass.")
     seed: int = Field(0, description="Initialisation seed for 'tiny-random' (default: the run's seed).")
 
 
 class EcapaConfig(StrictModel):
-    enabled: bool = True
+    enabled: bool = Field(True, description="Extract the ECAPA speaker-embedding reference.")
     model: str = Field("speechbrain/spkrec-ecapa-voxceleb", description="Hub name, local folder, or 'tiny-random'.")
-    device: str = "auto"
-    batch_size: int = Field(16, ge=1)
+    device: str = Field("auto", description="auto: cuda when available, else cpu; or a torch device.")
+    batch_size: int = Field(16, ge=1, description="Utterances per forward pass.")
     seed: int = Field(0, description="Initialisation seed for 'tiny-random' (default: the run's seed).")
 
 
 class AcousticConfig(StrictModel):
-    enabled: bool = True
-    features: list[Literal["mfcc_stats", "egemaps"]] = Field(default_factory=lambda: ["mfcc_stats"], min_length=1)
-    n_mfcc: int = Field(20, ge=1, le=128)
+    enabled: bool = Field(True, description="Compute the classic acoustic reference (no model).")
+    features: list[Literal["mfcc_stats", "egemaps"]] = Field(
+        default_factory=lambda: ["mfcc_stats"], min_length=1, description="mfcc_stats: means and SDs of MFCC, delta and delta-delta; egemaps: the eGeMAPS set (opensmile)."
+    )
+    n_mfcc: int = Field(20, ge=1, le=128, description="MFCC coefficients (mfcc_stats is 6x this wide).")
     batch_size: int = Field(16, ge=1, description="Utterances per batch (computed one at a time on the CPU).")
 
 
 class Ge2eConfig(StrictModel):
     enabled: bool = Field(False, description="Resemblyzer's pretrained GE2E speaker encoder (weights in the resemblyzer wheel, offline).")
-    device: str = "auto"
-    batch_size: int = Field(16, ge=1)
+    device: str = Field("auto", description="auto: cuda when available, else cpu; or a torch device.")
+    batch_size: int = Field(16, ge=1, description="Utterances per forward pass.")
 
 
 class PlantedConfig(StrictModel):
     enabled: bool = Field(False, description="The GO demo's synthetic planted-accent vectors (embedded demo dataset only); they decide in the backbone's stead.")
-    layers: list[str] = Field(default_factory=lambda: ["decoder_block_00", "decoder_block_08"], min_length=1)
-    batch_size: int = Field(64, ge=1)
+    layers: list[str] = Field(
+        default_factory=lambda: ["decoder_block_00", "decoder_block_08"], min_length=1, description="Planted layers to probe (decoder_block_08 carries the accent)."
+    )
+    batch_size: int = Field(64, ge=1, description="Utterances per batch.")
 
 
 class SourcesConfig(StrictModel):
-    backbone: BackboneConfig = Field(default_factory=BackboneConfig)
-    ssl: SSLConfig = Field(default_factory=SSLConfig)
-    ecapa: EcapaConfig = Field(default_factory=EcapaConfig)
-    acoustic: AcousticConfig = Field(default_factory=AcousticConfig)
-    ge2e: Ge2eConfig = Field(default_factory=Ge2eConfig)
-    planted: PlantedConfig = Field(default_factory=PlantedConfig)
+    backbone: BackboneConfig = Field(default_factory=BackboneConfig, description="The TTS backbone (Qwen3-TTS): its layers make the decision.")
+    ssl: SSLConfig = Field(default_factory=SSLConfig, description="Reference: a self-supervised speech model (WavLM by default), layer by layer.")
+    ecapa: EcapaConfig = Field(default_factory=EcapaConfig, description="Reference: the ECAPA-TDNN speaker embedding.")
+    acoustic: AcousticConfig = Field(default_factory=AcousticConfig, description="Reference: classic acoustic statistics (no model).")
+    ge2e: Ge2eConfig = Field(default_factory=Ge2eConfig, description="Reference: a real pretrained speaker encoder (resemblyzer's GE2E), offline.")
+    planted: PlantedConfig = Field(default_factory=PlantedConfig, description="The GO demo's planted-accent vectors, deciding in the backbone's stead.")
     external: list[str] = Field(default_factory=list, description="Your own features: .npz or .parquet keyed by utt_id.")
 
 
@@ -162,7 +167,9 @@ class ProbeConfig(StrictModel):
         "speaker_per_accent", description="'speaker_per_accent' holds out one speaker per accent per fold; an int k gives k grouped folds."
     )
     inner_folds: int = Field(3, ge=2, description="Speaker-grouped inner CV choosing C.")
-    c_grid: list[float] = Field(default_factory=lambda: [0.01, 0.1, 1.0, 10.0], min_length=1)
+    c_grid: list[float] = Field(
+        default_factory=lambda: [0.01, 0.1, 1.0, 10.0], min_length=1, description="Inverse L2 strengths the inner CV chooses from (one value: no inner CV)."
+    )
     text_folds: int = Field(2, ge=2, description="Texts are split into this many groups for the crossed text-drop folds.")
     permutations: int = Field(
         199, ge=0, description="Speaker-level label permutations for p-values (0 = skip; the smallest p is 1/(1+B), so GO needs 1/(1+B) < alpha)."
@@ -185,7 +192,7 @@ class ProbeConfig(StrictModel):
     leak_chance_permutations: int = Field(
         20, ge=1, description="Within-accent speaker shuffles that estimate the leakage probe's chance accuracy."
     )
-    device: str = "auto"
+    device: str = Field("auto", description="Where the probes are fitted: auto (cuda when available), cpu, cuda.")
     seed: int = Field(0, description="Seed of the folds, permutations and bootstrap (default: the run's seed).")
 
     @model_validator(mode="after")
@@ -200,12 +207,12 @@ class ProbeConfig(StrictModel):
 class ExperimentConfig(StrictModel):
     """Decision thresholds (DESIGN §5)."""
 
-    min_f1_go: float = Field(0.55, ge=0, le=1)
-    min_f1_conditional: float = Field(0.45, ge=0, le=1)
-    nogo_f1: float = Field(0.40, ge=0, le=1)
-    leakage_margin_pp: float = Field(7.0, ge=0, le=100)
-    leakage_margin_conditional_pp: float = Field(15.0, ge=0, le=100)
-    max_text_drop: float = Field(0.10, ge=0, le=1)
+    min_f1_go: float = Field(0.55, ge=0, le=1, description="Accent macro-F1 a backbone layer needs for GO.")
+    min_f1_conditional: float = Field(0.45, ge=0, le=1, description="Accent macro-F1 a backbone layer needs for conditional GO.")
+    nogo_f1: float = Field(0.40, ge=0, le=1, description="Below this best F1 the NOGO is clear; between it and min_f1_conditional, borderline.")
+    leakage_margin_pp: float = Field(7.0, ge=0, le=100, description="Most speaker leakage above chance (percentage points) for GO.")
+    leakage_margin_conditional_pp: float = Field(15.0, ge=0, le=100, description="Most speaker leakage above chance (pp) for conditional GO.")
+    max_text_drop: float = Field(0.10, ge=0, le=1, description="Most F1 lost on texts the probe never saw (seen minus unseen).")
     alpha: float = Field(0.05, gt=0, lt=1, description="Family-wise level: GO and conditional GO need the max-over-backbone-layers permutation p < alpha.")
     strict: bool = Field(
         False, description="Gate the interval bounds: F1's lower bound, text drop's and leakage excess's upper bounds."
@@ -270,19 +277,19 @@ class ReportConfig(StrictModel):
 
 
 class Stage15Config(StrictModel):
-    name: str = "stage1_5"
+    name: str = Field("stage1_5", description="The experiment's name, in the report's title.")
     seed: int = Field(
         0,
         frozen=True,
         description="The default of every section's seed (probes, random-weight models) when the config is built; a section's own seed wins.",
     )
-    dataset: DatasetConfig = Field(default_factory=DatasetConfig)
-    sources: SourcesConfig = Field(default_factory=SourcesConfig)
-    probes: ProbeConfig = Field(default_factory=ProbeConfig)
+    dataset: DatasetConfig = Field(default_factory=DatasetConfig, description="Where the data is, the design minima and the checks run before any model.")
+    sources: SourcesConfig = Field(default_factory=SourcesConfig, description="What is probed: the backbone, the reference models, your own feature files.")
+    probes: ProbeConfig = Field(default_factory=ProbeConfig, description="The linear probes: folds, C grid, permutations, bootstrap.")
     experiment: ExperimentConfig = Field(default_factory=ExperimentConfig)
     stage2: Stage2Config = Field(default_factory=Stage2Config)
-    output: OutputConfig = Field(default_factory=OutputConfig)
-    report: ReportConfig = Field(default_factory=ReportConfig)
+    output: OutputConfig = Field(default_factory=OutputConfig, description="Where the run folder and the shared cache go.")
+    report: ReportConfig = Field(default_factory=ReportConfig, description="How the report is written: its language.")
 
     @model_validator(mode="before")
     @classmethod

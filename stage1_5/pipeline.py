@@ -74,9 +74,23 @@ class RunPaths:
         return self.analysis_dir / "decision.json"
 
     @property
+    def log(self) -> Path:
+        """`stage1_5 run`'s DEBUG log, appended run after run (outside the results zip)."""
+        return self.root / "run.log"
+
+    @property
     def backbone_runtime_json(self) -> Path:
         """`stage1_5.backbone.runtime.BackboneRuntime` of the extraction: device, dtype, attention and why."""
         return self.analysis_dir / "backbone_runtime.json"
+
+
+DECISION_SCHEMA_VERSION = 1
+"""decision.json's `schema_version`: bumped when a key is renamed, removed or changes meaning (docs/columns.md)."""
+
+
+def run_paths(cfg: Stage15Config, out_dir: Optional[str | Path] = None) -> RunPaths:
+    """The run folder: `out_dir`, or the config's `output.dir`."""
+    return RunPaths(Path(out_dir or cfg.output.dir))
 
 
 @dataclass
@@ -401,7 +415,7 @@ def run_experiment(
     if not ctx.is_main:
         _features_worker(cfg, ctx, progress)
         return None
-    paths = RunPaths(Path(out_dir or cfg.output.dir))
+    paths = run_paths(cfg, out_dir)
     with output_folder_lock(paths.root, wait=wait):
         return _run_locked(cfg, ctx, paths, force, progress, echo)
 
@@ -517,7 +531,7 @@ def _run_locked(
     key = _digest("decision", key, cfg.experiment.model_dump(mode="json"), decision.scientific)
     if should_run("decision", key):
         t0 = time.perf_counter()
-        atomic_write_json(paths.decision_json, decision.to_json())
+        atomic_write_json(paths.decision_json, {"schema_version": DECISION_SCHEMA_VERSION, **decision.to_json()})
         finish("decision", key, t0)
 
     key = _digest("stage2", key, __version__, cfg.stage2.model_dump(mode="json"))
@@ -564,13 +578,18 @@ def _write_config(cfg: Stage15Config, paths: RunPaths) -> None:
     atomic_write_text(paths.config_dir / "stage1_5.resolved.yaml", cfg.to_yaml())
 
 
-def _device_description(paths: RunPaths) -> str:
-    """This machine, and what the backbone was extracted with (when this run extracted it)."""
+def machine_description() -> str:
+    """'cuda: <GPU name>' or 'cpu (N threads)'."""
     import torch
 
+    return f"cuda: {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else f"cpu ({torch.get_num_threads()} threads)"
+
+
+def _device_description(paths: RunPaths) -> str:
+    """This machine, and what the backbone was extracted with (when this run extracted it)."""
     from stage1_5.backbone.runtime import BackboneRuntime
 
-    here = f"cuda: {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else f"cpu ({torch.get_num_threads()} threads)"
+    here = machine_description()
     if not paths.backbone_runtime_json.exists():
         return here
     runtime = BackboneRuntime.from_dict(json.loads(paths.backbone_runtime_json.read_text()))

@@ -74,6 +74,8 @@ class SourceSpec:
         sentence the not-scientific banner carries whenever it is enabled. Sentences that name the
         deciding sources ("no backbone layer ...") name the ones it stands in for.
     about: what the report says about a source's network (what it was trained on).
+    has_model: False for a source with no network to load (acoustic statistics, planted vectors):
+        preflight's wording.
     """
 
     name: str
@@ -91,6 +93,7 @@ class SourceSpec:
     reads_text: bool = False
     synthetic: Optional[str] = None
     about: Optional[str] = None
+    has_model: bool = True
 
     @property
     def decides(self) -> bool:
@@ -126,7 +129,7 @@ BUILTIN_SOURCES = (
     ),
     SourceSpec(
         name="planted", title="Planted (synthetic)", extractor="stage1_5.planted_demo:PlantedExtractor",
-        role=Role.DECIDES, order=8, colour="#e65100", marker="*", layers="layers", layer_key=backbone_depth_key,
+        role=Role.DECIDES, order=8, colour="#e65100", marker="*", layers="layers", layer_key=backbone_depth_key, has_model=False,
         synthetic="the planted source holds synthetic vectors with a planted accent (stage1_5/planted_demo.py), not any network's features",
     ),
     SourceSpec(
@@ -139,7 +142,7 @@ BUILTIN_SOURCES = (
     ),
     SourceSpec(
         name="acoustic", title="Acoustic", extractor="stage1_5.features.acoustic:AcousticExtractor",
-        role=Role.REFERENCE, order=30, colour="#6d4c41", marker="D",
+        role=Role.REFERENCE, order=30, colour="#6d4c41", marker="D", has_model=False,
     ),
     SourceSpec(
         name="ge2e", title="GE2E (pretrained)", extractor="stage1_5.features.ge2e:Ge2eExtractor",

@@ -151,6 +151,35 @@ def test_run_seed_cannot_be_changed_after_the_sections_took_it():
     assert cfg.probes.seed == 5
 
 
+def _leaf_fields(model: type, prefix: str = ""):
+    from pydantic import BaseModel
+
+    for name, field in model.model_fields.items():
+        section = field.annotation if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel) else None
+        if section is not None:
+            yield from _leaf_fields(section, f"{prefix}{name}.")
+        else:
+            yield f"{prefix}{name}", field
+
+
+def test_every_option_has_a_description():
+    missing = [key for key, field in _leaf_fields(Stage15Config) if not field.description]
+    assert not missing, f"options without Field(description=...): {missing}"
+
+
+def test_config_show_describe_puts_each_description_above_its_option_and_stays_loadable():
+    import yaml
+
+    result = CliRunner().invoke(cli, ["config", "show", str(REPO / "config" / "demo.yaml"), "--describe"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    cfg = load_config(REPO / "config" / "demo.yaml")
+    assert yaml.safe_load(result.output) == cfg.model_dump(mode="json")  # comments only: the same config
+    at = lines.index("  # Speaker-level label permutations for p-values (0 = skip; the smallest p is 1/(1+B), so GO needs 1/(1+B) < alpha).")
+    assert lines[at + 1] == "  permutations: 20"
+    assert "    layers: [text_encoder_out, decoder_block_00, decoder_block_01, decoder_block_02, decoder_block_03, pre_vocoder]" in lines
+
+
 def test_a_key_given_twice_is_an_error_naming_the_key_and_both_lines(tmp_path):
     path = tmp_path / "twice.yaml"
     path.write_text("probes:\n  seeds: 5\n  permutations: 100\n  seeds: 1\n")

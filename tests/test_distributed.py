@@ -182,3 +182,4 @@ def test_torchrun_run_extracts_on_both_ranks_and_reports_once(tmp_path):
     assert "acoustic: rank 0/2: " in run.stderr and "acoustic: rank 1/2: " in run.stderr
     assert run.stdout.count("Decision: ") == 1
     assert (tmp_path / "run_run" / "report" / "stage1_5_report.md").is_file()
+    assert (tmp_path / "run_run" / "run.log").read_text().count("run started") == 1  # rank 0 alone writes the log

@@ -70,7 +70,7 @@ def _planted_features(path: Path) -> Path:
     return path
 
 
-def _run(notebook, tmp_path: Path, config: dict, timeout: int = 300):
+def _run(notebook, tmp_path: Path, config: dict, timeout: int = 300, dataset: str = ""):
     """Execute every non-Colab cell with the parameters cell set for this test; returns the notebook."""
     from nbclient import NotebookClient
 
@@ -78,8 +78,9 @@ def _run(notebook, tmp_path: Path, config: dict, timeout: int = 300):
     config_path.write_text(yaml.safe_dump(config))
     nb = nbformat.from_dict(notebook)
     _cell(nb, "parameters").source = "\n".join([
-        'REPO_URL = ""', 'REPO_REF = "main"', f"CONFIG = {str(config_path)!r}", 'DATASET = ""',
-        f"WORK_DIR = {str(tmp_path / 'work')!r}", 'GATE_ACCEPT = "go"', 'GATE_ARGS = ["--benchmark-skip"]',
+        'REPO_URL = ""', 'REPO_REF = "main"', f"CONFIG = {str(config_path)!r}", f"DATASET = {dataset!r}",
+        f"WORK_DIR = {str(tmp_path / 'work')!r}", f"LOCAL_DIR = {str(tmp_path / 'local')!r}", "HUB_CACHE_ON_DRIVE = True",
+        "RUN_GATES = True", "ALLURE_HTML = False", 'GATE_ACCEPT = "go"', 'GATE_ARGS = ["--benchmark-skip"]',
     ])
     nb.cells = [c for c in nb.cells if COLAB_ONLY not in _tags(c)]
     client = NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(REPO)}})
@@ -107,11 +108,14 @@ def test_the_notebook_runs_end_to_end_on_the_demo(notebook, tmp_path):
     nb, client = _run(notebook, tmp_path, _demo_config(tmp_path))
     client.execute()
     run_dir = tmp_path / "work" / "runs" / "notebook_demo"
+    assert f"hub cache {tmp_path / 'work' / 'huggingface'}" in _text(_cell(nb, "config"))
+    assert "backbone" in _text(_cell(nb, "gpu-memory"))  # the GPU and its memory, or that there is none
     assert "no problem found" in _text(_cell(nb, "preflight"))
     assert "Decision:" in _text(_cell(nb, "run")) and (run_dir / "report" / "stage1_5_report.md").is_file()
-    report_outputs = _cell(nb, "report").outputs
-    assert any("text/markdown" in o.get("data", {}) for o in report_outputs)
-    assert sum("image/png" in o.get("data", {}) for o in report_outputs) >= 2  # the report's figures are shown
+    assert "[notebook] done in" in _text(_cell(nb, "run")) and (run_dir / "run.log").is_file()
+    assert (run_dir / "report" / "stage1_5_report.html").is_file()
+    shown = "".join(o.get("data", {}).get("text/html", "") for o in _cell(nb, "report").outputs)
+    assert "data:image/png;base64," in shown  # the self-contained HTML report, figures embedded, inline
     assert "gates exit status" in _text(_cell(nb, "gates")) and (tmp_path / "work" / "reports" / "allure-results").is_dir()
     assert (run_dir / "stage1_5_results.zip").is_file() and "stage1_5_results.zip" in _text(_cell(nb, "results"))
 
@@ -139,3 +143,40 @@ def test_colab_install_keeps_the_runtimes_torch_and_makes_no_venv():
     assert commands == [next(c for c in commands if "pip install" in c)]  # one pip call, nothing else (no venv)
     assert " -c " in commands[0] and sys.executable in commands[0]
     assert f"torch=={torch.__version__}" in result.stdout.splitlines()  # the constraint that keeps it
+
+
+def _cells(notebook, *ids: str, **parameters) -> dict:
+    """Run the given cells' code in one namespace (no kernel), with `parameters` as the first cell's values."""
+    namespace = dict(parameters)
+    for cell_id in ids:
+        exec(_cell(notebook, cell_id).source, namespace)
+    return namespace
+
+
+def test_a_zipped_dataset_is_unpacked_on_the_local_disk_and_the_caches_stay_on_drive(notebook, tmp_path, monkeypatch):
+    import shutil
+
+    from stage1_5.data.layout import DEMO_DATA
+
+    monkeypatch.setenv("HF_HOME", "restored-after-the-test")
+    archive = shutil.make_archive(str(tmp_path / "dataset"), "zip", DEMO_DATA)
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump({"name": "zipped"}))
+    ns = _cells(
+        notebook, "helpers", "config", CONFIG=str(config), DATASET=archive, WORK_DIR=str(tmp_path / "drive"),
+        LOCAL_DIR=str(tmp_path / "local"), HUB_CACHE_ON_DRIVE=True,
+    )
+    written = yaml.safe_load(ns["RUN_CONFIG"].read_text())
+    assert Path(written["dataset"]["path"]).is_relative_to(tmp_path / "local")
+    assert (Path(written["dataset"]["path"]) / "metadata.csv").is_file()
+    assert not any(p.suffix == ".flac" for p in (tmp_path / "drive").rglob("*"))  # no audio file on "Drive"
+    assert written["output"]["cache_dir"] == str(tmp_path / "drive" / "cache")
+    assert os.environ["HF_HOME"] == str(tmp_path / "drive" / "huggingface")
+
+
+def test_a_long_step_prints_a_still_running_line(notebook, capsys):
+    ns = _cells(notebook, "helpers")
+    ns["HEARTBEAT_S"] = 1
+    ns["step"](sys.executable, "-c", "import time; time.sleep(2.5)")
+    out = capsys.readouterr().out
+    assert "[notebook] still running after" in out and "[notebook] done in" in out

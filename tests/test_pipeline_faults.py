@@ -41,8 +41,10 @@ def cli_run(config: Path, out: Path, *extra: str, env: dict | None = None) -> su
 
 
 def run_files(root: Path) -> dict[str, bytes]:
-    """Every file of a run folder, by relative path (the run folder's lock excluded: it is not an output)."""
-    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file() and p.name != RUN_LOCK}
+    """Every file of a run folder, by relative path (the run folder's lock and the CLI's run.log excluded:
+    they are not outputs)."""
+    skip = {RUN_LOCK, RunPaths(root).log.name}
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file() and p.name not in skip}
 
 
 def error_lines(stderr: str) -> list[str]:

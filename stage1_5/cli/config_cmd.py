@@ -1,8 +1,10 @@
-"""`stage1_5 config show FILE`."""
+"""`stage1_5 config show FILE [--describe]`."""
 
 from __future__ import annotations
 
 import click
+import yaml
+from pydantic import BaseModel
 
 from stage1_5.config import load_config
 
@@ -14,11 +16,15 @@ def command() -> None:
 
 @command.command("show")
 @click.argument("config_file", type=click.Path(dir_okay=False))
-def show(config_file: str) -> None:
+@click.option("--describe", is_flag=True, help="Put each option's description above it, as a YAML comment.")
+def show(config_file: str, describe: bool) -> None:
     """Print the resolved config (defaults filled in) as YAML."""
     cfg = load_config(config_file)
     click.echo(f"# resolved from {config_file} (config hash {cfg.config_hash()})")
-    click.echo(cfg.to_yaml(), nl=False)
+    if describe:
+        click.echo("\n".join(described_yaml(cfg)))
+    else:
+        click.echo(cfg.to_yaml(), nl=False)
     for line in significance_lines(cfg):
         click.echo(f"# {line}")
 
@@ -34,3 +40,26 @@ def significance_lines(cfg) -> list[str]:
     if smallest >= alpha:
         return [line + f": neither GO nor conditional GO can be reached; set probes.permutations >= {max(199, int(1 / alpha))}"]
     return [line + "; with 2 accents each needs enough speakers too (2 × 4 speakers give only 16 labellings, p ≥ 0.0625)"]
+
+
+def described_yaml(model: BaseModel, indent: int = 0) -> list[str]:
+    """`model` as YAML lines in field order, each option preceded by its `Field(description=...)` (and a
+    section by its class docstring's first line) as a comment; it loads back to `model_dump(mode="json")`."""
+    pad, values, out = " " * indent, model.model_dump(mode="json"), []
+    for name, field in type(model).model_fields.items():
+        value = getattr(model, name)
+        about = field.description or (_summary(type(value).__doc__) if isinstance(value, BaseModel) else None)
+        if about:
+            out.append(f"{pad}# {about}")
+        if isinstance(value, BaseModel):
+            out += [f"{pad}{name}:", *described_yaml(value, indent + 2)]
+        else:
+            flow = None if isinstance(values[name], (list, dict)) else False  # lists inline, as the configs write them
+            dumped = yaml.safe_dump({name: values[name]}, default_flow_style=flow, sort_keys=False, allow_unicode=True, width=2**16)
+            out += [pad + line for line in dumped.rstrip("\n").splitlines()]
+    return out
+
+
+def _summary(doc: str | None) -> str | None:
+    """A docstring's first paragraph on one line."""
+    return " ".join(doc.strip().split("\n\n")[0].split()) if doc and doc.strip() else None

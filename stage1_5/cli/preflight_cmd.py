@@ -1,4 +1,4 @@
-"""`stage1_5 preflight CONFIG`: check everything on one batch and print the plan (exit 2 on a problem)."""
+"""`stage1_5 preflight CONFIG`: check everything on a few batches and print the plan (exit 2 on a problem)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ import click
 @click.argument("config_file", type=click.Path(dir_okay=False))
 @click.option("--progress/--no-progress", default=False, help="Progress bars while the dataset is hashed.")
 def command(config_file: str, progress: bool) -> None:
-    """Validate the dataset, check the options against the checkpoint, load every model, time one
-    batch per source, and print device, dtype, throughput, projected time, memory and disk."""
+    """Validate the dataset, check the options against the checkpoint, load every model, time a few
+    batches per source and the probes on the dataset's folds, and print device, dtype, throughput,
+    projected extraction and probe time, memory and disk."""
     from stage1_5.config import load_config
     from stage1_5.preflight import run_preflight
     from stage1_5.runtime import configure_torch_threads

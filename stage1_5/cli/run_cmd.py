@@ -1,9 +1,14 @@
-"""`stage1_5 run CONFIG [-o OUTDIR] [--force STAGE]`."""
+"""`stage1_5 run CONFIG [-o OUTDIR] [--force STAGE]`; every run appends its DEBUG log to `<run folder>/run.log`."""
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import platform
+import sys
 import time
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterator
 
 import click
 
@@ -12,6 +17,8 @@ from stage1_5.pipeline import STAGES
 if TYPE_CHECKING:
     from stage1_5.config import Language
     from stage1_5.pipeline import RunResult
+
+log = logging.getLogger("stage1_5.run")
 
 
 @click.command("run")
@@ -26,14 +33,23 @@ def command(config_file: str, out_dir: str | None, force: str | None, no_progres
     Under `torchrun --nproc-per-node N` the ranks share the feature extraction; rank 0 runs the rest."""
     from stage1_5 import distributed
     from stage1_5.config import load_config
-    from stage1_5.pipeline import run_experiment
+    from stage1_5.pipeline import run_experiment, run_paths
     from stage1_5.runtime import configure_torch_threads
 
     cfg = load_config(config_file)
     configure_torch_threads()
     started = time.perf_counter()
-    with distributed.session():  # under torchrun: every rank extracts features, rank 0 does the rest
-        result = run_experiment(cfg, out_dir=out_dir, force=force, progress=not no_progress, echo=lambda m: click.echo(m, err=True), wait=wait)
+
+    def echo(message: str) -> None:
+        click.echo(message, err=True)
+        log.info(message)
+
+    with distributed.session(), run_log(run_paths(cfg, out_dir).log, main=distributed.current().is_main):
+        log.debug("command: %s", " ".join(sys.argv))
+        log.debug("config %s (hash %s), resolved:\n%s", config_file, cfg.config_hash(), cfg.to_yaml())
+        result = run_experiment(cfg, out_dir=out_dir, force=force, progress=not no_progress, echo=echo, wait=wait)
+        if result is not None:
+            log.info("decision %s, best %s; stage times %s; skipped %s", result.decision.decision.value, result.decision.best_representation, result.stage_times, result.skipped)
     if result is None:  # a torchrun rank other than 0: its shard is in the store
         return
     for line in closing_summary(result, cfg.report.language, time.perf_counter() - started):
@@ -72,3 +88,45 @@ def _stage_summary(times: dict[str, float], skipped: list[str]) -> str:
     each part only when it has entries (a run that skipped everything prints no empty brackets)."""
     ran = f" [{', '.join(f'{stage} {secs:.1f}s' for stage, secs in times.items())}]" if times else ""
     return ran + (f" (skipped, up to date: {', '.join(skipped)})" if skipped else "")
+
+
+@contextlib.contextmanager
+def run_log(path: Path, main: bool = True) -> Iterator[None]:
+    """Append this run's log to `path` for the duration of the block: the package's records at DEBUG,
+    other libraries' from WARNING (the root logger's level), the versions and the machine first, and
+    a failure's traceback last. Under torchrun only rank 0 writes it. The console keeps what it
+    showed: WARNING and above still reach stderr."""
+    if not main:
+        yield
+        return
+    import torch
+
+    from stage1_5 import __version__
+    from stage1_5.pipeline import machine_description
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(path, encoding="utf-8")  # mode "a": a resumed run appends
+    handler.setLevel(logging.DEBUG)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+    root, package = logging.getLogger(), logging.getLogger("stage1_5")
+    console = None if root.handlers else logging.StreamHandler()  # what logging's last resort printed
+    if console is not None:
+        console.setLevel(logging.WARNING)
+        root.addHandler(console)
+    root.addHandler(handler)
+    level = package.level
+    package.setLevel(logging.DEBUG)
+    try:
+        log.info("stage1_5 %s run started", __version__)
+        log.debug("python %s, torch %s, %s, %s", platform.python_version(), torch.__version__, platform.platform(), machine_description())
+        yield
+    except BaseException as exc:
+        log.error("run failed: %s", exc, exc_info=not isinstance(exc, (click.exceptions.Exit, SystemExit)))
+        raise
+    finally:
+        package.setLevel(level)
+        root.removeHandler(handler)
+        handler.close()
+        if console is not None:
+            root.removeHandler(console)
+
