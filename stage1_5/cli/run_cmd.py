@@ -120,8 +120,9 @@ def run_log(path: Path, main: bool = True) -> Iterator[None]:
         log.info("stage1_5 %s run started", __version__)
         log.debug("python %s, torch %s, %s, %s", platform.python_version(), torch.__version__, platform.platform(), machine_description())
         yield
-    except BaseException as exc:
-        log.error("run failed: %s", exc, exc_info=not isinstance(exc, (click.exceptions.Exit, SystemExit)))
+    except BaseException as exc:  # to the file alone: the console gets the CLI's one error line
+        quiet = isinstance(exc, (click.exceptions.Exit, SystemExit))
+        handler.handle(log.makeRecord(log.name, logging.ERROR, __file__, 0, "run failed: %s", (exc,), None if quiet else sys.exc_info()))
         raise
     finally:
         package.setLevel(level)
