@@ -74,6 +74,10 @@ FeatureDtype = Literal["float32", "float16"]
 class BackboneConfig(StrictModel):
     enabled: bool = True
     checkpoint: str = Field("Qwen/Qwen3-TTS-12Hz-1.7B-Base", description="Hub name, local folder, or 'tiny-random'.")
+    family: Optional[str] = Field(
+        None,
+        description="Backbone family (qwen3_tts, csm); None = the one config.json's model_type names ('tiny-random': qwen3_tts).",
+    )
     layers: list[str] = Field(
         default_factory=lambda: [
             "text_encoder_out",

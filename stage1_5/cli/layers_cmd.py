@@ -12,26 +12,28 @@ import click
 @click.option("--checkpoint", default=None, help="Hub name, local folder, or 'tiny-random' (overrides the config's).")
 @click.option("--modules", "show_modules", is_flag=True, help="Also list every hookable raw module path (loads the weights).")
 @click.option("--device", default=None, help="Where to load the model for --modules (overrides the config's: auto, cpu, cuda...).")
-def command(config_file: Optional[str], checkpoint: Optional[str], show_modules: bool, device: Optional[str]) -> None:
+@click.option("--family", default=None, help="Backbone family (qwen3_tts, csm); default: the one config.json's model_type names.")
+def command(config_file: Optional[str], checkpoint: Optional[str], show_modules: bool, device: Optional[str], family: Optional[str]) -> None:
     """List the layer aliases of a backbone checkpoint and the module each one hooks.
 
     The aliases come from the checkpoint's config.json alone; --modules loads the model."""
     from stage1_5.backbone.checkpoint import check_backbone, inspect_checkpoint, load_backbone
-    from stage1_5.backbone.qwen3_tts import LayerSite, alias_sites, hookable_module_paths, resolve_layers
+    from stage1_5.backbone.family import LayerSite, family_named
     from stage1_5.config import Stage15Config, load_config
 
     cfg = (load_config(config_file) if config_file else Stage15Config()).sources.backbone
-    updates = {k: v for k, v in {"checkpoint": checkpoint, "device": device}.items() if v is not None}
+    updates = {k: v for k, v in {"checkpoint": checkpoint, "device": device, "family": family}.items() if v is not None}
     cfg = cfg.model_copy(update=updates)
-    info = inspect_checkpoint(cfg.checkpoint)
-    aliases = list(alias_sites(info.n_layers).values())
+    info = inspect_checkpoint(cfg.checkpoint, cfg.family)
+    backbone_family = family_named(info.family)
+    aliases = list(backbone_family.alias_sites(info.n_layers).values())
     modules: list[LayerSite] = []
     if show_modules:
         tts = load_backbone(check_backbone(cfg, layers=False), seed=cfg.seed)
-        modules = resolve_layers(tts, hookable_module_paths(tts))
+        modules = backbone_family.resolve_layers(tts, backbone_family.hookable_module_paths(tts))
     width = max(len(site.name) for site in aliases)
     note = "" if show_modules else " (--modules lists raw module paths)"
-    click.echo(f"# {info.summary()}: {len(aliases)} aliases{note}")
+    click.echo(f"# {backbone_family.title}: {info.summary()}: {len(aliases)} aliases{note}")
     for site in aliases:
         click.echo(f"{site.name:<{width}}  {site.axis:<6}  -> {site.module_path}")
     for site in modules:

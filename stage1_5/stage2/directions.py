@@ -217,15 +217,15 @@ def fit_layer_directions(
 # ----------------------------------------------------------------------------- module paths
 
 
-def alias_site(layer: str) -> tuple[Optional[str], Optional[str]]:
-    """(module path, time axis) of a backbone layer name, from the backbone's alias table
-    (`qwen3_tts.alias_sites`), without loading a model: any talker depth past the layer's trailing
-    number gives the same entry. A raw module path is its own module path; its axis is known only
-    once a model is loaded (None here)."""
-    from stage1_5.backbone.qwen3_tts import alias_sites
+def alias_site(layer: str, family: Optional[str] = None) -> tuple[Optional[str], Optional[str]]:
+    """(module path, time axis) of a backbone layer name, from its family's alias table
+    (`BackboneFamily.alias_sites`; default: the Qwen3-TTS family), without loading a model: any depth
+    past the layer's trailing number gives the same entry. A raw module path is its own module path;
+    its axis is known only once a model is loaded (None here)."""
+    from stage1_5.backbone.family import DEFAULT_FAMILY, family_named
 
     digits = re.search(r"(\d+)$", layer)
-    site = alias_sites(int(digits.group(1)) + 1 if digits else 1).get(layer)
+    site = family_named(family or DEFAULT_FAMILY).alias_sites(int(digits.group(1)) + 1 if digits else 1).get(layer)
     return (site.module_path, site.axis) if site is not None else (layer, None)
 
 
