@@ -18,14 +18,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Mapping, Optional
 
-from stage1_5.backbone.family import DEFAULT_FAMILY, BackboneFamily, CheckpointShape, family_for_config, family_named
+from stage1_5.backbone.family import DEFAULT_FAMILY, BackboneFamily, CheckpointShape, family_for_config, family_named, family_names
 from stage1_5.backbone.runtime import OPTION, BackboneRuntime, resolve_backbone_runtime
 from stage1_5.errors import FeatureError
 
 if TYPE_CHECKING:
     from stage1_5.config import BackboneConfig
 
-Origin = Literal["tiny-random", "local", "hub-cache", "hub"]
+Origin = Literal["tiny-random", "local", "hub-cache", "hub", "packaged"]
 HUB_PROBE_TIMEOUT_S = 10.0
 _ALIAS = re.compile(r"decoder_block_(\d+)$")
 
@@ -61,7 +61,13 @@ class CheckpointInfo:
         return self.shape.speakers
 
     def summary(self) -> str:
-        where = {"tiny-random": "built in memory", "local": "local folder", "hub-cache": "Hugging Face cache", "hub": "Hugging Face hub"}[self.origin]
+        where = {
+            "tiny-random": "built in memory",
+            "local": "local folder",
+            "hub-cache": "Hugging Face cache",
+            "hub": "Hugging Face hub",
+            "packaged": "config shipped with stage1_5, weights not downloaded",
+        }[self.origin]
         return f"{self.name} ({self.kind}, {self.n_layers} decoder blocks, hidden {self.hidden_size}; {where})"
 
 
@@ -127,6 +133,9 @@ def _from_hub(name: str, family: Optional[str]) -> CheckpointInfo:
         # a hub id makes transformers ask the hub (model_info, retried) even for cached files: load the folder
         online = not offline and _hub_reachable(name)
         return _info(name, "hub-cache", name if online else snapshot, _read_json(Path(cached), name), family)
+    packaged = _packaged(name, family)
+    if offline and packaged is not None:
+        return packaged
     if offline:
         raise FeatureError(
             f"{not_a_folder}, and not in the Hugging Face cache while HF_HUB_OFFLINE is set; download it once "
@@ -139,6 +148,8 @@ def _from_hub(name: str, family: Optional[str]) -> CheckpointInfo:
     except RepositoryNotFoundError:
         raise FeatureError(f"{not_a_folder}, and no model of that name is on the Hugging Face hub; check the spelling") from None
     except (OSError, ValueError) as err:
+        if packaged is not None:
+            return packaged
         raise FeatureError(
             f"{not_a_folder}, and the Hugging Face hub cannot be reached to fetch it ({type(err).__name__}); "
             "give a local folder, or set HF_HUB_OFFLINE=1 to use the local cache only"
@@ -148,6 +159,15 @@ def _from_hub(name: str, family: Optional[str]) -> CheckpointInfo:
     except (OSError, ValueError) as err:
         raise FeatureError(f"{OPTION}.checkpoint: {name!r}: cannot download its config.json ({str(err).splitlines()[0][:200]})") from None
     return _info(name, "hub", name, _read_json(Path(path), name), family)
+
+
+def _packaged(name: str, family: Optional[str]) -> Optional[CheckpointInfo]:
+    """A released checkpoint whose config.json ships with a family (read offline), or None."""
+    for reader in map(family_named, [family] if family else family_names()):
+        config = reader.released_config(name)
+        if config is not None:
+            return _info(name, "packaged", name, config, reader.name)
+    return None
 
 
 def inspect_checkpoint(name: str, family: Optional[str] = None) -> CheckpointInfo:

@@ -108,6 +108,11 @@ class BackboneFamily(abc.ABC):
     def check_options(self, cfg: "BackboneConfig", shape: CheckpointShape, option: str) -> None:
         """Options that depend on the checkpoint (speaker slot, language); default: none."""
 
+    def released_config(self, name: str) -> Optional[dict[str, Any]]:
+        """The config.json of a released checkpoint shipped with the package (so that `stage1_5
+        layers --checkpoint <hub id>` works offline), or None."""
+        return None
+
     # ------------------------------------------------------------------ with weights
 
     @abc.abstractmethod
@@ -138,6 +143,11 @@ class BackboneFamily(abc.ABC):
     def block_of(self, path: str) -> Optional[int]:
         """The decoder block a raw module path lies in (for early exit); None outside the blocks."""
         return None
+
+    def arrange(self, site: LayerSite, hidden: "torch.Tensor", masks: Mapping[str, "torch.Tensor"]) -> "torch.Tensor":
+        """A captured output as `[batch, time, d]` on its axis (default: as captured; a module that
+        runs on another layout, such as a per-frame depth decoder, is put back in place here)."""
+        return hidden
 
     @abc.abstractmethod
     def forward(
@@ -222,6 +232,7 @@ def truncated_blocks(owner: "nn.Module", attribute: str, n_blocks: Optional[int]
 
 BUILTIN_FAMILIES = {
     "qwen3_tts": "stage1_5.backbone.families.qwen3_tts:Qwen3TTSFamily",
+    "csm": "stage1_5.backbone.families.csm:CsmFamily",
 }
 """Family name -> "module:class". Adding a family is its file under `families/` and one line here."""
 

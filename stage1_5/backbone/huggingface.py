@@ -184,7 +184,7 @@ class HuggingFaceBackboneAdapter:
             )
         vectors = {}
         for site in sites:
-            hidden = single_capture(cache, site.name)
+            hidden = self.family.arrange(site, single_capture(cache, site.name), masks)
             mask = masks[site.axis]
             if hidden.dim() != 3 or hidden.shape[:2] != mask.shape:
                 raise FeatureError(
