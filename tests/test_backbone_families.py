@@ -186,3 +186,12 @@ def test_a_family_name_cannot_be_registered_twice():
     with registered_family(ToyFamily), pytest.raises(ValueError, match="already registered"):
         with registered_family(ToyFamily):
             pass
+
+
+def test_the_user_guides_hfattachconfig_snippet_lists_the_tiny_models_modules():
+    from stage1_5.backbone.huggingface import HFAttachConfig
+
+    adapter = HuggingFaceBackboneAdapter(HFAttachConfig(checkpoint="tiny-random", device="cpu"))
+    names = list(dict(adapter.model.named_modules()).keys())[:20]
+    assert "talker" in names and "talker.model.layers.0" in names
+    assert [s.name for s in adapter.sites] == ["text_encoder_out"] and isinstance(HFAttachConfig(), BackboneConfig)

@@ -21,10 +21,11 @@ from __future__ import annotations
 import contextlib
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Iterator, Optional, Sequence
+from typing import Any, Iterator, Optional, Sequence
 
 import numpy as np
 import torch
+from pydantic import Field
 
 from stage1_5.backbone.base import ActivationCache, attached_hooks, build_capture_hooks, single_capture
 from stage1_5.backbone.checkpoint import check_backbone, load_backbone
@@ -35,10 +36,21 @@ from stage1_5.data.manifest import Utterance
 from stage1_5.errors import FeatureError
 from stage1_5.torch_utils import masked_pool, resolve_device
 
-if TYPE_CHECKING:
-    from stage1_5.config import BackboneConfig
+from stage1_5.config import BackboneConfig
 
 log = logging.getLogger(__name__)
+
+
+class HFAttachConfig(BackboneConfig):
+    """The user guide's spelling for attaching to a checkpoint to look at its modules:
+
+        adapter = HuggingFaceBackboneAdapter(HFAttachConfig(checkpoint="Qwen/Qwen3-TTS-12Hz-1.7B-Base"))
+        print(list(dict(adapter.model.named_modules()).keys())[:20])
+
+    The backbone settings (`BackboneConfig`, every field and check the same) with one layer by
+    default, `text_encoder_out`, which every family and depth has; name `layers` to extract more."""
+
+    layers: list[str] = Field(default_factory=lambda: ["text_encoder_out"], min_length=1)
 
 
 def default_num_workers(device: torch.device) -> int:
@@ -64,7 +76,7 @@ class HuggingFaceBackboneAdapter:
 
     def __init__(
         self,
-        config: "BackboneConfig",
+        config: BackboneConfig,
         *,
         tts: Optional[Any] = None,
         early_exit: bool = True,
