@@ -2,8 +2,11 @@
 
 Extraction (which extractor computes `source:layer` vectors), the gates' parametrisation, the
 decision's roles, the report's row order and wording and the figures' colours all read this table.
-Adding a source (a Whisper encoder reference, a second TTS backbone) is its extractor module, its
-config section (`stage1_5.config.SourcesConfig`) and one entry in `BUILTIN_SOURCES`.
+Adding a source (a Whisper encoder reference) is its extractor module, its config section
+(`stage1_5.config.SourcesConfig`) and one entry in `BUILTIN_SOURCES`. Backbones are sources named by
+the config: `sources.backbones` lists them (each `name` is a representation prefix and a deciding
+source, `BackboneSourceSpec`), `sources.backbone` is the one-item list named 'backbone';
+`configured_backbones(cfg)` registers the named ones for a run.
 
 A low module (it imports only the config), so that decision/ and report/ may read it. Extractors are
 named by import path ("module:attribute") and resolved by `stage1_5.features.extract` when a source is
@@ -21,7 +24,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional, Union
 
-from stage1_5.config import TINY_RANDOM
+from stage1_5.config import DEFAULT_BACKBONE_NAME, TINY_RANDOM
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
@@ -102,20 +105,49 @@ class SourceSpec:
         return f"sources.{self.section or self.name}"
 
     def random_weights(self, cfg: "Stage15Config") -> bool:
-        return self.weights is not None and getattr(self.settings(cfg), self.weights) == TINY_RANDOM
+        settings = self.settings(cfg)
+        return self.weights is not None and settings is not None and getattr(settings, self.weights) == TINY_RANDOM
 
     def configured_layers(self, cfg: "Stage15Config") -> Optional[list[str]]:
         """The layers its config lists, in that order; None when it lists none ('all', or no such field)."""
-        layers = getattr(self.settings(cfg), self.layers) if self.layers else None
+        settings = self.settings(cfg)
+        layers = getattr(settings, self.layers) if self.layers and settings is not None else None
         return list(layers) if isinstance(layers, list) else None
 
 
-BUILTIN_SOURCES = (
-    SourceSpec(
-        name="backbone", title="Backbone", extractor="stage1_5.features.backbone:BackboneExtractor",
-        role=Role.DECIDES, order=0, colour="#1f4e9c", marker="o", weights="checkpoint", layers="layers",
+@dataclass(frozen=True)
+class BackboneSourceSpec(SourceSpec):
+    """A deciding backbone: its settings are the `sources.backbones` item of its name (`sources.backbone`
+    is the item named 'backbone'); absent from the config, it is disabled."""
+
+    def settings(self, cfg: "Stage15Config") -> Optional["BaseModel"]:  # type: ignore[override]
+        return next((b for b in cfg.sources.backbone_list() if b.name == self.name), None)
+
+    def enabled(self, cfg: "Stage15Config") -> bool:
+        settings = self.settings(cfg)
+        return settings is not None and bool(settings.enabled)
+
+    @property
+    def key(self) -> str:
+        return "sources.backbone" if self.name == DEFAULT_BACKBONE_NAME else f"sources.backbones[{self.name}]"
+
+
+BACKBONE_COLOURS = ("#1f4e9c", "#c2185b", "#2e7d32", "#ef6c00", "#5e35b1")
+"""Figure colours of the listed backbones, in config order (the first is the single backbone's)."""
+
+
+def backbone_spec(name: str, index: int = 0) -> BackboneSourceSpec:
+    """The deciding source of the `index`-th configured backbone called `name`."""
+    return BackboneSourceSpec(
+        name=name, title="Backbone" if name == DEFAULT_BACKBONE_NAME else name,
+        extractor="stage1_5.features.backbone:BackboneExtractor", role=Role.DECIDES, order=index,
+        colour=BACKBONE_COLOURS[index % len(BACKBONE_COLOURS)], marker="o", weights="checkpoint", layers="layers",
         layer_key=backbone_depth_key,
-    ),
+    )  # fmt: skip
+
+
+BUILTIN_SOURCES = (
+    backbone_spec(DEFAULT_BACKBONE_NAME),
     SourceSpec(
         name="ssl", title="SSL", extractor="stage1_5.features.ssl:SSLExtractor",
         role=Role.REFERENCE, order=10, colour="#7b3fa0", marker="s", weights="model",
@@ -153,6 +185,16 @@ def registered(*specs: SourceSpec) -> Iterator[tuple[SourceSpec, ...]]:
     finally:
         for spec in specs:
             _registry.pop(spec.name, None)
+
+
+@contextlib.contextmanager
+def configured_backbones(cfg: "Stage15Config") -> Iterator[list[str]]:
+    """Register the backbones `cfg` names (other than the built-in 'backbone') for the block; yields
+    every configured backbone name, in config order."""
+    names = [b.name for b in cfg.sources.backbone_list()]
+    specs = [backbone_spec(name, i) for i, name in enumerate(names) if name != DEFAULT_BACKBONE_NAME]
+    with registered(*specs):
+        yield names
 
 
 def all_sources() -> list[SourceSpec]:
