@@ -27,7 +27,7 @@ from stage1_5.hashing import file_sha256, json_digest
 from stage1_5.io import atomic_open, atomic_write_json, atomic_write_text
 from stage1_5.locks import exclusive
 from stage1_5.paths import STAGE2_DIR, cache_paths
-from stage1_5.sources import all_sources, configured_layer_order, decides, enabled_sources, source_of
+from stage1_5.sources import all_sources, configured_backbones, configured_layer_order, decides, enabled_sources, source_of
 
 
 STAGES = ("dataset", "features", "probes", "decision", "stage2", "report", "bundle")
@@ -201,7 +201,14 @@ def probes_stage(
 
 
 def decision_stage(cfg: Stage15Config, dataset, probe_results):
-    from stage1_5.decision import RunFacts, decide
+    """The recommended backbone's decision (the only one when one backbone is configured)."""
+    return comparison_stage(cfg, dataset, probe_results).decision
+
+
+def comparison_stage(cfg: Stage15Config, dataset, probe_results):
+    """Every configured backbone's own decision, the recommended one, the top two's F1 difference."""
+    from stage1_5.decision import RunFacts
+    from stage1_5.decision.backbones import decide_backbones
     from stage1_5.decision.levels import DATASET_CAVEAT
     from stage1_5.sources import random_weights_caveats, random_weights_deciding
 
@@ -213,7 +220,17 @@ def decision_stage(cfg: Stage15Config, dataset, probe_results):
         significance_limit=probe_results.facts.limit_text(cfg.experiment.alpha),
         smallest_reachable_p=probe_results.facts.to_json()["smallest_reachable_p"],
     )
-    return decide(probe_results.metrics, cfg.experiment, facts=facts)
+    frame = dataset.utterances.to_frame()
+    return decide_backbones(
+        probe_results.metrics,
+        cfg.experiment,
+        [b.name for b in cfg.sources.backbone_list()],
+        facts=facts,
+        predictions=probe_results.predictions,
+        speakers=dict(zip(frame["utt_id"].astype(str), frame["speaker"].astype(str))),
+        interval_level=cfg.probes.interval_level,
+        seed=cfg.probes.seed,
+    )
 
 
 def stage2_key(cfg: Stage15Config, dataset) -> str:
@@ -266,7 +283,7 @@ def load_stage2_facts(paths: RunPaths):
     )
 
 
-def write_report(paths: RunPaths, cfg: Stage15Config, dataset, probe_results, decision) -> None:
+def write_report(paths: RunPaths, cfg: Stage15Config, dataset, probe_results, decision, comparison=None) -> None:
     """Figures under artifacts/analysis/ (and artifacts/stage2/), then the Markdown report that links them."""
     from stage1_5.report import render_report
     from stage1_5.report.figures import render_figures
@@ -301,6 +318,12 @@ def write_report(paths: RunPaths, cfg: Stage15Config, dataset, probe_results, de
         stage2=stage2,
         stage2_figures=stage2_links,
     )
+    if comparison is not None and len(comparison.decisions) > 1:
+        from stage1_5.report.comparison import COMPARISON_FIGURE, comparison_lines, plot_backbones_by_depth
+
+        figure = plot_backbones_by_depth(probe_results.metrics, comparison, paths.analysis_dir / COMPARISON_FIGURE, configured_layer_order(cfg))
+        link = os.path.relpath(figure, paths.report_dir)
+        text += "\n" + "\n".join([*comparison_lines(probe_results.metrics, comparison), f"![Backbones compared]({link})", ""])
     atomic_write_text(paths.report_md, text)
 
 
@@ -385,11 +408,12 @@ def run_experiment(
         raise ConfigError(f"--force: unknown stage {force!r}; choose one of {', '.join(STAGES)}")
     ctx = distributed.current()
     if not ctx.is_main:
-        _features_worker(cfg, ctx, progress)
+        with configured_backbones(cfg):
+            _features_worker(cfg, ctx, progress)
         return None
     paths = RunPaths(Path(out_dir or cfg.output.dir))
     hint = "; wait for it to finish, or pass --wait"
-    with exclusive(paths.root / RUN_LOCK, what=f"run folder {paths.root}", wait=wait, hint=hint):
+    with exclusive(paths.root / RUN_LOCK, what=f"run folder {paths.root}", wait=wait, hint=hint), configured_backbones(cfg):
         return _run_locked(cfg, ctx, paths, force, progress, echo)
 
 
@@ -455,12 +479,14 @@ def _run_locked(
     ctx.broadcast({"force": "features" in forced} if run_features else None)  # the other ranks' order
     if run_features:
         t0 = time.perf_counter()
-        if cfg.sources.backbone.enabled and dataset.has_audio:
+        backbones = [b for b in cfg.sources.backbone_list() if b.enabled]
+        if backbones and dataset.has_audio:
             from stage1_5.backbone.checkpoint import check_backbone
 
-            check = check_backbone(cfg.sources.backbone)  # config.json and options, in seconds, before any model loads
-            atomic_write_json(paths.backbone_runtime_json, check.runtime.to_dict())
-            echo(f"[features] backbone: {check.checkpoint.summary()}; {check.runtime.summary()}")
+            checks = [check_backbone(b) for b in backbones]  # config.json and options, in seconds, before any model loads
+            atomic_write_json(paths.backbone_runtime_json, checks[0].runtime.to_dict())
+            for b, check in zip(backbones, checks):
+                echo(f"[features] {b.name}: {check.checkpoint.summary()}; {check.runtime.summary()}")
         else:
             paths.backbone_runtime_json.unlink(missing_ok=True)
         features = features_stage(cfg, dataset, progress=progress, force="features" in forced)
@@ -486,11 +512,12 @@ def _run_locked(
         finish("probes", key, t0)
     results = load_probe_results(paths.analysis_dir)
 
-    decision = decision_stage(cfg, dataset, results)  # pure and cheap: always recomputed
+    comparison = comparison_stage(cfg, dataset, results)  # pure and cheap: always recomputed
+    decision = comparison.decision
     key = _digest("decision", key, cfg.experiment.model_dump(mode="json"), decision.scientific)
     if should_run("decision", key):
         t0 = time.perf_counter()
-        atomic_write_json(paths.decision_json, decision.to_json())
+        atomic_write_json(paths.decision_json, {**decision.to_json(), "backbones": comparison.to_json()})
         finish("decision", key, t0)
 
     key = _digest("stage2", key, __version__, cfg.stage2.model_dump(mode="json"))
@@ -513,7 +540,7 @@ def _run_locked(
     key = _digest("report", key, __version__, cfg.config_hash())
     if should_run("report", key):
         t0 = time.perf_counter()
-        write_report(paths, cfg, dataset, results, decision)
+        write_report(paths, cfg, dataset, results, decision, comparison)
         finish("report", key, t0)
 
     if should_run("bundle", key):

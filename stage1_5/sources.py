@@ -105,27 +105,22 @@ class SourceSpec:
         return f"sources.{self.section or self.name}"
 
     def random_weights(self, cfg: "Stage15Config") -> bool:
-        settings = self.settings(cfg)
-        return self.weights is not None and settings is not None and getattr(settings, self.weights) == TINY_RANDOM
+        return self.weights is not None and getattr(self.settings(cfg), self.weights) == TINY_RANDOM
 
     def configured_layers(self, cfg: "Stage15Config") -> Optional[list[str]]:
         """The layers its config lists, in that order; None when it lists none ('all', or no such field)."""
-        settings = self.settings(cfg)
-        layers = getattr(settings, self.layers) if self.layers and settings is not None else None
+        layers = getattr(self.settings(cfg), self.layers) if self.layers else None
         return list(layers) if isinstance(layers, list) else None
 
 
 @dataclass(frozen=True)
 class BackboneSourceSpec(SourceSpec):
     """A deciding backbone: its settings are the `sources.backbones` item of its name (`sources.backbone`
-    is the item named 'backbone'); absent from the config, it is disabled."""
+    is the item named 'backbone'); absent from the list, the unused `sources.backbone`, disabled."""
 
-    def settings(self, cfg: "Stage15Config") -> Optional["BaseModel"]:  # type: ignore[override]
-        return next((b for b in cfg.sources.backbone_list() if b.name == self.name), None)
-
-    def enabled(self, cfg: "Stage15Config") -> bool:
-        settings = self.settings(cfg)
-        return settings is not None and bool(settings.enabled)
+    def settings(self, cfg: "Stage15Config") -> "BaseModel":
+        listed = next((b for b in cfg.sources.backbone_list() if b.name == self.name), None)
+        return listed if listed is not None else cfg.sources.backbone.model_copy(update={"enabled": False})
 
     @property
     def key(self) -> str:
@@ -189,12 +184,17 @@ def registered(*specs: SourceSpec) -> Iterator[tuple[SourceSpec, ...]]:
 
 @contextlib.contextmanager
 def configured_backbones(cfg: "Stage15Config") -> Iterator[list[str]]:
-    """Register the backbones `cfg` names (other than the built-in 'backbone') for the block; yields
-    every configured backbone name, in config order."""
+    """Register the backbones `cfg` names for the block (the built-in 'backbone' leaves it when the
+    config lists others); yields every configured backbone name, in config order."""
     names = [b.name for b in cfg.sources.backbone_list()]
     specs = [backbone_spec(name, i) for i, name in enumerate(names) if name != DEFAULT_BACKBONE_NAME]
-    with registered(*specs):
-        yield names
+    builtin = _registry.pop(DEFAULT_BACKBONE_NAME) if DEFAULT_BACKBONE_NAME not in names else None
+    try:
+        with registered(*specs):
+            yield names
+    finally:
+        if builtin is not None:
+            _registry[DEFAULT_BACKBONE_NAME] = builtin
 
 
 def all_sources() -> list[SourceSpec]:
