@@ -182,7 +182,9 @@ def _compute(vectors, meta, cfg, *, dataset_hash, progress) -> Stage2Result:
         if choice.note and choice.note not in notes:
             notes.append(choice.note)
         layer = rep.partition(":")[2]
-        module_path, axis = alias_site(layer) if source_of(rep) == "backbone" else (None, None)
+        spec = source_spec(source_of(rep))
+        family = getattr(spec.settings(cfg), "family", None) if spec is not None and spec.decides else None
+        module_path, axis = alias_site(layer, family) if spec is not None and spec.decides else (None, None)
         directions.append(fit_layer_directions(X, accents, choice, layer=layer, representation=rep, device=device, module_path=module_path, axis=axis))
         chosen[rep] = choice.C
     erasure, erasure_notes = erasure_metrics(
