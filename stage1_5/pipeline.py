@@ -318,6 +318,11 @@ def write_report(paths: RunPaths, cfg: Stage15Config, dataset, probe_results, de
         stage2=stage2,
         stage2_figures=stage2_links,
     )
+    from stage1_5.backbone.checkpoint import language_notes
+
+    notes = language_notes([b for b in cfg.sources.backbone_list() if b.enabled])
+    if notes:
+        text += "\n" + "\n".join(["## Backbone notes", "", *[f"- {note}." for note in notes], ""])
     if comparison is not None and len(comparison.decisions) > 1:
         from stage1_5.report.comparison import COMPARISON_FIGURE, comparison_lines, plot_backbones_by_depth
 

@@ -118,6 +118,22 @@ def test_layers_lists_the_released_csm_offline_from_the_shipped_config():
     assert "decoder_block_16" not in names and names[-1] == "pre_vocoder"
 
 
-def test_a_language_tag_other_than_english_is_refused_before_any_weight_loads():
-    with pytest.raises(FeatureError, match=r"sources.backbone.language: 'german': CSM has no language tag"):
-        check_backbone(_config(language="german"))
+def test_a_dataset_language_csm_was_not_trained_on_is_noted_not_refused():
+    from stage1_5.backbone.family import language_note
+
+    check_backbone(_config(language="german"))  # no tag to check: accepted
+    note = language_note(CsmFamily(), "german", "csm1b")
+    assert note is not None and note.startswith("backbone csm1b is CSM, trained on english only; this dataset is german")
+    assert language_note(CsmFamily(), "English", "csm1b") is None and language_note(CsmFamily(), None, "csm1b") is None
+
+
+def test_the_report_notes_name_only_the_backbones_set_to_a_language_they_were_not_trained_on():
+    from stage1_5.backbone.checkpoint import language_notes
+    from stage1_5.config import NamedBackboneConfig
+
+    notes = language_notes([
+        NamedBackboneConfig(name="csm1b", checkpoint="tiny-random", family="csm", language="german"),
+        NamedBackboneConfig(name="qwen", checkpoint="tiny-random", language="english"),
+        NamedBackboneConfig(name="csm_en", checkpoint="tiny-random", family="csm", language="english"),
+    ])  # fmt: skip
+    assert len(notes) == 1 and notes[0].startswith("backbone csm1b is CSM, trained on english only")

@@ -23,7 +23,9 @@ from stage1_5.backbone.runtime import OPTION, BackboneRuntime, resolve_backbone_
 from stage1_5.errors import FeatureError
 
 if TYPE_CHECKING:
-    from stage1_5.config import BackboneConfig
+    from typing import Sequence
+
+    from stage1_5.config import BackboneConfig, NamedBackboneConfig
 
 Origin = Literal["tiny-random", "local", "hub-cache", "hub", "packaged"]
 HUB_PROBE_TIMEOUT_S = 10.0
@@ -231,6 +233,25 @@ def check_backbone(cfg: "BackboneConfig", *, layers: bool = True) -> BackboneChe
     info = inspect_checkpoint(cfg.checkpoint, cfg.family)
     check_options(cfg, info, layers=layers)
     return BackboneCheck(info, runtime)
+
+
+def language_notes(backbones: "Sequence[NamedBackboneConfig]") -> list[str]:
+    """The report's sentences for backbones of a single-language family set to another language
+    (`family.language_note`); a backbone whose checkpoint cannot be inspected here says nothing."""
+    from stage1_5.backbone.family import language_note
+
+    notes = []
+    for backbone in backbones:
+        if backbone.language is None or backbone.language.lower() == "auto":
+            continue
+        try:
+            info = inspect_checkpoint(backbone.checkpoint, backbone.family)
+        except FeatureError:
+            continue
+        note = language_note(family_named(info.family), backbone.language, backbone.name)
+        if note is not None:
+            notes.append(note)
+    return notes
 
 
 # --------------------------------------------------------------------------------------- loading

@@ -208,6 +208,22 @@ class BackboneFamily(abc.ABC):
         return deepest + 1
 
 
+LANGUAGE_NAMES = {"en": "english", "zh": "chinese", "de": "german", "fr": "french", "es": "spanish", "it": "italian", "pt": "portuguese", "ja": "japanese", "ko": "korean", "ru": "russian"}
+"""ISO 639-1 code -> the language names `sources.backbone.language` takes."""
+
+
+def language_note(family: BackboneFamily, language: Optional[str], name: str) -> Optional[str]:
+    """A sentence for the report when backbone `name` of a single-language `family` reads a dataset
+    in another `language` (its `language` setting); None when it matches, is auto, or is unknown."""
+    if family.trained_languages is None or language is None or language.lower() == "auto":
+        return None
+    trained = {code for code in family.trained_languages} | {LANGUAGE_NAMES.get(code, code) for code in family.trained_languages}
+    if language.lower() in trained:
+        return None
+    spoken = ", ".join(LANGUAGE_NAMES.get(code, code) for code in family.trained_languages)
+    return f"backbone {name} is {family.title}, trained on {spoken} only; this dataset is {language} ({name}.language), so its layers may encode the accent less well than they would in {spoken}"
+
+
 @contextlib.contextmanager
 def truncated_blocks(owner: "nn.Module", attribute: str, n_blocks: Optional[int]) -> Iterator[None]:
     """Run only the first `n_blocks` decoder blocks of `owner.<attribute>` (a ModuleList) inside the block.

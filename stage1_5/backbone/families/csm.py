@@ -215,10 +215,9 @@ class CsmFamily(BackboneFamily):
         return alias_sites(n_layers)
 
     def check_options(self, cfg: "BackboneConfig", shape: CheckpointShape, option: str) -> None:
-        """CSM has no speaker slot (the `[0]` prefix names the speaker; `speaker_slot` does not
-        apply) and no language tag: a language other than English or auto is an error."""
-        if cfg.language is not None and cfg.language.lower() not in ("auto", "english", "en"):
-            raise FeatureError(f"{option}.language: {cfg.language!r}: CSM has no language tag (it was trained on English); use auto")
+        """CSM has no speaker slot (the `[0]` prefix names the speaker; `speaker_slot` does not apply)
+        and no language tag: `language` names the dataset's language, and one it was not trained on
+        is reported (`language_note`), not refused."""
 
     def load(self, info: "CheckpointInfo", runtime: "BackboneRuntime", *, seed: int) -> CsmHandle:
         from stage1_5.torch_utils import DTYPES
