@@ -130,6 +130,19 @@ def test_saved_directions_load_as_tensors_with_the_sidecars_facts(fitted, tmp_pa
         np.testing.assert_array_equal(getattr(got, name).float().numpy(), tensor.numpy())
 
 
+def test_two_backbones_blocks_of_the_same_depth_keep_their_own_directions(fitted, tmp_path):
+    from dataclasses import replace
+
+    _, _, d = fitted
+    other = replace(d, representation="csm1b:decoder_block_02", **{**{n: t.clone() for n, t in d.tensors().items()}, "weight": d.weight * 2})
+    mine = replace(d, representation="qwen17:decoder_block_02")
+    save_directions([mine, other], tmp_path, {"accents": list(d.accents)})
+    loaded = load_directions(tmp_path, dtype=torch.float64)
+    assert sorted(loaded.layers) == ["csm1b:decoder_block_02", "qwen17:decoder_block_02"]
+    assert loaded["csm1b:decoder_block_02"].layer == "decoder_block_02"
+    np.testing.assert_array_equal(loaded["csm1b:decoder_block_02"].weight.numpy(), 2 * loaded["qwen17:decoder_block_02"].weight.numpy())
+
+
 def test_a_replaced_tensors_file_is_refused(fitted, tmp_path):
     _, _, d = fitted
     save_directions([d], tmp_path, {"accents": list(d.accents)})

@@ -257,6 +257,15 @@ class AccentDirections:
         return list(self.meta.get("accents", []))
 
 
+def _key(d: LayerDirections) -> str:
+    """The layer's key in the file pair: its alias for the single backbone ('decoder_block_08'), its
+    representation for a named one of several ('csm1b:decoder_block_08'), so two backbones' blocks
+    of the same depth never share tensors."""
+    from stage1_5.config import DEFAULT_BACKBONE_NAME
+
+    return d.layer if d.representation.partition(":")[0] in (DEFAULT_BACKBONE_NAME, d.representation) else d.representation
+
+
 def _layer_entry(d: LayerDirections) -> dict[str, Any]:
     return {
         "representation": d.representation,
@@ -266,7 +275,7 @@ def _layer_entry(d: LayerDirections) -> dict[str, Any]:
         "dim": d.dim,
         "C": d.C,
         "direction_norm": d.direction_norm,
-        "tensors": {name: f"{d.layer}/{name}" for name in TENSOR_NAMES},
+        "tensors": {name: f"{_key(d)}/{name}" for name in TENSOR_NAMES},
         **dict(d.info),
     }
 
@@ -278,7 +287,7 @@ def save_directions(directions: Sequence[LayerDirections], folder: str | Path, m
     from safetensors.torch import save
 
     folder = Path(folder)
-    tensors = {f"{d.layer}/{name}": t.detach().cpu().contiguous() for d in directions for name, t in d.tensors().items()}
+    tensors = {f"{_key(d)}/{name}": t.detach().cpu().contiguous() for d in directions for name, t in d.tensors().items()}
     with atomic_open(folder / TENSORS_FILE, "wb") as fh:
         fh.write(save(tensors, metadata={"format": FORMAT}))
     sidecar = {
@@ -287,7 +296,7 @@ def save_directions(directions: Sequence[LayerDirections], folder: str | Path, m
         "tensors_file": TENSORS_FILE,
         "tensors_sha256": file_sha256(folder / TENSORS_FILE),
         **dict(meta),
-        "layers": {d.layer: _layer_entry(d) for d in directions},
+        "layers": {_key(d): _layer_entry(d) for d in directions},
     }
     atomic_write_json(folder / SIDECAR_FILE, sidecar)
     return folder / SIDECAR_FILE
@@ -335,7 +344,7 @@ def load_directions(run_dir: str | Path, *, device: Any = None, dtype: torch.dty
             raise Stage2Error(f"{sidecar}: layer {alias!r}: weight {tuple(found['weight'].shape)} does not match {len(accents)} accents × dim {entry['dim']}")
         known = {"representation", "alias", "module_path", "axis", "dim", "C", "direction_norm", "tensors"}
         layers[alias] = LayerDirections(
-            layer=alias,
+            layer=str(entry.get("alias", alias)),
             representation=entry["representation"],
             accents=accents,
             C=float(entry["C"]),
