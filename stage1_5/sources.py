@@ -270,6 +270,11 @@ def random_weights_deciding(cfg: "Stage15Config") -> bool:
     return any(spec.decides and spec.random_weights(cfg) for spec in enabled_sources(cfg))
 
 
+def _named(spec: SourceSpec) -> str:
+    """'backbone' for the single backbone, 'backbone csm1b' for a named one."""
+    return spec.name if spec.name == DEFAULT_BACKBONE_NAME or not isinstance(spec, BackboneSourceSpec) else f"backbone {spec.name}"
+
+
 def random_weights_caveats(cfg: "Stage15Config") -> list[str]:
     """Why the enabled sources make the run not a scientific result: randomly initialised weights.
 
@@ -277,7 +282,7 @@ def random_weights_caveats(cfg: "Stage15Config") -> list[str]:
     'tiny-random')"); references share one ("reference source(s) ssl, ecapa have ...").
     """
     random = [spec for spec in enabled_sources(cfg) if spec.random_weights(cfg)]
-    out = [f"the {s.name} has randomly initialised weights ({s.weights} '{TINY_RANDOM}')" for s in random if s.decides]
+    out = [f"the {_named(s)} has randomly initialised weights ({s.weights} '{TINY_RANDOM}')" for s in random if s.decides]
     refs = [s for s in random if not s.decides]
     if refs:
         fields = " / ".join(dict.fromkeys(str(s.weights) for s in refs))

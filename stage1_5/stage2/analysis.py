@@ -92,6 +92,7 @@ def _directions_meta(cfg: Stage15Config, deciding: list[str], meta: pd.DataFrame
     return {
         **{k: v for k, v in common.items() if k != "origin"},
         "origins": {rep: o["origin"] for rep, o in origins.items()},
+        "extracted_with": {rep: {k: v for k, v in o.items() if k != "origin"} for rep, o in origins.items() if o["origin"] == "extracted"},
         "dataset_hash": dataset_hash,
         "accents": accents,
         "label_map": {a: i for i, a in enumerate(accents)},
