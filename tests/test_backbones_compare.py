@@ -148,3 +148,39 @@ def test_compare_demo_runs_offline_and_writes_both_decisions_the_table_and_the_f
     report = result.paths.report_md.read_text()
     assert "## Backbones compared" in report and "| csm" in report and "| qwen" in report
     assert (result.paths.analysis_dir / "backbones_f1_by_depth.png").stat().st_size > 10_000
+
+
+def test_extraction_holds_one_backbone_at_a_time_and_keys_each_by_its_checkpoint(tmp_path, monkeypatch):
+    import gc
+    import weakref
+
+    from stage1_5.backbone import huggingface
+    from stage1_5.features.extract import extract_features
+    from stage1_5.features.testing import FakeDataset, write_tone_utterances
+
+    dataset = FakeDataset(write_tone_utterances(tmp_path / "wav", 3))
+    layers = {"layers": ["decoder_block_00"], "dtype": "float32", "num_workers": 0}
+    cfg = Stage15Config.model_validate({
+        "sources": {
+            "backbones": [{"name": "qwen", "checkpoint": "tiny-random", **layers}, {"name": "csm", "checkpoint": "tiny-random", "family": "csm", **layers}],
+            "ssl": {"enabled": False}, "ecapa": {"enabled": False}, "acoustic": {"enabled": False},
+        },
+        "output": {"cache_dir": str(tmp_path / "cache")},
+    })  # fmt: skip
+    alive_at_load: list[int] = []
+    models: list[weakref.ref] = []
+    original = huggingface.HuggingFaceBackboneAdapter.__init__
+
+    def tracking_init(self, *args, **kwargs):
+        gc.collect()
+        alive_at_load.append(sum(ref() is not None for ref in models))
+        original(self, *args, **kwargs)
+        models.append(weakref.ref(self.model))
+
+    monkeypatch.setattr(huggingface.HuggingFaceBackboneAdapter, "__init__", tracking_init)
+    with configured_backbones(cfg):
+        features = extract_features(cfg, dataset, progress=False)
+    assert sorted(features.vectors) == ["csm:decoder_block_00", "qwen:decoder_block_00"]
+    assert alive_at_load == [0, 0]  # the first backbone was let go before the second loaded
+    keys = [json.loads(p.read_text())["key"] for p in (tmp_path / "cache" / "features").rglob("meta.json")]
+    assert {(k["source"], k["config"]["checkpoint"], k["config"]["family"]) for k in keys} == {("qwen", "tiny-random", None), ("csm", "tiny-random", "csm")}
