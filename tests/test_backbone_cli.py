@@ -44,3 +44,11 @@ def test_layers_reads_the_named_backbone_of_a_backbones_list():
     assert result.output.startswith("# CSM: tiny-random") and "depth_decoder_out" in result.output
     missing = CliRunner().invoke(cli, ["layers", "-c", str(config), "--backbone", "nope"])
     assert missing.exit_code == 2 and "'nope' is not among the config's backbones: qwen, csm" in missing.output
+
+
+def test_features_backbone_name_must_be_one_of_the_configs_backbones():
+    from pathlib import Path
+
+    config = Path(__file__).resolve().parents[1] / "config" / "compare_demo.yaml"
+    result = CliRunner().invoke(cli, ["features", "backbone", "-c", str(config), "--name", "nope"])
+    assert result.exit_code == 2 and "--name: 'nope' is not among the config's backbones: qwen, csm" in result.output
