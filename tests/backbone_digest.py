@@ -36,26 +36,26 @@ def demo_utterances() -> list[Utterance]:
 
 
 def feature_digests() -> dict[str, dict[str, str]]:
-    """settings name -> layer -> sha256 of the (utterance-sorted) float32 matrix."""
+    """settings name -> layer -> sha256 of the (utterance-sorted) float32 matrix, with one intra-op
+    thread (as the fixture was computed: CPU reductions differ in their last bits with the thread count)."""
+    from stage1_5.runtime import torch_threads
+
+    utterances = demo_utterances()
+    with torch_threads(1):
+        return {label: _digests(utterances, changes) for label, changes in SETTINGS.items()}
+
+
+def _digests(utterances: list[Utterance], changes: dict) -> dict[str, str]:
     from stage1_5.backbone.huggingface import HuggingFaceBackboneAdapter
     from stage1_5.config import BackboneConfig
 
-    utterances = demo_utterances()
-    out = {}
-    for label, changes in SETTINGS.items():
-        cfg = BackboneConfig(checkpoint="tiny-random", layers=LAYERS, batch_size=4, num_workers=0, device="cpu", dtype="float32", **changes)
-        rows: dict[str, dict[str, np.ndarray]] = {}
-        for batch in HuggingFaceBackboneAdapter(cfg).extract_batches(utterances):
-            for layer, matrix in batch.vectors.items():
-                rows.setdefault(layer, {}).update(zip(batch.utt_ids, matrix))
-        out[label] = {
-            layer: hashlib.sha256(np.stack([by_id[k] for k in sorted(by_id)]).astype(np.float32).tobytes()).hexdigest() for layer, by_id in rows.items()
-        }
-    return out
+    cfg = BackboneConfig(checkpoint="tiny-random", layers=LAYERS, batch_size=4, num_workers=0, device="cpu", dtype="float32", **changes)
+    rows: dict[str, dict[str, np.ndarray]] = {}
+    for batch in HuggingFaceBackboneAdapter(cfg).extract_batches(utterances):
+        for layer, matrix in batch.vectors.items():
+            rows.setdefault(layer, {}).update(zip(batch.utt_ids, matrix))
+    return {layer: hashlib.sha256(np.stack([by_id[k] for k in sorted(by_id)]).astype(np.float32).tobytes()).hexdigest() for layer, by_id in rows.items()}
 
 
 if __name__ == "__main__":
-    import torch
-
-    torch.set_num_threads(1)
     print(json.dumps(feature_digests(), indent=1, sort_keys=True))
