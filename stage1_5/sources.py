@@ -197,6 +197,19 @@ def configured_backbones(cfg: "Stage15Config") -> Iterator[list[str]]:
             _registry[DEFAULT_BACKBONE_NAME] = builtin
 
 
+@contextlib.contextmanager
+def deciding_only(name: str) -> Iterator[None]:
+    """Inside the block the deciding source `name` is the only one registered (the other backbones
+    step aside), so that one backbone's own decision names only it."""
+    others = {n: spec for n, spec in _registry.items() if spec.decides and n != name}
+    for n in others:
+        del _registry[n]
+    try:
+        yield
+    finally:
+        _registry.update(others)
+
+
 def all_sources() -> list[SourceSpec]:
     """Every registered source, in report order."""
     return sorted(_registry.values(), key=lambda spec: (spec.order, spec.name))

@@ -84,6 +84,7 @@ def test_each_backbone_decides_on_its_own_layers_and_the_references_never_decide
     assert (headline.decision, headline.best_representation) == (Level.GO, "qwen17:decoder_block_04")
     assert set(headline.assessments) == set(_metrics(0.72, 0.42)["representation"])  # every layer shown
     assert headline.roles["ssl:layer_06"] == "reference"
+    assert "csm1b" in comparison.decisions["csm1b"].rationale and "qwen17" not in comparison.decisions["csm1b"].rationale
 
 
 def test_at_the_same_level_the_higher_f1_lower_bound_is_recommended():

@@ -23,7 +23,7 @@ import pandas as pd
 from stage1_5.config import ExperimentConfig
 from stage1_5.decision.levels import Decision, RunFacts
 from stage1_5.decision.rules import decide
-from stage1_5.sources import decides, source_of
+from stage1_5.sources import decides, deciding_only, source_of
 
 DIFFERENCE_DRAWS = 1000
 """Speaker-bootstrap draws of the top two backbones' F1 difference."""
@@ -111,7 +111,10 @@ def decide_backbones(
     predictions.csv) and `speakers` (utt_id -> speaker) give the top two's paired difference."""
     sources = metrics["representation"].map(lambda rep: source_of(str(rep)))
     references = ~sources.map(lambda src: decides(str(src)))
-    decisions = {name: decide(metrics[(sources == name) | references].reset_index(drop=True), thresholds, facts=facts) for name in backbones}
+    decisions = {}
+    for name in backbones:
+        with deciding_only(name):  # its rationale and diagnosis name this backbone alone
+            decisions[name] = decide(metrics[(sources == name) | references].reset_index(drop=True), thresholds, facts=facts)
     rows = metrics.set_index("representation")
 
     def rank(name: str) -> tuple:
