@@ -170,3 +170,11 @@ def test_an_unknown_layer_lists_the_layers_in_the_file(fitted, tmp_path):
     save_directions([d], tmp_path, {"accents": list(d.accents)})
     with pytest.raises(Stage2Error, match="no accent directions for layer 'decoder_block_09'; the file has decoder_block_02"):
         load_directions(tmp_path)["decoder_block_09"]
+
+
+def test_a_version_1_sidecar_of_one_backbone_still_loads(fitted, tmp_path):
+    _, _, d = fitted
+    save_directions([d], tmp_path, {"accents": list(d.accents)})
+    sidecar = json.loads((tmp_path / SIDECAR_FILE).read_text())
+    (tmp_path / SIDECAR_FILE).write_text(json.dumps({**sidecar, "version": 1}))
+    assert load_directions(tmp_path)["decoder_block_02"].representation == REP

@@ -36,7 +36,10 @@ from stage1_5.probes.splits import SpeakerPerAccentFold, speakers_by_accent
 TENSORS_FILE = "directions.safetensors"
 SIDECAR_FILE = "directions.json"
 FORMAT = "stage1_5.stage2.directions"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+"""2: a named backbone's layers are keyed by representation (several backbones); a version-1 file (one
+backbone, keyed by alias) reads the same way."""
+READABLE_VERSIONS = (1, FORMAT_VERSION)
 TENSOR_NAMES = ("weight", "bias", "class_means", "lda_scalings", "accent_basis")
 
 
@@ -322,7 +325,7 @@ def load_directions(run_dir: str | Path, *, device: Any = None, dtype: torch.dty
         raise Stage2Error(f"{sidecar}: unreadable directions sidecar: {err}") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise Stage2Error(f"{sidecar}: not a stage1_5 directions sidecar (format {meta.get('format') if isinstance(meta, dict) else None!r})")
-    if meta.get("version") != FORMAT_VERSION:
+    if meta.get("version") not in READABLE_VERSIONS:
         raise Stage2Error(f"{sidecar}: directions format version {meta.get('version')!r}; this stage1_5 reads {FORMAT_VERSION}")
     tensors_path = sidecar.parent / Path(str(meta.get("tensors_file", TENSORS_FILE))).name  # never outside the folder
     if not tensors_path.is_file():
