@@ -213,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _talker_positions(tts, utts) -> int:
     """Valid talker positions over the set: the work the FLOP floor counts."""
-    from stage1_5.backbone.qwen3_tts import build_teacher_forced_inputs, encode_utterances
+    from stage1_5.backbone.families.qwen3_tts import build_teacher_forced_inputs, encode_utterances
 
     total = 0
     with torch.inference_mode():

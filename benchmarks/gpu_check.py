@@ -138,7 +138,7 @@ def write_utterances(folder: Path, size: Size):
     """Synthetic speech-like utterances of exactly `size.seconds`, 24 kHz 16-bit wav, with a transcript."""
     import soundfile as sf
 
-    from stage1_5.backbone.qwen3_tts import SAMPLE_RATE
+    from stage1_5.backbone.families.qwen3_tts import SAMPLE_RATE
     from stage1_5.data.manifest import Utterance, UtteranceSet
     from stage1_5.data.testing import tone
 
@@ -199,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
 
     from stage1_5.backbone.huggingface import HuggingFaceBackboneAdapter
-    from stage1_5.backbone.qwen3_tts import layer_aliases
+    from stage1_5.backbone.families.qwen3_tts import layer_aliases
     from stage1_5.backbone.released import FULL, QUICK, build_released_tts
     from stage1_5.backbone.runtime import resolve_backbone_runtime
     from stage1_5.config import BackboneConfig, load_config

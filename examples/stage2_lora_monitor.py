@@ -25,7 +25,7 @@ from typing import Sequence
 
 import torch
 
-from stage1_5.backbone.qwen3_tts import SAMPLE_RATE, EncodedBatch, build_teacher_forced_inputs, encode_utterances
+from stage1_5.backbone.families.qwen3_tts import SAMPLE_RATE, EncodedBatch, build_teacher_forced_inputs, encode_utterances
 from stage1_5.stage2 import AccentMonitor, AccentMonitorCallback
 
 LORA_TARGETS = r"model\.layers\.\d+\.self_attn\.(q_proj|v_proj)"

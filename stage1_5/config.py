@@ -75,6 +75,10 @@ FeatureDtype = Literal["float32", "float16"]
 class BackboneConfig(StrictModel):
     enabled: bool = Field(True, description="Extract and probe the backbone (the source that decides).")
     checkpoint: str = Field("Qwen/Qwen3-TTS-12Hz-1.7B-Base", description="Hub name, local folder, or 'tiny-random'.")
+    family: Optional[str] = Field(
+        None,
+        description="Backbone family (qwen3_tts, csm); None = the one config.json's model_type names ('tiny-random': qwen3_tts).",
+    )
     layers: list[str] = Field(
         default_factory=lambda: [
             "text_encoder_out",
@@ -151,14 +155,66 @@ class PlantedConfig(StrictModel):
     batch_size: int = Field(64, ge=1, description="Utterances per batch.")
 
 
+DEFAULT_BACKBONE_NAME = "backbone"
+"""The representation prefix of `sources.backbone` (a one-item `sources.backbones`)."""
+
+
+class NamedBackboneConfig(BackboneConfig):
+    """One item of `sources.backbones`: the backbone settings plus the representation prefix."""
+
+    name: str = Field(
+        ..., pattern=r"^[a-z][a-z0-9_]*$", description="Representation prefix (`<name>:decoder_block_08`), e.g. qwen17, csm1b."
+    )
+
+
 class SourcesConfig(StrictModel):
-    backbone: BackboneConfig = Field(default_factory=BackboneConfig, description="The TTS backbone (Qwen3-TTS): its layers make the decision.")
+    backbone: BackboneConfig = Field(default_factory=BackboneConfig, description="The TTS backbone (Qwen3-TTS by default): its layers make the decision.")
+    backbones: Optional[list[NamedBackboneConfig]] = Field(
+        None,
+        min_length=1,
+        description="Several backbones, each deciding on its own and compared side by side; replaces `backbone` "
+        "(which means a one-item list named 'backbone').",
+    )
     ssl: SSLConfig = Field(default_factory=SSLConfig, description="Reference: a self-supervised speech model (WavLM by default), layer by layer.")
     ecapa: EcapaConfig = Field(default_factory=EcapaConfig, description="Reference: the ECAPA-TDNN speaker embedding.")
     acoustic: AcousticConfig = Field(default_factory=AcousticConfig, description="Reference: classic acoustic statistics (no model).")
     ge2e: Ge2eConfig = Field(default_factory=Ge2eConfig, description="Reference: a real pretrained speaker encoder (resemblyzer's GE2E), offline.")
     planted: PlantedConfig = Field(default_factory=PlantedConfig, description="The GO demo's planted-accent vectors, deciding in the backbone's stead.")
     external: list[str] = Field(default_factory=list, description="Your own features: .npz or .parquet keyed by utt_id.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _backbones_inherit_the_seed(cls, data: Any) -> Any:
+        """Each listed backbone without a seed takes `backbone.seed` (the run's seed by default)."""
+        if not isinstance(data, dict) or not isinstance(data.get("backbones"), list):
+            return data
+        backbone = data.get("backbone")
+        seed = backbone.get("seed") if isinstance(backbone, dict) else getattr(backbone, "seed", None)
+        if seed is None:
+            return data
+        items = [{**item, "seed": seed} if isinstance(item, dict) and "seed" not in item else item for item in data["backbones"]]
+        return {**data, "backbones": items}
+
+    @model_validator(mode="after")
+    def _check_backbones(self) -> "SourcesConfig":
+        if self.backbones is None:
+            return self
+        if self.backbone != BackboneConfig(seed=self.backbone.seed):
+            raise ValueError("set either backbone or backbones, not both (backbone is a one-item backbones list)")
+        names = [b.name for b in self.backbones]
+        taken = (set(type(self).model_fields) - {"backbone", "backbones"}) & set(names)
+        if taken:
+            raise ValueError(f"backbones: name {sorted(taken)[0]!r} is a reference source's; choose another")
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"backbones: name {twice[0]!r} is used twice; each backbone needs its own name")
+        return self
+
+    def backbone_list(self) -> list[NamedBackboneConfig]:
+        """Every configured backbone, named: `backbones`, or `backbone` named 'backbone'."""
+        if self.backbones is not None:
+            return list(self.backbones)
+        return [NamedBackboneConfig(name=DEFAULT_BACKBONE_NAME, **self.backbone.model_dump())]
 
 
 class ProbeConfig(StrictModel):

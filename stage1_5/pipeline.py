@@ -29,7 +29,7 @@ from stage1_5.io import atomic_write_json, atomic_write_text, read_csv, write_cs
 from stage1_5.locks import exclusive
 from stage1_5.names import safe_file_name
 from stage1_5.paths import STAGE2_DIR, cache_paths
-from stage1_5.sources import all_sources, configured_layer_order, decides, enabled_sources, reads_text, source_of
+from stage1_5.sources import all_sources, configured_backbones, configured_layer_order, decides, enabled_sources, reads_text, source_of
 
 
 STAGES = ("dataset", "features", "probes", "decision", "stage2", "report", "bundle")
@@ -224,9 +224,16 @@ def probes_stage(
 
 
 def decision_stage(cfg: Stage15Config, dataset, probe_results):
-    from stage1_5.decision import RunFacts, decide
+    """The recommended backbone's decision (the only one when one backbone is configured)."""
+    return comparison_stage(cfg, dataset, probe_results).decision
+
+
+def comparison_stage(cfg: Stage15Config, dataset, probe_results):
+    """Every configured backbone's own decision, the recommended one, the top two's F1 difference."""
+    from stage1_5.decision import RunFacts
+    from stage1_5.decision.backbones import decide_backbones
     from stage1_5.decision.levels import DATASET_CAVEAT
-    from stage1_5.sources import random_weights_caveats, random_weights_deciding
+    from stage1_5.sources import deciding_sources, random_weights_caveats, random_weights_deciding
 
     caveats = random_weights_caveats(cfg) + ([DATASET_CAVEAT] if not dataset.meets_minima else []) + dataset.confounds.caveats
     facts = RunFacts(
@@ -236,7 +243,21 @@ def decision_stage(cfg: Stage15Config, dataset, probe_results):
         significance_limit=probe_results.facts.limit_text(cfg.experiment.alpha),
         smallest_reachable_p=probe_results.facts.to_json()["smallest_reachable_p"],
     )
-    return decide(probe_results.metrics, cfg.experiment, facts=facts)
+    frame = dataset.utterances.to_frame()
+    probed = {source_of(str(rep)) for rep in probe_results.metrics["representation"]}
+    # every deciding source that was probed decides on its own (configured backbones, the GO demo's
+    # planted vectors, external columns named after one); none probed: the configured backbones say so
+    deciders = [name for name in deciding_sources() if name in probed] or [b.name for b in cfg.sources.backbone_list()]
+    return decide_backbones(
+        probe_results.metrics,
+        cfg.experiment,
+        deciders,
+        facts=facts,
+        predictions=probe_results.predictions,
+        speakers=dict(zip(frame["utt_id"].astype(str), frame["speaker"].astype(str))),
+        interval_level=cfg.probes.interval_level,
+        seed=cfg.probes.seed,
+    )
 
 
 def stage2_key(cfg: Stage15Config, dataset) -> str:
@@ -289,7 +310,7 @@ def load_stage2_facts(paths: RunPaths):
     )
 
 
-def write_report(paths: RunPaths, cfg: Stage15Config, dataset, probe_results, decision) -> None:
+def write_report(paths: RunPaths, cfg: Stage15Config, dataset, probe_results, decision, comparison=None) -> None:
     """Figures under artifacts/analysis/ (and artifacts/stage2/), then the Markdown report that links them
     and its self-contained HTML copy."""
     from stage1_5.report import render_report
@@ -328,6 +349,17 @@ def write_report(paths: RunPaths, cfg: Stage15Config, dataset, probe_results, de
         stage2=stage2,
         stage2_figures=stage2_links,
     )
+    from stage1_5.backbone.checkpoint import language_notes
+
+    notes = language_notes([b for b in cfg.sources.backbone_list() if b.enabled])
+    if notes:
+        text += "\n" + "\n".join(["## Backbone notes", "", *[f"- {note}." for note in notes], ""])
+    if comparison is not None and len(comparison.decisions) > 1:
+        from stage1_5.report.comparison import COMPARISON_FIGURE, comparison_lines, plot_backbones_by_depth
+
+        figure = plot_backbones_by_depth(probe_results.metrics, comparison, paths.analysis_dir / COMPARISON_FIGURE, configured_layer_order(cfg))
+        link = os.path.relpath(figure, paths.report_dir)
+        text += "\n" + "\n".join([*comparison_lines(probe_results.metrics, comparison), f"![Backbones compared]({link})", ""])
     atomic_write_text(paths.report_md, text)
     write_html_report(text, paths.report_dir / HTML_NAME, lang=cfg.report.language)  # the same report, figures embedded: one file to send
 
@@ -413,10 +445,11 @@ def run_experiment(
         raise ConfigError(f"--force: unknown stage {force!r}; choose one of {', '.join(STAGES)}")
     ctx = distributed.current()
     if not ctx.is_main:
-        _features_worker(cfg, ctx, progress)
+        with configured_backbones(cfg):
+            _features_worker(cfg, ctx, progress)
         return None
     paths = run_paths(cfg, out_dir)
-    with output_folder_lock(paths.root, wait=wait):
+    with output_folder_lock(paths.root, wait=wait), configured_backbones(cfg):
         return _run_locked(cfg, ctx, paths, force, progress, echo)
 
 
@@ -496,12 +529,14 @@ def _run_locked(
     ctx.broadcast({"force": "features" in forced} if run_features else None)  # the other ranks' order
     if run_features:
         t0 = time.perf_counter()
-        if cfg.sources.backbone.enabled and dataset.has_audio:
+        backbones = [b for b in cfg.sources.backbone_list() if b.enabled]
+        if backbones and dataset.has_audio:
             from stage1_5.backbone.checkpoint import check_backbone
 
-            check = check_backbone(cfg.sources.backbone)  # config.json and options, in seconds, before any model loads
-            atomic_write_json(paths.backbone_runtime_json, check.runtime.to_dict())
-            echo(f"[features] backbone: {check.checkpoint.summary()}; {check.runtime.summary()}")
+            checks = [check_backbone(b) for b in backbones]  # config.json and options, in seconds, before any model loads
+            atomic_write_json(paths.backbone_runtime_json, checks[0].runtime.to_dict())
+            for b, check in zip(backbones, checks):
+                echo(f"[features] {b.name}: {check.checkpoint.summary()}; {check.runtime.summary()}")
         else:
             paths.backbone_runtime_json.unlink(missing_ok=True)
         features = features_stage(cfg, dataset, progress=progress, force="features" in forced)
@@ -527,11 +562,12 @@ def _run_locked(
         finish("probes", key, t0)
     results = load_probe_results(paths.analysis_dir)
 
-    decision = decision_stage(cfg, dataset, results)  # pure and cheap: always recomputed
+    comparison = comparison_stage(cfg, dataset, results)  # pure and cheap: always recomputed
+    decision = comparison.decision
     key = _digest("decision", key, cfg.experiment.model_dump(mode="json"), decision.scientific)
     if should_run("decision", key):
         t0 = time.perf_counter()
-        atomic_write_json(paths.decision_json, {"schema_version": DECISION_SCHEMA_VERSION, **decision.to_json()})
+        atomic_write_json(paths.decision_json, {"schema_version": DECISION_SCHEMA_VERSION, **decision.to_json(), "backbones": comparison.to_json()})
         finish("decision", key, t0)
 
     key = _digest("stage2", key, __version__, cfg.stage2.model_dump(mode="json"))
@@ -553,7 +589,7 @@ def _run_locked(
     key = _digest("report", key, __version__, cfg.config_hash())
     if should_run("report", key):
         t0 = time.perf_counter()
-        write_report(paths, cfg, dataset, results, decision)
+        write_report(paths, cfg, dataset, results, decision, comparison)
         finish("report", key, t0)
 
     if should_run("bundle", key):

@@ -245,7 +245,9 @@ def _sample_batch(utterances: "UtteranceSet", batch: int) -> tuple["UtteranceSet
 
 
 def _batch_size(cfg: Stage15Config, source: str) -> Optional[int]:
-    return getattr(getattr(cfg.sources, source), "batch_size", None)
+    from stage1_5.sources import source_spec
+
+    return getattr(source_spec(source).settings(cfg), "batch_size", None)
 
 
 def _loading(source: str, cfg: Stage15Config) -> str:
@@ -294,11 +296,20 @@ def _measure(source: str, cfg: Stage15Config, dataset, store_root: str, batch: i
 def _measurement_config(cfg: Stage15Config) -> Stage15Config:
     """Audio decoding in the main process: worker start-up would dominate a few batches' time."""
     backbone = cfg.sources.backbone.model_copy(update={"num_workers": 0})
-    return cfg.model_copy(update={"sources": cfg.sources.model_copy(update={"backbone": backbone})})
+    listed = [b.model_copy(update={"num_workers": 0}) for b in cfg.sources.backbones] if cfg.sources.backbones else None
+    return cfg.model_copy(update={"sources": cfg.sources.model_copy(update={"backbone": backbone, "backbones": listed})})
 
 
 def run_preflight(cfg: Stage15Config, *, config_name: str = "config", echo: Callable[[str], None] = print, progress: bool = False) -> PreflightPlan:
-    """Check `cfg` end to end on a few batches and return the plan; the first problem raises."""
+    """Check `cfg` end to end on a few batches and return the plan; the first problem raises. Every
+    listed backbone is checked and timed on its own batch (the plan's `backbone` is the first's check)."""
+    from stage1_5.sources import configured_backbones
+
+    with configured_backbones(cfg):
+        return _run_preflight(cfg, config_name=config_name, echo=echo, progress=progress)
+
+
+def _run_preflight(cfg: Stage15Config, *, config_name: str, echo: Callable[[str], None], progress: bool) -> PreflightPlan:
     from stage1_5.backbone.checkpoint import check_backbone
     from stage1_5.sources import enabled_sources
     from stage1_5.features.external import load_external_features
@@ -313,9 +324,11 @@ def run_preflight(cfg: Stage15Config, *, config_name: str = "config", echo: Call
         notes.append(f"the dataset has no audio: {', '.join(sources)} skipped")
         sources = []
     backbone = None
-    if "backbone" in sources:
-        echo(f"[preflight] backbone: checking {cfg.sources.backbone.checkpoint!r} against the options (no weights yet)")
-        backbone = check_backbone(cfg.sources.backbone)
+    for listed in cfg.sources.backbone_list():
+        if listed.name in sources:
+            echo(f"[preflight] {listed.name}: checking {listed.checkpoint!r} against the options (no weights yet)")
+            check = check_backbone(listed)
+            backbone = backbone or check
     measured = _measurement_config(cfg)
     largest = max([_batch_size(cfg, s) or 1 for s in sources], default=1)
     plans, samples = [], {}

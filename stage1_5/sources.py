@@ -2,8 +2,11 @@
 
 Extraction (which extractor computes `source:layer` vectors), the gates' parametrisation, the
 decision's roles, the report's row order and wording and the figures' colours all read this table.
-Adding a source (a Whisper encoder reference, a second TTS backbone) is its extractor module, its
-config section (`stage1_5.config.SourcesConfig`) and one entry in `BUILTIN_SOURCES`.
+Adding a source (a Whisper encoder reference) is its extractor module, its config section
+(`stage1_5.config.SourcesConfig`) and one entry in `BUILTIN_SOURCES`. Backbones are sources named by
+the config: `sources.backbones` lists them (each `name` is a representation prefix and a deciding
+source, `BackboneSourceSpec`), `sources.backbone` is the one-item list named 'backbone';
+`configured_backbones(cfg)` registers the named ones for a run.
 
 A low module (it imports only the config), so that decision/ and report/ may read it. Extractors are
 named by import path ("module:attribute") and resolved by `stage1_5.features.extract` when a source is
@@ -21,7 +24,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Optional, Union
 
-from stage1_5.config import TINY_RANDOM
+from stage1_5.config import DEFAULT_BACKBONE_NAME, TINY_RANDOM
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
@@ -121,12 +124,36 @@ class SourceSpec:
         return list(layers) if isinstance(layers, list) else None
 
 
-BUILTIN_SOURCES = (
-    SourceSpec(
-        name="backbone", title="Backbone", extractor="stage1_5.features.backbone:BackboneExtractor",
-        role=Role.DECIDES, order=0, colour="#1f4e9c", marker="o", weights="checkpoint", layers="layers",
+@dataclass(frozen=True)
+class BackboneSourceSpec(SourceSpec):
+    """A deciding backbone: its settings are the `sources.backbones` item of its name (`sources.backbone`
+    is the item named 'backbone'); absent from the list, the unused `sources.backbone`, disabled."""
+
+    def settings(self, cfg: "Stage15Config") -> "BaseModel":
+        listed = next((b for b in cfg.sources.backbone_list() if b.name == self.name), None)
+        return listed if listed is not None else cfg.sources.backbone.model_copy(update={"enabled": False})
+
+    @property
+    def key(self) -> str:
+        return "sources.backbone" if self.name == DEFAULT_BACKBONE_NAME else f"sources.backbones[{self.name}]"
+
+
+BACKBONE_COLOURS = ("#1f4e9c", "#c2185b", "#2e7d32", "#ef6c00", "#5e35b1")
+"""Figure colours of the listed backbones, in config order (the first is the single backbone's)."""
+
+
+def backbone_spec(name: str, index: int = 0) -> BackboneSourceSpec:
+    """The deciding source of the `index`-th configured backbone called `name`."""
+    return BackboneSourceSpec(
+        name=name, title="Backbone" if name == DEFAULT_BACKBONE_NAME else name,
+        extractor="stage1_5.features.backbone:BackboneExtractor", role=Role.DECIDES, order=index,
+        colour=BACKBONE_COLOURS[index % len(BACKBONE_COLOURS)], marker="o", weights="checkpoint", layers="layers",
         layer_key=backbone_depth_key, reads_text=True,
-    ),
+    )  # fmt: skip
+
+
+BUILTIN_SOURCES = (
+    backbone_spec(DEFAULT_BACKBONE_NAME),
     SourceSpec(
         name="planted", title="Planted (synthetic)", extractor="stage1_5.planted_demo:PlantedExtractor",
         role=Role.DECIDES, order=8, colour="#e65100", marker="*", layers="layers", layer_key=backbone_depth_key, has_model=False,
@@ -175,6 +202,34 @@ def registered(*specs: SourceSpec) -> Iterator[tuple[SourceSpec, ...]]:
     finally:
         for spec in specs:
             _registry.pop(spec.name, None)
+
+
+@contextlib.contextmanager
+def configured_backbones(cfg: "Stage15Config") -> Iterator[list[str]]:
+    """Register the backbones `cfg` names for the block (the built-in 'backbone' leaves it when the
+    config lists others); yields every configured backbone name, in config order."""
+    names = [b.name for b in cfg.sources.backbone_list()]
+    specs = [backbone_spec(name, i) for i, name in enumerate(names) if name != DEFAULT_BACKBONE_NAME]
+    builtin = _registry.pop(DEFAULT_BACKBONE_NAME) if DEFAULT_BACKBONE_NAME not in names else None
+    try:
+        with registered(*specs):
+            yield names
+    finally:
+        if builtin is not None:
+            _registry[DEFAULT_BACKBONE_NAME] = builtin
+
+
+@contextlib.contextmanager
+def deciding_only(name: str) -> Iterator[None]:
+    """Inside the block the deciding source `name` is the only one registered (the other backbones
+    step aside), so that one backbone's own decision names only it."""
+    others = {n: spec for n, spec in _registry.items() if spec.decides and n != name}
+    for n in others:
+        del _registry[n]
+    try:
+        yield
+    finally:
+        _registry.update(others)
 
 
 def all_sources() -> list[SourceSpec]:
@@ -259,6 +314,11 @@ def random_weights_deciding(cfg: "Stage15Config") -> bool:
     return any(spec.decides and spec.random_weights(cfg) for spec in enabled_sources(cfg))
 
 
+def _named(spec: SourceSpec) -> str:
+    """'backbone' for the single backbone, 'backbone csm1b' for a named one."""
+    return spec.name if spec.name == DEFAULT_BACKBONE_NAME or not isinstance(spec, BackboneSourceSpec) else f"backbone {spec.name}"
+
+
 def random_weights_caveats(cfg: "Stage15Config") -> list[str]:
     """Why the enabled sources make the run not a scientific result: randomly initialised weights, and
     synthetic stand-ins (their `synthetic` sentence).
@@ -267,7 +327,7 @@ def random_weights_caveats(cfg: "Stage15Config") -> list[str]:
     'tiny-random')"); references share one ("reference source(s) ssl, ecapa have ...").
     """
     random = [spec for spec in enabled_sources(cfg) if spec.random_weights(cfg)]
-    out = [f"the {s.name} has randomly initialised weights ({s.weights} '{TINY_RANDOM}')" for s in random if s.decides]
+    out = [f"the {_named(s)} has randomly initialised weights ({s.weights} '{TINY_RANDOM}')" for s in random if s.decides]
     refs = [s for s in random if not s.decides]
     if refs:
         fields = " / ".join(dict.fromkeys(str(s.weights) for s in refs))

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from stage1_5.backbone.huggingface import HuggingFaceBackboneAdapter
-from stage1_5.backbone.qwen3_tts import get_module
+from stage1_5.backbone.families.qwen3_tts import get_module
 from stage1_5.backbone.runtime import choose_attention, resolve_backbone_runtime
 from stage1_5.backbone.synthetic import save_tiny_checkpoint
 from stage1_5.config import BackboneConfig

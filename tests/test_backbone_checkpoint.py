@@ -90,5 +90,5 @@ def test_a_path_that_cannot_be_a_hub_name_is_a_missing_local_folder(online):
 
 def test_a_folder_of_another_model_type_is_named(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "wavlm"}))
-    with pytest.raises(FeatureError, match=r"is not a Qwen3-TTS checkpoint \(its config.json has model_type 'wavlm'\)"):
+    with pytest.raises(FeatureError, match=r"has config.json model_type 'wavlm', which no backbone family reads \(known: qwen3_tts"):
         inspect_checkpoint(str(tmp_path))

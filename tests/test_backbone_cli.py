@@ -33,3 +33,22 @@ def test_layers_with_a_missing_folder_is_one_line_and_exit_2(tmp_path):
     result = CliRunner().invoke(cli, ["layers", "--checkpoint", str(tmp_path / "nope")])
     assert result.exit_code == 2
     assert "not found" in result.output and "Traceback" not in result.output
+
+
+def test_layers_reads_the_named_backbone_of_a_backbones_list():
+    from pathlib import Path
+
+    config = Path(__file__).resolve().parents[1] / "config" / "compare_demo.yaml"
+    result = CliRunner().invoke(cli, ["layers", "-c", str(config), "--backbone", "csm"])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("# CSM: tiny-random") and "depth_decoder_out" in result.output
+    missing = CliRunner().invoke(cli, ["layers", "-c", str(config), "--backbone", "nope"])
+    assert missing.exit_code == 2 and "'nope' is not among the config's backbones: qwen, csm" in missing.output
+
+
+def test_features_backbone_name_must_be_one_of_the_configs_backbones():
+    from pathlib import Path
+
+    config = Path(__file__).resolve().parents[1] / "config" / "compare_demo.yaml"
+    result = CliRunner().invoke(cli, ["features", "backbone", "-c", str(config), "--name", "nope"])
+    assert result.exit_code == 2 and "--name: 'nope' is not among the config's backbones: qwen, csm" in result.output

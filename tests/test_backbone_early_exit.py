@@ -12,7 +12,8 @@ import pytest
 import torch
 
 from stage1_5.backbone.huggingface import HuggingFaceBackboneAdapter
-from stage1_5.backbone.qwen3_tts import LayerSite, blocks_needed, truncated_talker
+from stage1_5.backbone.families.qwen3_tts import Qwen3TTSFamily
+from stage1_5.backbone.family import LayerSite, truncated_blocks
 from stage1_5.config import BackboneConfig
 from stage1_5.features.testing import write_tone_utterances
 
@@ -21,8 +22,15 @@ torch.set_num_threads(1)
 LAYERS = ["text_encoder_out", "decoder_block_00", "decoder_block_01", "pre_vocoder"]
 
 
+FAMILY = Qwen3TTSFamily()
+
+
 def _site(path: str, axis: str = "talker") -> LayerSite:
-    return LayerSite(path, path, axis)  # type: ignore[arg-type]
+    return LayerSite(path, path, axis, FAMILY.block_of(path))
+
+
+def blocks_needed(sites):
+    return FAMILY.blocks_needed(sites)
 
 
 def test_blocks_needed_is_one_past_the_deepest_requested_block():
@@ -93,11 +101,11 @@ def test_early_exit_features_equal_a_full_pass(config, utterances):
         np.testing.assert_array_equal(got[key], want[key], err_msg=str(key))
 
 
-def test_truncated_talker_restores_the_block_list_after_an_error(config):
+def test_truncated_blocks_restores_the_block_list_after_an_error(config):
     adapter = HuggingFaceBackboneAdapter(config)
     talker = adapter.model.talker
     layers = talker.model.layers
-    with pytest.raises(RuntimeError), truncated_talker(talker, 1):
+    with pytest.raises(RuntimeError), truncated_blocks(talker.model, "layers", 1):
         assert len(talker.model.layers) == 1
         raise RuntimeError("boom")
     assert talker.model.layers is layers

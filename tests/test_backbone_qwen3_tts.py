@@ -12,13 +12,13 @@ import pytest
 import torch
 
 from stage1_5.backbone.base import attached_hooks, build_capture_hooks, single_capture
-from stage1_5.backbone.qwen3_tts import (
+from stage1_5.backbone.families.qwen3_tts import (
     build_teacher_forced_inputs,
     codec_pre_transformer,
+    Qwen3TTSFamily,
     encode_utterances,
     get_module,
     layer_aliases,
-    resolve_layers,
 )
 from stage1_5.backbone.synthetic import TINY_TALKER_LAYERS, build_tiny_qwen3_tts
 from stage1_5.errors import FeatureError
@@ -124,11 +124,11 @@ def test_tiny_model_aliases_are_text_encoder_out_four_blocks_and_pre_vocoder(tts
 
 def test_unknown_layer_alias_lists_the_valid_ones(tts):
     with pytest.raises(FeatureError, match=r"unknown backbone layer 'decoder_block_99'.*decoder_block_03.*pre_vocoder"):
-        resolve_layers(tts, ["decoder_block_99"])
+        Qwen3TTSFamily().resolve_layers(tts, ["decoder_block_99"])
 
 
 def test_raw_module_paths_resolve_with_their_time_axis(tts):
-    sites = resolve_layers(tts, ["talker.model.layers.1.mlp", "speech_tokenizer.model.decoder.pre_transformer.layers.0"])
+    sites = Qwen3TTSFamily().resolve_layers(tts, ["talker.model.layers.1.mlp", "speech_tokenizer.model.decoder.pre_transformer.layers.0"])
     assert [s.axis for s in sites] == ["talker", "frames"]
 
 

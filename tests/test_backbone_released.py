@@ -20,7 +20,7 @@ from click.testing import CliRunner
 
 from stage1_5.backbone.checkpoint import check_backbone, inspect_checkpoint
 from stage1_5.backbone.huggingface import HuggingFaceBackboneAdapter
-from stage1_5.backbone.qwen3_tts import encode_utterances
+from stage1_5.backbone.families.qwen3_tts import encode_utterances
 from stage1_5.backbone.released import QUICK, TEXT_TOKENIZER_SIZE, VARIANTS, released_config, released_text_tokenizer, save_released_checkpoints
 from stage1_5.cli import cli
 from stage1_5.config import BackboneConfig
@@ -48,7 +48,7 @@ def utterances(tmp_path_factory):
 @pytest.fixture
 def from_pretrained_calls(monkeypatch):
     """Every path `Qwen3TTSModel.from_pretrained` is called with (the call still happens)."""
-    from stage1_5.backbone.qwen3_tts import import_qwen_tts
+    from stage1_5.backbone.families.qwen3_tts import import_qwen_tts
 
     model_class = import_qwen_tts().Qwen3TTSModel
     calls: list[str] = []
@@ -122,7 +122,7 @@ def test_custom_voice_with_xvector_fails_in_one_line_before_any_weight_loads(che
 
 
 def test_a_layer_beyond_the_checkpoint_depth_fails_before_any_weight_loads(checkpoints, from_pretrained_calls):
-    with pytest.raises(FeatureError, match=r"'decoder_block_20' does not exist: .* has 2 talker blocks"):
+    with pytest.raises(FeatureError, match=r"'decoder_block_20' does not exist: .* has 2 decoder blocks"):
         HuggingFaceBackboneAdapter(_config(checkpoints[BASE], layers=["decoder_block_20"]))
     assert from_pretrained_calls == []
 
@@ -188,7 +188,7 @@ def _preflight_config(tmp_path, checkpoint, **backbone) -> str:
 def test_preflight_passes_on_a_released_base_checkpoint(checkpoints, tmp_path):
     result = CliRunner().invoke(cli, ["preflight", _preflight_config(tmp_path, checkpoints[BASE])])
     assert result.exit_code == 0, result.output
-    assert "no problem found" in result.output and "(Base, 2 talker blocks, hidden 1024; local folder)" in result.output
+    assert "no problem found" in result.output and "(Base, 2 decoder blocks, hidden 1024; local folder)" in result.output
     assert "throughput  backbone" in result.output and not (tmp_path / "cache" / "features").exists()
 
 

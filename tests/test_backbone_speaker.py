@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from stage1_5.backbone.qwen3_tts import import_qwen_tts
+from stage1_5.backbone.families.qwen3_tts import import_qwen_tts
 from stage1_5.backbone.speaker import _reflect_index, encode_mels, log_mels, speaker_embeddings
 from stage1_5.backbone.synthetic import build_tiny_qwen3_tts
 

@@ -78,7 +78,7 @@ def test_an_unknown_language_fails_before_any_model_is_built(tmp_path, no_model_
 def test_a_layer_the_checkpoint_lacks_fails_before_any_model_is_built(tmp_path, no_model_builds):
     result = CliRunner().invoke(cli, ["preflight", write_config(tmp_path, {"layers": ["decoder_block_08"]})])
     assert result.exit_code == 2, result.output
-    assert "sources.backbone.layers: 'decoder_block_08' does not exist: 'tiny-random' has 4 talker blocks" in result.output
+    assert "sources.backbone.layers: 'decoder_block_08' does not exist: 'tiny-random' has 4 decoder blocks" in result.output
 
 
 def test_a_bad_dataset_fails_before_any_model_is_built(tmp_path, no_model_builds):

@@ -153,8 +153,11 @@ def test_the_planted_source_marks_the_run_not_scientific_and_names_itself():
 
 
 def test_every_builtin_extractor_path_resolves_to_its_sources_extractor():
+    from stage1_5.config import Stage15Config
+
+    cfg = Stage15Config()
     for spec in all_sources():
-        assert pkgutil.resolve_name(spec.extractor).source == spec.name
+        assert pkgutil.resolve_name(spec.extractor)(spec.settings(cfg), None).source == spec.name
 
 
 def test_an_unregistered_source_is_a_reference_after_the_registered_ones():

@@ -130,6 +130,19 @@ def test_saved_directions_load_as_tensors_with_the_sidecars_facts(fitted, tmp_pa
         np.testing.assert_array_equal(getattr(got, name).float().numpy(), tensor.numpy())
 
 
+def test_two_backbones_blocks_of_the_same_depth_keep_their_own_directions(fitted, tmp_path):
+    from dataclasses import replace
+
+    _, _, d = fitted
+    other = replace(d, representation="csm1b:decoder_block_02", **{**{n: t.clone() for n, t in d.tensors().items()}, "weight": d.weight * 2})
+    mine = replace(d, representation="qwen17:decoder_block_02")
+    save_directions([mine, other], tmp_path, {"accents": list(d.accents)})
+    loaded = load_directions(tmp_path, dtype=torch.float64)
+    assert sorted(loaded.layers) == ["csm1b:decoder_block_02", "qwen17:decoder_block_02"]
+    assert loaded["csm1b:decoder_block_02"].layer == "decoder_block_02"
+    np.testing.assert_array_equal(loaded["csm1b:decoder_block_02"].weight.numpy(), 2 * loaded["qwen17:decoder_block_02"].weight.numpy())
+
+
 def test_a_replaced_tensors_file_is_refused(fitted, tmp_path):
     _, _, d = fitted
     save_directions([d], tmp_path, {"accents": list(d.accents)})
@@ -157,3 +170,11 @@ def test_an_unknown_layer_lists_the_layers_in_the_file(fitted, tmp_path):
     save_directions([d], tmp_path, {"accents": list(d.accents)})
     with pytest.raises(Stage2Error, match="no accent directions for layer 'decoder_block_09'; the file has decoder_block_02"):
         load_directions(tmp_path)["decoder_block_09"]
+
+
+def test_a_version_1_sidecar_of_one_backbone_still_loads(fitted, tmp_path):
+    _, _, d = fitted
+    save_directions([d], tmp_path, {"accents": list(d.accents)})
+    sidecar = json.loads((tmp_path / SIDECAR_FILE).read_text())
+    (tmp_path / SIDECAR_FILE).write_text(json.dumps({**sidecar, "version": 1}))
+    assert load_directions(tmp_path)["decoder_block_02"].representation == REP

@@ -13,7 +13,7 @@ import torch
 from sklearn.metrics import f1_score
 
 from stage1_5.backbone.huggingface import HuggingFaceBackboneAdapter
-from stage1_5.backbone.qwen3_tts import encode_utterances, get_module, teacher_forced_pass
+from stage1_5.backbone.families.qwen3_tts import encode_utterances, get_module, teacher_forced_pass
 from stage1_5.backbone.synthetic import build_tiny_qwen3_tts
 from stage1_5.config import DEMO_DATASET, BackboneConfig, DatasetConfig
 from stage1_5.data.dataset import load_dataset

@@ -1,11 +1,12 @@
-"""Find a Qwen3-TTS checkpoint, check the options against its config.json, then load it.
+"""Find a backbone checkpoint, check the options against its config.json, then load it (any family).
 
 Everything that can be wrong with `sources.backbone` is found before a weight is read:
 `inspect_checkpoint` locates the checkpoint (local folder, Hugging Face cache, or one probe of the
-hub, never a retry loop) and reads its config.json; `check_options` compares the config with the
-speaker slot, language tag and layer aliases; `check_backbone` adds the device / dtype / attention
-checks of `runtime.py`. Each problem is one `FeatureError` naming the option and the fix.
-`load_backbone` then loads the weights (minutes for a real checkpoint on Colab).
+hub, never a retry loop), reads its config.json and hands it to its family (`family.py`: found from
+`model_type`, or `sources.backbone.family`); `check_options` compares the config with the family's
+options and layer aliases; `check_backbone` adds the device / dtype / attention checks of
+`runtime.py`. Each problem is one `FeatureError` naming the option and the fix. `load_backbone` then
+has the family load the weights (minutes for a real checkpoint on Colab).
 """
 
 from __future__ import annotations
@@ -15,20 +16,18 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Mapping
+from typing import TYPE_CHECKING, Any, Literal, Mapping, Optional
 
-from stage1_5.backbone.qwen3_tts import SPEECH_TOKENIZER_PREFIX, alias_sites, language_tag_id
+from stage1_5.backbone.family import DEFAULT_FAMILY, BackboneFamily, CheckpointShape, family_for_config, family_named, family_names
 from stage1_5.backbone.runtime import OPTION, BackboneRuntime, resolve_backbone_runtime
 from stage1_5.errors import FeatureError
 
 if TYPE_CHECKING:
-    import torch
-    from qwen_tts import Qwen3TTSModel
+    from typing import Sequence
 
-    from stage1_5.config import BackboneConfig
+    from stage1_5.config import BackboneConfig, NamedBackboneConfig
 
-Origin = Literal["tiny-random", "local", "hub-cache", "hub"]
-MODEL_TYPES = {"base": "Base", "custom_voice": "CustomVoice", "voice_design": "VoiceDesign"}
+Origin = Literal["tiny-random", "local", "hub-cache", "hub", "packaged"]
 HUB_PROBE_TIMEOUT_S = 10.0
 _ALIAS = re.compile(r"decoder_block_(\d+)$")
 
@@ -40,41 +39,48 @@ class CheckpointInfo:
     name: str  # as configured
     origin: Origin
     location: str  # what `from_pretrained` is given: a folder, or the hub id (files not all cached yet)
-    model_type: str  # tts_model_type: base | custom_voice | voice_design
-    model_size: str  # tts_model_size: 0b6 | 1b7 | tiny
-    n_layers: int  # talker blocks
-    hidden_size: int
-    language_ids: Mapping[str, int]  # codec_language_id
-    speakers: tuple[str, ...]  # CustomVoice speaker names (spk_id)
+    family: str  # the registered family that reads it
+    shape: CheckpointShape
 
     @property
     def kind(self) -> str:
-        """Base / CustomVoice / VoiceDesign."""
-        return MODEL_TYPES.get(self.model_type, self.model_type)
+        return self.shape.kind
+
+    @property
+    def n_layers(self) -> int:
+        return self.shape.n_layers
+
+    @property
+    def hidden_size(self) -> int:
+        return self.shape.hidden_size
+
+    @property
+    def language_ids(self) -> Mapping[str, int]:
+        return self.shape.language_ids
+
+    @property
+    def speakers(self) -> tuple[str, ...]:
+        return self.shape.speakers
 
     def summary(self) -> str:
-        where = {"tiny-random": "built in memory", "local": "local folder", "hub-cache": "Hugging Face cache", "hub": "Hugging Face hub"}[self.origin]
-        return f"{self.name} ({self.kind}, {self.n_layers} talker blocks, hidden {self.hidden_size}; {where})"
+        where = {
+            "tiny-random": "built in memory",
+            "local": "local folder",
+            "hub-cache": "Hugging Face cache",
+            "hub": "Hugging Face hub",
+            "packaged": "config shipped with stage1_5, weights not downloaded",
+        }[self.origin]
+        return f"{self.name} ({self.kind}, {self.n_layers} decoder blocks, hidden {self.hidden_size}; {where})"
 
 
-def _info(name: str, origin: Origin, location: str, config: Mapping[str, Any]) -> CheckpointInfo:
-    if config.get("model_type", "qwen3_tts") != "qwen3_tts" or "talker_config" not in config:
-        raise FeatureError(
-            f"{OPTION}.checkpoint: {name!r} is not a Qwen3-TTS checkpoint (its config.json has model_type "
-            f"{config.get('model_type')!r}); give a Qwen3-TTS 12 Hz checkpoint such as Qwen/Qwen3-TTS-12Hz-1.7B-Base"
-        )
-    talker = config["talker_config"]
-    return CheckpointInfo(
-        name=name,
-        origin=origin,
-        location=location,
-        model_type=str(config.get("tts_model_type", "base")),
-        model_size=str(config.get("tts_model_size", "")),
-        n_layers=int(talker["num_hidden_layers"]),
-        hidden_size=int(talker["hidden_size"]),
-        language_ids={str(k).lower(): int(v) for k, v in (talker.get("codec_language_id") or {}).items()},
-        speakers=tuple(talker.get("spk_id") or {}),
-    )
+def _info(name: str, origin: Origin, location: str, config: Mapping[str, Any], family: Optional[str]) -> CheckpointInfo:
+    """Read `config` with the family named in the settings, or the one its `model_type` names."""
+    reader = family_named(family) if family else family_for_config(config, name, OPTION)
+    try:
+        shape = reader.describe(config)
+    except FeatureError as err:
+        raise FeatureError(f"{OPTION}.checkpoint: {name!r} cannot be read as a {reader.title} checkpoint: {err}") from None
+    return CheckpointInfo(name=name, origin=origin, location=location, family=reader.name, shape=shape)
 
 
 def _read_json(path: Path, name: str) -> dict[str, Any]:
@@ -114,7 +120,7 @@ def _hub_reachable(name: str) -> bool:
     return True
 
 
-def _from_hub(name: str) -> CheckpointInfo:
+def _from_hub(name: str, family: Optional[str]) -> CheckpointInfo:
     """The Hugging Face cache first (offline, or with the hub unreachable, the cached snapshot folder
     is loaded as a local folder); otherwise one probe of the hub, then config.json."""
     from huggingface_hub import HfApi, hf_hub_download, try_to_load_from_cache
@@ -128,7 +134,10 @@ def _from_hub(name: str) -> CheckpointInfo:
         snapshot = str(Path(cached).parent)
         # a hub id makes transformers ask the hub (model_info, retried) even for cached files: load the folder
         online = not offline and _hub_reachable(name)
-        return _info(name, "hub-cache", name if online else snapshot, _read_json(Path(cached), name))
+        return _info(name, "hub-cache", name if online else snapshot, _read_json(Path(cached), name), family)
+    packaged = _packaged(name, family)
+    if offline and packaged is not None:
+        return packaged
     if offline:
         raise FeatureError(
             f"{not_a_folder}, and not in the Hugging Face cache while HF_HUB_OFFLINE is set; download it once "
@@ -141,6 +150,8 @@ def _from_hub(name: str) -> CheckpointInfo:
     except RepositoryNotFoundError:
         raise FeatureError(f"{not_a_folder}, and no model of that name is on the Hugging Face hub; check the spelling") from None
     except (OSError, ValueError) as err:
+        if packaged is not None:
+            return packaged
         raise FeatureError(
             f"{not_a_folder}, and the Hugging Face hub cannot be reached to fetch it ({type(err).__name__}); "
             "give a local folder, or set HF_HUB_OFFLINE=1 to use the local cache only"
@@ -149,52 +160,57 @@ def _from_hub(name: str) -> CheckpointInfo:
         path = hf_hub_download(name, "config.json")
     except (OSError, ValueError) as err:
         raise FeatureError(f"{OPTION}.checkpoint: {name!r}: cannot download its config.json ({str(err).splitlines()[0][:200]})") from None
-    return _info(name, "hub", name, _read_json(Path(path), name))
+    return _info(name, "hub", name, _read_json(Path(path), name), family)
 
 
-def inspect_checkpoint(name: str) -> CheckpointInfo:
-    """Locate `name` (a local folder, a hub id, or 'tiny-random') and read its config.json."""
+def _packaged(name: str, family: Optional[str]) -> Optional[CheckpointInfo]:
+    """A released checkpoint whose config.json ships with a family (read offline), or None."""
+    for reader in map(family_named, [family] if family else family_names()):
+        config = reader.released_config(name)
+        if config is not None:
+            return _info(name, "packaged", name, config, reader.name)
+    return None
+
+
+def inspect_checkpoint(name: str, family: Optional[str] = None) -> CheckpointInfo:
+    """Locate `name` (a local folder, a hub id, or 'tiny-random') and read its config.json with
+    `family` (default: the family its `model_type` names; 'tiny-random' builds `DEFAULT_FAMILY`'s)."""
     from stage1_5.config import TINY_RANDOM
 
     if name == TINY_RANDOM:
-        from stage1_5.backbone.synthetic import tiny_config_dicts
-
-        return _info(name, "tiny-random", name, tiny_config_dicts()["model"])
+        reader = family_named(family or DEFAULT_FAMILY)
+        return _info(name, "tiny-random", name, reader.tiny_config(), reader.name)
     path = Path(name).expanduser()
     if path.is_dir():
         config = path / "config.json"
         if not config.is_file():
-            raise FeatureError(f"{OPTION}.checkpoint: {name!r} is not a Qwen3-TTS checkpoint folder: it has no config.json")
-        return _info(name, "local", str(path), _read_json(config, name))
+            raise FeatureError(f"{OPTION}.checkpoint: {name!r} is not a checkpoint folder: it has no config.json")
+        return _info(name, "local", str(path), _read_json(config, name), family)
     if path.exists():
         raise FeatureError(f"{OPTION}.checkpoint: {name!r} is a file; give the checkpoint folder (with config.json) or a hub name")
     if not _looks_like_repo_id(name):
         raise FeatureError(f"{OPTION}.checkpoint: local folder {name!r} not found ({path.absolute()})")
-    return _from_hub(name)
+    return _from_hub(name, family)
 
 
 def check_options(cfg: "BackboneConfig", info: CheckpointInfo, *, layers: bool = True) -> None:
-    """The options that depend on the checkpoint: speaker slot, language tag, layer aliases."""
-    if cfg.speaker_slot == "xvector" and info.model_type != "base":
-        raise FeatureError(
-            f"{OPTION}.speaker_slot: 'xvector' needs a Base checkpoint (only Base has a speaker encoder); "
-            f"{info.name!r} is {info.kind}; use speaker_slot: zero"
-        )
-    language_tag_id(info.language_ids, cfg.language)
+    """The options that depend on the checkpoint: the family's (speaker slot, language...), layer aliases."""
+    family = family_named(info.family)
+    family.check_options(cfg, info.shape, OPTION)
     if layers:
-        check_layer_names(cfg.layers, info)
+        check_layer_names(cfg.layers, info, family)
 
 
-def check_layer_names(names, info: CheckpointInfo) -> None:
+def check_layer_names(names, info: CheckpointInfo, family: BackboneFamily) -> None:
     """Aliases must exist in this checkpoint; raw module paths are checked once the model is loaded."""
-    aliases = alias_sites(info.n_layers)
+    aliases = family.alias_sites(info.n_layers)
     for name in names:
-        if name in aliases or name.startswith(("talker.", SPEECH_TOKENIZER_PREFIX)):
+        if name in aliases or name.startswith(family.module_prefixes):
             continue
         match = _ALIAS.match(name)
         if match:
             raise FeatureError(
-                f"{OPTION}.layers: {name!r} does not exist: {info.name!r} has {info.n_layers} talker blocks "
+                f"{OPTION}.layers: {name!r} does not exist: {info.name!r} has {info.n_layers} decoder blocks "
                 f"(decoder_block_00 .. decoder_block_{info.n_layers - 1:02d}); list them with `stage1_5 layers`"
             )
         raise FeatureError(
@@ -214,67 +230,33 @@ class BackboneCheck:
 def check_backbone(cfg: "BackboneConfig", *, layers: bool = True) -> BackboneCheck:
     """Every check that needs no weights (seconds): runtime, checkpoint, options."""
     runtime = resolve_backbone_runtime(cfg)
-    info = inspect_checkpoint(cfg.checkpoint)
+    info = inspect_checkpoint(cfg.checkpoint, cfg.family)
     check_options(cfg, info, layers=layers)
     return BackboneCheck(info, runtime)
+
+
+def language_notes(backbones: "Sequence[NamedBackboneConfig]") -> list[str]:
+    """The report's sentences for backbones of a single-language family set to another language
+    (`family.language_note`); a backbone whose checkpoint cannot be inspected here says nothing."""
+    from stage1_5.backbone.family import language_note
+
+    notes = []
+    for backbone in backbones:
+        if backbone.language is None or backbone.language.lower() == "auto":
+            continue
+        try:
+            info = inspect_checkpoint(backbone.checkpoint, backbone.family)
+        except FeatureError:
+            continue
+        note = language_note(family_named(info.family), backbone.language, backbone.name)
+        if note is not None:
+            notes.append(note)
+    return notes
 
 
 # --------------------------------------------------------------------------------------- loading
 
 
-def _torch_dtype(name: str) -> "torch.dtype":
-    from stage1_5.torch_utils import DTYPES
-
-    return DTYPES[name]
-
-
-def load_backbone(check: BackboneCheck, *, seed: int = 0) -> "Qwen3TTSModel":
-    """Load the checked checkpoint in eval mode on the runtime's device, talker in the runtime's
-    dtype, speech tokenizer in float32 ('tiny-random' builds the tiny model)."""
-    import torch
-
-    from stage1_5.backbone.qwen3_tts import import_qwen_tts
-
-    info, runtime = check.checkpoint, check.runtime
-    dtype, device = _torch_dtype(runtime.dtype), torch.device(runtime.device)
-    if info.origin == "tiny-random":
-        from stage1_5.backbone.synthetic import build_tiny_qwen3_tts
-
-        tts = build_tiny_qwen3_tts(seed, attn_implementation=runtime.attn_implementation)
-        tts.model.to(dtype=dtype)
-        return place(tts, device)
-    qwen_tts = import_qwen_tts()
-    try:
-        tts = qwen_tts.Qwen3TTSModel.from_pretrained(info.location, dtype=dtype, attn_implementation=runtime.attn_implementation)
-        if dtype != torch.float32:
-            # from_pretrained hands `dtype` to the speech tokenizer too, which rounds its float32 weights
-            _reload_speech_tokenizer(tts, info.location)
-    except (OSError, ValueError) as err:
-        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise FeatureError(f"{OPTION}.checkpoint: {info.name!r} cannot be loaded as a Qwen3-TTS checkpoint: {reason}") from None
-    return place(tts, device)
-
-
-def _reload_speech_tokenizer(tts: "Qwen3TTSModel", location: str) -> None:
-    import torch
-    from qwen_tts.inference.qwen3_tts_tokenizer import Qwen3TTSTokenizer
-    from transformers.utils.hub import cached_file
-
-    config = cached_file(location, "speech_tokenizer/config.json")
-    tts.model.load_speech_tokenizer(Qwen3TTSTokenizer.from_pretrained(os.path.dirname(config), dtype=torch.float32))
-
-
-def place(tts: "Qwen3TTSModel", device: "torch.device") -> "Qwen3TTSModel":
-    """Move the model AND its speech tokenizer (not a registered submodule) to `device`, eval mode.
-
-    The speech tokenizer stays float32 whatever the model dtype: its codes are an argmin over
-    codebooks, and bf16 flips some of them, which would make features depend on the dtype.
-    """
-    from stage1_5.backbone.runtime import SPEECH_TOKENIZER_DTYPE
-
-    tts.model.to(device).eval()
-    tokenizer = tts.model.speech_tokenizer
-    tokenizer.model.to(device=device, dtype=_torch_dtype(SPEECH_TOKENIZER_DTYPE)).eval()
-    tokenizer.device = device
-    tts.device = device
-    return tts
+def load_backbone(check: BackboneCheck, *, seed: int = 0) -> Any:
+    """Load the checked checkpoint with its family, in eval mode on the runtime's device: the family's handle."""
+    return family_named(check.checkpoint.family).load(check.checkpoint, check.runtime, seed=seed)

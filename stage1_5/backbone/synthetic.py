@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Optional
 import torch
 from torch import nn
 
-from stage1_5.backbone.qwen3_tts import SAMPLE_RATE, import_qwen_tts
+from stage1_5.backbone.families.qwen_tts_package import SAMPLE_RATE, import_qwen_tts
 from stage1_5.errors import FeatureError
 
 if TYPE_CHECKING:

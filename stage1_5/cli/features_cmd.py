@@ -51,17 +51,33 @@ def _run(
     chunk_size: int | None,
     force: bool,
     no_progress: bool,
+    backbone_name: str | None = None,
 ) -> None:
+    """Extract `source` (for 'backbone' with a `sources.backbones` list: the one called `backbone_name`,
+    default the first) with the command line's `overrides` of its settings."""
+    from stage1_5.config import load_config
+    from stage1_5.errors import ConfigError
+
+    from stage1_5.sources import configured_backbones
+
+    cfg = load_config(config_file)
+    with configured_backbones(cfg) as backbones:
+        if source == "backbone" and cfg.sources.backbones:
+            source = backbone_name or backbones[0]
+            if source not in backbones:
+                raise ConfigError(f"--name: {source!r} is not among the config's backbones: {', '.join(backbones)}")
+        _extract(source, cfg, overrides, export_path, store_dtype, chunk_size, force, no_progress)
+
+
+def _extract(source: str, cfg: Any, overrides: dict[str, Any], export_path: str | None, store_dtype: str | None, chunk_size: int | None, force: bool, no_progress: bool) -> None:
     from stage1_5 import distributed
     from stage1_5.cli.overrides import override
-    from stage1_5.config import load_config
     from stage1_5.features.extract import export_features, extract_features
     from stage1_5.paths import cache_paths
     from stage1_5.pipeline import dataset_stage
     from stage1_5.runtime import configure_torch_threads
     from stage1_5.sources import source_spec
 
-    cfg = load_config(config_file)
     spec = source_spec(source)
     section = override(spec.settings(cfg), {"enabled": True, **overrides}, key=spec.key, options={"features": "--layers"})
     output = override(
@@ -70,7 +86,11 @@ def _run(
         key="output",
         options={"feature_dtype": "--store-dtype", "feature_chunk_size": "--chunk-size"},
     )
-    sources = cfg.sources.model_copy(update={spec.section or spec.name: section})
+    if any(b.name == source for b in cfg.sources.backbones or ()):
+        listed = [section if b.name == source else b for b in cfg.sources.backbones]
+        sources = cfg.sources.model_copy(update={"backbones": listed})
+    else:
+        sources = cfg.sources.model_copy(update={spec.section or spec.name: section})
     cfg = cfg.model_copy(update={"sources": sources, "output": output})
     configure_torch_threads()
     with distributed.session() as ctx:  # torchrun: every rank extracts a shard, rank 0 consolidates
@@ -126,9 +146,11 @@ def command() -> None:
 @_dtype
 @click.option("--attn-implementation", type=click.Choice(get_args(AttnImplementation)), default=None, help="Attention kernel [default: the config's].")
 @_batch
-def backbone(layers: list[str] | None, dtype: str | None, attn_implementation: str | None, batch_size: int | None, **common: Any) -> None:
-    """Qwen3-TTS layers (aliases such as decoder_block_08, text_encoder_out, pre_vocoder)."""
-    _run("backbone", {"layers": layers, "dtype": dtype, "attn_implementation": attn_implementation, "batch_size": batch_size}, **common)
+@click.option("--name", "backbone_name", default=None, help="Which of the config's sources.backbones (default: the first).")
+def backbone(layers: list[str] | None, dtype: str | None, attn_implementation: str | None, batch_size: int | None, backbone_name: str | None, **common: Any) -> None:
+    """Backbone layers (aliases such as decoder_block_08, text_encoder_out, pre_vocoder; any family)."""
+    overrides = {"layers": layers, "dtype": dtype, "attn_implementation": attn_implementation, "batch_size": batch_size}
+    _run("backbone", overrides, backbone_name=backbone_name, **common)
 
 
 @command.command("ssl")

@@ -92,6 +92,7 @@ def _directions_meta(cfg: Stage15Config, deciding: list[str], meta: pd.DataFrame
     return {
         **{k: v for k, v in common.items() if k != "origin"},
         "origins": {rep: o["origin"] for rep, o in origins.items()},
+        "extracted_with": {rep: {k: v for k, v in o.items() if k != "origin"} for rep, o in origins.items() if o["origin"] == "extracted"},
         "dataset_hash": dataset_hash,
         "accents": accents,
         "label_map": {a: i for i, a in enumerate(accents)},
@@ -182,7 +183,9 @@ def _compute(vectors, meta, cfg, *, dataset_hash, progress) -> Stage2Result:
         if choice.note and choice.note not in notes:
             notes.append(choice.note)
         layer = rep.partition(":")[2]
-        module_path, axis = alias_site(layer) if source_of(rep) == "backbone" else (None, None)
+        spec = source_spec(source_of(rep))
+        family = getattr(spec.settings(cfg), "family", None) if spec is not None and spec.decides else None
+        module_path, axis = alias_site(layer, family) if spec is not None and spec.decides else (None, None)
         directions.append(fit_layer_directions(X, accents, choice, layer=layer, representation=rep, device=device, module_path=module_path, axis=axis))
         chosen[rep] = choice.C
     erasure, erasure_notes = erasure_metrics(

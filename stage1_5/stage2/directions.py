@@ -36,7 +36,10 @@ from stage1_5.probes.splits import SpeakerPerAccentFold, speakers_by_accent
 TENSORS_FILE = "directions.safetensors"
 SIDECAR_FILE = "directions.json"
 FORMAT = "stage1_5.stage2.directions"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+"""2: a named backbone's layers are keyed by representation (several backbones); a version-1 file (one
+backbone, keyed by alias) reads the same way."""
+READABLE_VERSIONS = (1, FORMAT_VERSION)
 TENSOR_NAMES = ("weight", "bias", "class_means", "lda_scalings", "accent_basis")
 
 
@@ -217,15 +220,15 @@ def fit_layer_directions(
 # ----------------------------------------------------------------------------- module paths
 
 
-def alias_site(layer: str) -> tuple[Optional[str], Optional[str]]:
-    """(module path, time axis) of a backbone layer name, from the backbone's alias table
-    (`qwen3_tts.alias_sites`), without loading a model: any talker depth past the layer's trailing
-    number gives the same entry. A raw module path is its own module path; its axis is known only
-    once a model is loaded (None here)."""
-    from stage1_5.backbone.qwen3_tts import alias_sites
+def alias_site(layer: str, family: Optional[str] = None) -> tuple[Optional[str], Optional[str]]:
+    """(module path, time axis) of a backbone layer name, from its family's alias table
+    (`BackboneFamily.alias_sites`; default: the Qwen3-TTS family), without loading a model: any depth
+    past the layer's trailing number gives the same entry. A raw module path is its own module path;
+    its axis is known only once a model is loaded (None here)."""
+    from stage1_5.backbone.family import DEFAULT_FAMILY, family_named
 
     digits = re.search(r"(\d+)$", layer)
-    site = alias_sites(int(digits.group(1)) + 1 if digits else 1).get(layer)
+    site = family_named(family or DEFAULT_FAMILY).alias_sites(int(digits.group(1)) + 1 if digits else 1).get(layer)
     return (site.module_path, site.axis) if site is not None else (layer, None)
 
 
@@ -257,6 +260,15 @@ class AccentDirections:
         return list(self.meta.get("accents", []))
 
 
+def _key(d: LayerDirections) -> str:
+    """The layer's key in the file pair: its alias for the single backbone ('decoder_block_08'), its
+    representation for a named one of several ('csm1b:decoder_block_08'), so two backbones' blocks
+    of the same depth never share tensors."""
+    from stage1_5.config import DEFAULT_BACKBONE_NAME
+
+    return d.layer if d.representation.partition(":")[0] in (DEFAULT_BACKBONE_NAME, d.representation) else d.representation
+
+
 def _layer_entry(d: LayerDirections) -> dict[str, Any]:
     return {
         "representation": d.representation,
@@ -266,7 +278,7 @@ def _layer_entry(d: LayerDirections) -> dict[str, Any]:
         "dim": d.dim,
         "C": d.C,
         "direction_norm": d.direction_norm,
-        "tensors": {name: f"{d.layer}/{name}" for name in TENSOR_NAMES},
+        "tensors": {name: f"{_key(d)}/{name}" for name in TENSOR_NAMES},
         **dict(d.info),
     }
 
@@ -278,7 +290,7 @@ def save_directions(directions: Sequence[LayerDirections], folder: str | Path, m
     from safetensors.torch import save
 
     folder = Path(folder)
-    tensors = {f"{d.layer}/{name}": t.detach().cpu().contiguous() for d in directions for name, t in d.tensors().items()}
+    tensors = {f"{_key(d)}/{name}": t.detach().cpu().contiguous() for d in directions for name, t in d.tensors().items()}
     with atomic_open(folder / TENSORS_FILE, "wb") as fh:
         fh.write(save(tensors, metadata={"format": FORMAT}))
     sidecar = {
@@ -287,7 +299,7 @@ def save_directions(directions: Sequence[LayerDirections], folder: str | Path, m
         "tensors_file": TENSORS_FILE,
         "tensors_sha256": file_sha256(folder / TENSORS_FILE),
         **dict(meta),
-        "layers": {d.layer: _layer_entry(d) for d in directions},
+        "layers": {_key(d): _layer_entry(d) for d in directions},
     }
     atomic_write_json(folder / SIDECAR_FILE, sidecar)
     return folder / SIDECAR_FILE
@@ -313,7 +325,7 @@ def load_directions(run_dir: str | Path, *, device: Any = None, dtype: torch.dty
         raise Stage2Error(f"{sidecar}: unreadable directions sidecar: {err}") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise Stage2Error(f"{sidecar}: not a stage1_5 directions sidecar (format {meta.get('format') if isinstance(meta, dict) else None!r})")
-    if meta.get("version") != FORMAT_VERSION:
+    if meta.get("version") not in READABLE_VERSIONS:
         raise Stage2Error(f"{sidecar}: directions format version {meta.get('version')!r}; this stage1_5 reads {FORMAT_VERSION}")
     tensors_path = sidecar.parent / Path(str(meta.get("tensors_file", TENSORS_FILE))).name  # never outside the folder
     if not tensors_path.is_file():
@@ -335,7 +347,7 @@ def load_directions(run_dir: str | Path, *, device: Any = None, dtype: torch.dty
             raise Stage2Error(f"{sidecar}: layer {alias!r}: weight {tuple(found['weight'].shape)} does not match {len(accents)} accents × dim {entry['dim']}")
         known = {"representation", "alias", "module_path", "axis", "dim", "C", "direction_norm", "tensors"}
         layers[alias] = LayerDirections(
-            layer=alias,
+            layer=str(entry.get("alias", alias)),
             representation=entry["representation"],
             accents=accents,
             C=float(entry["C"]),

@@ -1,4 +1,4 @@
-"""Qwen3-TTS specifics: layer aliases and teacher-forced inputs (loading: `checkpoint.py`; random models: `synthetic.py`).
+"""The Qwen3-TTS family: config reading, layer aliases, loading and teacher-forced inputs (random models: `synthetic.py`).
 
 The talker is one decoder-only transformer over a dual-track sequence (text-track embedding +
 codec-track embedding per position). We probe it by teacher forcing: the inputs are laid out
@@ -18,25 +18,30 @@ are addressed under the `speech_tokenizer.model.` prefix and moved to the device
 
 from __future__ import annotations
 
-import contextlib
+import os
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterator, Literal, Mapping, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Literal, Mapping, Optional, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
+from stage1_5.backbone.families.qwen_tts_package import SAMPLE_RATE, import_qwen_tts
+from stage1_5.backbone.family import BackboneFamily, CheckpointShape, LayerSite, block_alias, truncated_blocks
+from stage1_5.backbone.runtime import OPTION
 from stage1_5.backbone.speaker import speaker_embeddings
 from stage1_5.errors import FeatureError
 
 if TYPE_CHECKING:  # qwen_tts imports take seconds and print a banner: import them lazily
     from qwen_tts import Qwen3TTSModel
 
-SAMPLE_RATE = 24000
-"""Qwen3-TTS audio rate (speech tokenizer and speaker encoder)."""
+    from stage1_5.backbone.checkpoint import CheckpointInfo
+    from stage1_5.backbone.runtime import BackboneRuntime
+    from stage1_5.config import BackboneConfig
 
 SPEECH_TOKENIZER_PREFIX = "speech_tokenizer.model."
+MODEL_TYPES = {"base": "Base", "custom_voice": "CustomVoice", "voice_design": "VoiceDesign"}
 
 Axis = Literal["talker", "text", "frames"]
 SpeakerSlot = Literal["xvector", "zero"]
@@ -44,51 +49,16 @@ SpeakerSlot = Literal["xvector", "zero"]
 
 # ----------------------------------------------------------------------------------------- layers
 
-
-@dataclass(frozen=True)
-class LayerSite:
-    """A requested layer: its name, the module whose output is captured, and that output's time axis.
-
-    axis "talker": the talker sequence (pooled over `positions`); "text": the transcript tokens
-    through `text_projection` (context-free); "frames": speech-tokenizer decoder frames (12.5 Hz).
-    """
-
-    name: str
-    module_path: str
-    axis: Axis
-
-
-def import_qwen_tts():
-    """`import qwen_tts` without its import-time noise.
-
-    qwen_tts prints a "flash-attn is not installed" banner on stdout, and the `sox` package it imports
-    runs `sox -h` through a shell (whose "sox: not found" goes to fd 2) and logs a warning; none of it
-    matters for probing, which never calls SoX.
-    """
-    import contextlib
-    import io
-    import logging
-    import os
-    import sys
-
-    if "qwen_tts" not in sys.modules:
-        logging.getLogger("sox").setLevel(logging.ERROR)
-        saved_fd2 = os.dup(2)
-        try:
-            with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(io.StringIO()):
-                os.dup2(devnull.fileno(), 2)
-                import qwen_tts  # noqa: F401
-        finally:
-            os.dup2(saved_fd2, 2)
-            os.close(saved_fd2)
-    return sys.modules["qwen_tts"]
+TALKER_BLOCKS = "talker.model.layers."
 
 
 def alias_sites(n_layers: int) -> dict[str, LayerSite]:
-    """Friendly names -> sites for a talker of `n_layers` blocks: text_encoder_out, decoder_block_NN
-    (one per block), pre_vocoder. Needs only the checkpoint's config, not its weights."""
+    """Friendly names -> sites for a talker of `n_layers` blocks: text_encoder_out (axis "text": the
+    transcript tokens through `text_projection`, context-free), decoder_block_NN (axis "talker": the
+    talker sequence, pooled over `positions`), pre_vocoder (axis "frames": speech-tokenizer decoder
+    frames, 12.5 Hz). Needs only the checkpoint's config, not its weights."""
     sites = [LayerSite("text_encoder_out", "talker.text_projection", "text")]
-    sites += [LayerSite(f"decoder_block_{i:02d}", f"talker.model.layers.{i}", "talker") for i in range(n_layers)]
+    sites += [LayerSite(block_alias(i), f"{TALKER_BLOCKS}{i}", "talker", i) for i in range(n_layers)]
     sites.append(LayerSite("pre_vocoder", SPEECH_TOKENIZER_PREFIX + "decoder.pre_transformer", "frames"))
     return {s.name: s for s in sites}
 
@@ -105,12 +75,20 @@ def _axis_of(path: str) -> Optional[Axis]:
         return None
     if path == "talker.text_projection" or path.startswith("talker.text_projection.") or path == "talker.model.text_embedding":
         return "text"
-    if path.startswith("talker.model.layers.") or path in ("talker.model.norm", "talker.codec_head"):
+    if path.startswith(TALKER_BLOCKS) or path in ("talker.model.norm", "talker.codec_head"):
         return "talker"
     pre_transformer = SPEECH_TOKENIZER_PREFIX + "decoder.pre_transformer"
     if path == pre_transformer or path.startswith(pre_transformer + "."):
         return "frames"
     return None
+
+
+_BLOCK_PATH = re.compile(r"^talker\.model\.layers\.(\d+)(\.|$)")
+
+
+def _block_of(path: str) -> Optional[int]:
+    match = _BLOCK_PATH.match(path)
+    return int(match.group(1)) if match else None
 
 
 def named_modules(tts: "Qwen3TTSModel") -> dict[str, nn.Module]:
@@ -120,66 +98,6 @@ def named_modules(tts: "Qwen3TTSModel") -> dict[str, nn.Module]:
     if tokenizer is not None:
         modules.update({SPEECH_TOKENIZER_PREFIX + k if k else SPEECH_TOKENIZER_PREFIX[:-1]: m for k, m in tokenizer.model.named_modules()})
     return modules
-
-
-def hookable_module_paths(tts: "Qwen3TTSModel") -> list[str]:
-    """Raw module paths that run once in the teacher-forced pass with a `[batch, time, d]` output."""
-    return [path for path in named_modules(tts) if path and _axis_of(path) is not None]
-
-
-def resolve_layers(tts: "Qwen3TTSModel", names: Sequence[str]) -> list[LayerSite]:
-    """Aliases or raw module paths -> sites; an unknown name is a `FeatureError` listing the valid aliases."""
-    aliases = layer_aliases(tts)
-    hookable = set(hookable_module_paths(tts))
-    sites = []
-    for name in dict.fromkeys(names):
-        if name in aliases:
-            sites.append(aliases[name])
-        elif name in hookable:
-            sites.append(LayerSite(name, name, _axis_of(name)))  # type: ignore[arg-type]
-        else:
-            raise FeatureError(
-                f"unknown backbone layer {name!r}; valid aliases: {', '.join(aliases)} "
-                "(or a module path listed by `stage1_5 layers --checkpoint ... --modules`)"
-            )
-    return sites
-
-
-_BLOCK_PATH = re.compile(r"^talker\.model\.layers\.(\d+)(\.|$)")
-
-
-def blocks_needed(sites: Sequence[LayerSite]) -> Optional[int]:
-    """How many talker blocks the pass must run for `sites`: one past the deepest requested block, 0
-    when no site is on the talker, None (all of them) when a talker site lies after the blocks
-    (`talker.model.norm`, `talker.codec_head`). The blocks are causal in depth: block k's output
-    depends only on blocks 0..k, so stopping after the deepest one leaves every captured layer unchanged."""
-    deepest = -1
-    for site in sites:
-        if site.axis != "talker":
-            continue
-        match = _BLOCK_PATH.match(site.module_path)
-        if match is None:
-            return None
-        deepest = max(deepest, int(match.group(1)))
-    return deepest + 1
-
-
-@contextlib.contextmanager
-def truncated_talker(talker: nn.Module, n_blocks: Optional[int]) -> Iterator[None]:
-    """Run only the first `n_blocks` decoder blocks of `talker` inside the block (None: all).
-
-    The talker's forward loops over `talker.model.layers`; a shorter `ModuleList` of the same block
-    objects (same weights, same hooks) stops it early. The full list is restored on exit, even on error.
-    """
-    layers = talker.model.layers
-    if n_blocks is None or n_blocks >= len(layers):
-        yield
-        return
-    talker.model.layers = nn.ModuleList(list(layers)[:n_blocks])
-    try:
-        yield
-    finally:
-        talker.model.layers = layers
 
 
 def get_module(tts: "Qwen3TTSModel", path: str) -> nn.Module:
@@ -367,14 +285,157 @@ def teacher_forced_pass(
     run_codec: bool = True,
     n_blocks: Optional[int] = None,
 ) -> TeacherForcedInputs:
-    """Build the inputs and run the talker once (its first `n_blocks` blocks, see `blocks_needed`;
-    None: every block) and, if asked, the codec decoder's pre-transformer. Call it inside
+    """Build the inputs and run the talker once (its first `n_blocks` blocks, see
+    `BackboneFamily.blocks_needed`; None: every block) and, if asked, the codec decoder's pre-transformer. Call it inside
     `attached_hooks` to capture layers; returns the pooling masks."""
     inputs = build_teacher_forced_inputs(tts.model, batch)
     if run_talker and n_blocks != 0:
-        with truncated_talker(tts.model.talker, n_blocks):
+        with truncated_blocks(tts.model.talker.model, "layers", n_blocks):
             tts.model.talker(inputs_embeds=inputs.inputs_embeds, attention_mask=inputs.attention_mask, use_cache=False)
     if run_codec:
         tokenizer_model = tts.model.speech_tokenizer.model
         codec_pre_transformer(tokenizer_model, inputs.codes.to(tokenizer_model.device))
     return inputs
+
+
+# ---------------------------------------------------------------------------------------- loading
+
+
+def _torch_dtype(name: str) -> torch.dtype:
+    from stage1_5.torch_utils import DTYPES
+
+    return DTYPES[name]
+
+
+def _reload_speech_tokenizer(tts: "Qwen3TTSModel", location: str) -> None:
+    from qwen_tts.inference.qwen3_tts_tokenizer import Qwen3TTSTokenizer
+    from transformers.utils.hub import cached_file
+
+    config = cached_file(location, "speech_tokenizer/config.json")
+    tts.model.load_speech_tokenizer(Qwen3TTSTokenizer.from_pretrained(os.path.dirname(config), dtype=torch.float32))
+
+
+def place(tts: "Qwen3TTSModel", device: torch.device) -> "Qwen3TTSModel":
+    """Move the model AND its speech tokenizer (not a registered submodule) to `device`, eval mode.
+
+    The speech tokenizer stays float32 whatever the model dtype: its codes are an argmin over
+    codebooks, and bf16 flips some of them, which would make features depend on the dtype.
+    """
+    from stage1_5.backbone.runtime import SPEECH_TOKENIZER_DTYPE
+
+    tts.model.to(device).eval()
+    tokenizer = tts.model.speech_tokenizer
+    tokenizer.model.to(device=device, dtype=_torch_dtype(SPEECH_TOKENIZER_DTYPE)).eval()
+    tokenizer.device = device
+    tts.device = device
+    return tts
+
+
+# ----------------------------------------------------------------------------------------- family
+
+
+class Qwen3TTSFamily(BackboneFamily):
+    """Qwen3-TTS 12 Hz (Base / CustomVoice / VoiceDesign): the handle is a `qwen_tts.Qwen3TTSModel`."""
+
+    name = "qwen3_tts"
+    title = "Qwen3-TTS"
+    model_types = ("qwen3_tts",)
+    sample_rate = SAMPLE_RATE
+    module_prefixes = ("talker.", SPEECH_TOKENIZER_PREFIX)
+    block_axis = "talker"
+
+    def describe(self, config: Mapping[str, Any]) -> CheckpointShape:
+        if config.get("model_type", "qwen3_tts") != "qwen3_tts" or "talker_config" not in config:
+            raise FeatureError(
+                f"its config.json has model_type {config.get('model_type')!r}, not a Qwen3-TTS checkpoint; "
+                "give a Qwen3-TTS 12 Hz checkpoint such as Qwen/Qwen3-TTS-12Hz-1.7B-Base"
+            )
+        talker = config["talker_config"]
+        model_type = str(config.get("tts_model_type", "base"))
+        return CheckpointShape(
+            kind=MODEL_TYPES.get(model_type, model_type),
+            n_layers=int(talker["num_hidden_layers"]),
+            hidden_size=int(talker["hidden_size"]),
+            language_ids={str(k).lower(): int(v) for k, v in (talker.get("codec_language_id") or {}).items()},
+            speakers=tuple(talker.get("spk_id") or {}),
+            speaker_encoder=model_type == "base",
+        )
+
+    def tiny_config(self) -> dict[str, Any]:
+        from stage1_5.backbone.synthetic import tiny_config_dicts
+
+        return tiny_config_dicts()["model"]
+
+    def alias_sites(self, n_layers: int) -> dict[str, LayerSite]:
+        return alias_sites(n_layers)
+
+    def check_options(self, cfg: "BackboneConfig", shape: CheckpointShape, option: str) -> None:
+        if cfg.speaker_slot == "xvector" and not shape.speaker_encoder:
+            raise FeatureError(
+                f"{option}.speaker_slot: 'xvector' needs a Base checkpoint (only Base has a speaker encoder); "
+                f"{cfg.checkpoint!r} is {shape.kind}; use speaker_slot: zero"
+            )
+        language_tag_id(shape.language_ids, cfg.language)
+
+    def load(self, info: "CheckpointInfo", runtime: "BackboneRuntime", *, seed: int) -> "Qwen3TTSModel":
+        """Talker in the runtime's dtype, speech tokenizer in float32 ('tiny-random' builds the tiny model)."""
+        dtype, device = _torch_dtype(runtime.dtype), torch.device(runtime.device)
+        if info.origin == "tiny-random":
+            from stage1_5.backbone.synthetic import build_tiny_qwen3_tts
+
+            tts = build_tiny_qwen3_tts(seed, attn_implementation=runtime.attn_implementation)
+            tts.model.to(dtype=dtype)
+            return place(tts, device)
+        qwen_tts = import_qwen_tts()
+        try:
+            tts = qwen_tts.Qwen3TTSModel.from_pretrained(info.location, dtype=dtype, attn_implementation=runtime.attn_implementation)
+            if dtype != torch.float32:
+                # from_pretrained hands `dtype` to the speech tokenizer too, which rounds its float32 weights
+                _reload_speech_tokenizer(tts, info.location)
+        except (OSError, ValueError) as err:
+            reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+            raise FeatureError(f"{OPTION}.checkpoint: {info.name!r} cannot be loaded as a Qwen3-TTS checkpoint: {reason}") from None
+        return place(tts, device)
+
+    def adopt(self, handle: "Qwen3TTSModel", device: torch.device) -> "Qwen3TTSModel":
+        return place(handle, device)
+
+    def torch_model(self, handle: "Qwen3TTSModel") -> nn.Module:
+        return handle.model
+
+    def n_layers(self, handle: "Qwen3TTSModel") -> int:
+        return int(handle.model.config.talker_config.num_hidden_layers)
+
+    def named_modules(self, handle: "Qwen3TTSModel") -> dict[str, nn.Module]:
+        return named_modules(handle)
+
+    def get_module(self, handle: "Qwen3TTSModel", path: str) -> nn.Module:
+        return get_module(handle, path)
+
+    def axis_of(self, path: str) -> Optional[str]:
+        return _axis_of(path)
+
+    def block_of(self, path: str) -> Optional[int]:
+        return _block_of(path)
+
+    def forward(
+        self,
+        handle: "Qwen3TTSModel",
+        wavs: Sequence[np.ndarray],
+        texts: Sequence[str],
+        sites: Sequence[LayerSite],
+        cfg: "BackboneConfig",
+        *,
+        n_blocks: Optional[int],
+        batch_speaker: bool,
+    ) -> dict[str, torch.Tensor]:
+        """Positions pooled on the talker axis: `cfg.positions` ("audio": one per codec frame; the
+        hidden state there has already seen that frame's codes, see docs/backbones.md)."""
+        run_talker = any(s.axis == "talker" for s in sites)
+        # only talker positions see the speaker slot: skip the x-vectors when no talker layer is asked for
+        speaker_slot = cfg.speaker_slot if run_talker else "zero"
+        encoded = encode_utterances(handle, wavs, texts, speaker_slot=speaker_slot, language=cfg.language, batch_speaker=batch_speaker)
+        inputs = teacher_forced_pass(
+            handle, encoded, run_talker=run_talker, run_codec=any(s.axis == "frames" for s in sites), n_blocks=n_blocks
+        )
+        return {"talker": inputs.position_masks[cfg.positions], "text": inputs.text_mask, "frames": inputs.frame_mask}
