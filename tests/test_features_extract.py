@@ -78,7 +78,7 @@ def test_backbone_source_extracts_only_the_requested_layers(tmp_path, dataset):
 
 
 def test_unknown_source_is_a_clear_error(tmp_path, dataset):
-    with pytest.raises(FeatureError, match="unknown feature source 'mfcc'.*backbone, ssl, ecapa, acoustic"):
+    with pytest.raises(FeatureError, match="unknown feature source 'mfcc'; expected one of backbone, planted, ssl, ecapa, ge2e, acoustic"):
         extract_features(_cfg(tmp_path), dataset, sources=["mfcc"], progress=False)
 
 
