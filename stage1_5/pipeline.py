@@ -298,6 +298,7 @@ def write_report(paths: RunPaths, cfg: Stage15Config, dataset, probe_results, de
         device=_device_description(paths),
         figures=links,
         probe_notes=probe_results.notes,
+        probe_design=probe_results.facts.design_line(),
         stage2=stage2,
         stage2_figures=stage2_links,
     )
@@ -479,6 +480,7 @@ def _run_locked(
         for note in results.notes:
             echo(f"[probes] NOTE: {note}")
         facts = results.facts
+        echo(f"[probes] design: {facts.design_line()}")
         echo(f"[probes] smallest reachable p: {facts.smallest_reachable_p:.3g} ({facts.permutations} permutations, {facts.distinct_labellings} distinct speaker labellings)")
         if (limit := facts.limit_text(cfg.experiment.alpha)) is not None:
             echo(f"[probes] WARNING: {limit}")

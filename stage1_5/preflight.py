@@ -91,6 +91,7 @@ class PreflightPlan:
     probe_seconds: float
     feature_dtype: str
     cache_dir: str
+    probe_design: str = ""  # outer folds and speaker-ID probe (`probes.design.design_line`)
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -136,6 +137,8 @@ class PreflightPlan:
             f"probes      ~{_duration(self.probe_seconds)} projected for {n_repr} representations on {self.probe_device} "
             "(a rough model from measured CPU figures)"
         )
+        if self.probe_design:
+            out.append(f"            {self.probe_design}")
         out.append(f"store       {_size(self.feature_store_bytes)} of {self.feature_dtype} vectors under {self.cache_dir}/features")
         out += [f"note        {n}" for n in self.notes]
         return out
@@ -216,6 +219,7 @@ def run_preflight(cfg: Stage15Config, *, config_name: str = "config", echo: Call
     from stage1_5.sources import enabled_sources
     from stage1_5.features.external import load_external_features
     from stage1_5.pipeline import dataset_stage
+    from stage1_5.probes.design import design_line
     from stage1_5.runtime import resolve_device
 
     echo("[preflight] dataset: loading and validating")
@@ -257,5 +261,6 @@ def run_preflight(cfg: Stage15Config, *, config_name: str = "config", echo: Call
         probe_seconds=estimate_probe_seconds(summary.n_utterances, dims, cfg.probes, probe_device.type),
         feature_dtype=cfg.output.feature_dtype,
         cache_dir=cfg.output.cache_dir,
+        probe_design=design_line(dataset.utterances.to_frame(), cfg.probes),
         notes=notes,
     )

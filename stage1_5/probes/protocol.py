@@ -69,6 +69,8 @@ class DesignFacts:
     smallest_reachable_p: float  # NaN without permutations
     bootstrap: int
     grouped_folds: bool  # outer folds hold out whole metadata groups
+    fold_design: str = ""  # design.FoldDesign.describe() ("" in results saved before it was recorded)
+    speaker_id: str = ""  # design.SpeakerIdPlan.describe()
 
     def to_json(self) -> dict:
         out = asdict(self)
@@ -82,6 +84,10 @@ class DesignFacts:
         if data.get("smallest_reachable_p") is None:
             data["smallest_reachable_p"] = float("nan")
         return cls(**data)
+
+    def design_line(self) -> str:
+        """The outer folds and the speaker-ID probe as they ran, in one line (run log and report)."""
+        return "; ".join(part for part in (self.fold_design, self.speaker_id) if part)
 
     def reachable(self, alpha: float) -> bool:
         return bool(np.isfinite(self.smallest_reachable_p) and self.smallest_reachable_p < alpha)
@@ -113,6 +119,8 @@ def design_facts(design: Design, config: ProbeConfig) -> DesignFacts:
         smallest_reachable_p=design.smallest_reachable_p,
         bootstrap=config.bootstrap,
         grouped_folds=design.nuisance is not None,
+        fold_design=design.folds.describe(),
+        speaker_id=design.speaker_id.describe(),
     )
 
 
@@ -223,10 +231,10 @@ class _Jobs:
 
 
 def _phase_b(X, design: Design, config: ProbeConfig, backend, perm: np.ndarray) -> tuple[_Jobs, list[np.ndarray]]:
-    K, S, N = len(design.accents), len(design.speakers), len(design.y)
+    K, N = len(design.accents), len(design.y)
     real = design.y[None, :]
     labelsets0 = np.concatenate([real, perm])
-    spk_labels = design.spk[None, :]
+    spk_labels, spk_rows, S = design.speaker_id.labels[None, :], design.speaker_id.rows, design.speaker_id.n_classes
 
     # phase A: inner CVs choose C
     sel = _CSelector(config)
@@ -250,7 +258,8 @@ def _phase_b(X, design: Design, config: ProbeConfig, backend, perm: np.ndarray) 
             b.add(b.text, (s, f, g), FitJob(X, tr, ev, real[:, tr], chosen[main_keys[s][f]][:1, None], K))
         for g, (tr, te) in enumerate(design.text_folds[s]):
             b.add(b.leak, (s, g), FitJob(X, tr, np.arange(N), real[:, tr], chosen[leak_keys[s][g]][:, None], K))
-            b.add(b.speaker, (s, g), FitJob(X, tr, te, spk_labels[:, tr], chosen[spk_keys[s][g]][:, None], S))
+            tr_id, te_id = np.intersect1d(tr, spk_rows), np.intersect1d(te, spk_rows)
+            b.add(b.speaker, (s, g), FitJob(X, tr_id, te_id, spk_labels[:, tr_id], chosen[spk_keys[s][g]][:, None], S))
     values = [v[:, 0] for v in backend.decision_function(b.jobs)]  # [L, m, K]
     return b, values
 
@@ -383,9 +392,9 @@ def _leakage(design: Design, config: ProbeConfig, b: _Jobs, values) -> _Leakage:
                 for members in accent_members:
                     shuffled[members] = spk[rng.permutation(members)]
                 chance_hits[s] += np.bincount(spk[te], weights=_nearest_centroid_hits(proj, shuffled, y, tr, te, S), minlength=S) / B_leak
-            spk_pred = values[b.speaker[s, g]][0].argmax(-1)
-            spk_hit += int((spk_pred == spk[te]).sum())
-            spk_tot += len(te)
+            spk_pred = values[b.speaker[s, g]][0].argmax(-1)  # on the speaker-ID probe's speakers (design.speaker_id)
+            spk_hit += int((spk_pred == design.speaker_id.labels[np.intersect1d(te, design.speaker_id.rows)]).sum())
+            spk_tot += len(spk_pred)
         spk_acc[s] = spk_hit / spk_tot
     W = design.boot_speaker_weights
     draws = np.array([])

@@ -364,6 +364,7 @@ def render_report(
     figures: Optional[Mapping[str, str]] = None,
     versions: Optional[Mapping[str, str]] = None,
     probe_notes: Sequence[str] = (),
+    probe_design: str = "",
     stage2: Optional[Stage2Facts] = None,
     stage2_figures: Optional[Mapping[str, str]] = None,
 ) -> str:
@@ -374,6 +375,7 @@ def render_report(
     figures: key (see `layout.FIGURES`) -> link relative to report/; default: all four under ../artifacts/analysis.
     versions: package -> version; default `package_versions()`.
     probe_notes: protocol fallbacks the probes took (e.g. no inner CV possible), listed under the results.
+    probe_design: the outer folds and the speaker-ID probe as they ran (`DesignFacts.design_line`), one line.
     stage2: the Stage 2 handoff (summary, CKA); None (stage2 disabled) leaves the section out.
     stage2_figures: key (see `layout.STAGE2_FIGURES`) -> link relative to report/.
     """
@@ -405,6 +407,8 @@ def render_report(
         "permutations run; such a layer cannot reach GO).",
         "",
     ]
+    if probe_design:
+        lines += [f"Probe design: {_cell(probe_design)}.", ""]
     if probe_notes:
         lines += ["Probe notes:", ""] + [f"- {_cell(note)}" for note in probe_notes] + [""]
     lines += _decision_section(decision)
