@@ -31,6 +31,7 @@ Choices worth knowing when reading the numbers:
 
 from __future__ import annotations
 
+import sys
 from dataclasses import asdict, dataclass, field
 from typing import Mapping, Optional
 
@@ -39,6 +40,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from stage1_5 import distributed
 from stage1_5.config import ProbeConfig
 from stage1_5.errors import ProbeError
 from stage1_5.features.base import check_feature_matrix
@@ -535,16 +537,21 @@ def evaluate_representations(
     B = len(design.perm_labels)
     h = settled_count(alpha, B) if (config.sequential and alpha is not None and B) else None
     first = B if h is None else min(B, FIRST_STAGE * h)
-    outcomes, notes = [], list(design.notes)
-    for name, X in tqdm(features.items(), desc="probes", unit="repr", disable=not progress):
+    ctx = distributed.current()
+    mine = rank_share(ctx, {name: np.shape(X)[-1] for name, X in features.items()})
+    if ctx.active:
+        tqdm.write(f"probes: {ctx.describe()}: {len(mine)} representations", file=sys.stderr)
+    done: dict[str, tuple[_RepOutcome, Optional[str]]] = {}
+    for name in tqdm(mine, desc="probes", unit="repr", disable=not progress):
         try:
-            X = check_feature_matrix(name, X, design.utt_ids, error=ProbeError, where="features")
-            outcome = _evaluate_one(name, X, design, config, backend, design.perm_labels[:first])
+            X = check_feature_matrix(name, features[name], design.utt_ids, error=ProbeError, where="features")
+            done[name] = (_evaluate_one(name, X, design, config, backend, design.perm_labels[:first]), None)
         except (ProbeError, ValueError, RuntimeError, FloatingPointError, np.linalg.LinAlgError) as exc:
             reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            notes.append(f"{name} dropped: {reason}")
-            outcome = _failed(name, design, reason, first)
-        outcomes.append(outcome)
+            done[name] = (_failed(name, design, reason, first), f"{name} dropped: {reason}")
+    gathered = {name: pair for part in ctx.gather(done) for name, pair in part.items()}  # every rank's, on every rank
+    outcomes = [gathered[name][0] for name in features]
+    notes = list(design.notes) + [gathered[name][1] for name in features if gathered[name][1]]
     if all(o.confusion is None for o in outcomes):
         raise ProbeError(f"every representation failed; first: {notes[len(design.notes)]}")
     family = np.array([(families or {}).get(o.row["representation"], default_family(o.row["representation"])) for o in outcomes])
@@ -575,13 +582,24 @@ FIRST_STAGE = 4
 """The sequential stop's first look comes after FIRST_STAGE·h permutations (h = `settled_count`)."""
 
 
+def rank_share(ctx: "distributed.DistContext", widths: Mapping[str, int]) -> list[str]:
+    """The representations this rank probes, in their given order: width-balanced shards of the
+    representations (`distributed.length_balanced_shards`, the same on every rank); all of them in a
+    single process. Every representation's outcome is computed by exactly one rank and is the same as
+    a single process's, so gathering them gives every p-value and decision a single process gives."""
+    names = list(widths)
+    shard = distributed.length_balanced_shards([float(widths[n]) for n in names], ctx.world_size)[ctx.rank]
+    return [names[i] for i in shard]
+
+
 def _finish_unsettled(features, design: Design, config: ProbeConfig, backend, outcomes: list, family: np.ndarray, h: int, first: int, progress: bool) -> list[str]:
     """Besag–Clifford's sequential stop, per family (two looks). After the first `first`
     permutations a family whose best member already has h permuted family maxima at or above its
     F1 is settled (family-wise p ≥ alpha for every member: `stats.settled_count`); the others run
     the remaining permutations, every member on the same ones, so the max-T null stays that of the
-    whole family. Extends outcomes' nulls in place; returns notes."""
-    notes = []
+    whole family. Extends outcomes' nulls in place; returns notes. Under torchrun the unsettled
+    members are shared among the ranks (`rank_share`) and their nulls gathered on every rank."""
+    notes, unsettled = [], []
     for name in np.unique(family):
         members = [i for i in np.flatnonzero(family == name) if np.isfinite(outcomes[i].observed)]
         if not members:
@@ -591,10 +609,17 @@ def _finish_unsettled(features, design: Design, config: ProbeConfig, backend, ou
         if exceed >= h:
             notes.append(f"{name}: family-wise p ≥ alpha settled after {first} of {len(design.perm_labels)} permutations (sequential stop)")
             continue
-        rest = design.perm_labels[first:]
-        for i in tqdm(members, desc=f"permutations {name}", unit="repr", disable=not progress):
-            o = outcomes[i]
-            X = check_feature_matrix(o.row["representation"], features[o.row["representation"]], design.utt_ids, error=ProbeError, where="features")
-            o.null = np.concatenate([o.null, _null_f1(X, design, config, backend, rest)])
+        unsettled += members
+    rest = design.perm_labels[first:]
+    ctx = distributed.current()
+    names = {outcomes[i].row["representation"]: i for i in unsettled}
+    extra = {}
+    for name in tqdm(rank_share(ctx, {n: np.shape(features[n])[-1] for n in names}), desc="permutations", unit="repr", disable=not progress):
+        X = check_feature_matrix(name, features[name], design.utt_ids, error=ProbeError, where="features")
+        extra[name] = _null_f1(X, design, config, backend, rest)
+    for part in ctx.gather(extra):
+        for name, null in part.items():
+            o = outcomes[names[name]]
+            o.null = np.concatenate([o.null, null])
             o.row.update(_null_summary(o.null))
     return notes
