@@ -92,6 +92,7 @@ class PreflightPlan:
     feature_dtype: str
     cache_dir: str
     probe_design: str = ""  # outer folds and speaker-ID probe (`probes.design.design_line`)
+    probe_rank_shares: tuple[int, ...] = ()  # representations each torchrun rank probes (empty or one entry: a single process)
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -137,6 +138,9 @@ class PreflightPlan:
             f"probes      ~{_duration(self.probe_seconds)} projected for {n_repr} representations on {self.probe_device} "
             "(a rough model from measured CPU figures)"
         )
+        if len(self.probe_rank_shares) > 1:
+            shares = ", ".join(f"rank {r}: {n}" for r, n in enumerate(self.probe_rank_shares))
+            out.append(f"            under torchrun, {len(self.probe_rank_shares)} ranks share the representations ({shares})")
         if self.probe_design:
             out.append(f"            {self.probe_design}")
         out.append(f"store       {_size(self.feature_store_bytes)} of {self.feature_dtype} vectors under {self.cache_dir}/features")
@@ -213,6 +217,15 @@ def _measurement_config(cfg: Stage15Config) -> Stage15Config:
     return cfg.model_copy(update={"sources": cfg.sources.model_copy(update={"backbone": backbone})})
 
 
+def _probe_rank_shares(dims: dict[str, int]) -> tuple[int, ...]:
+    """How many representations each rank of this torchrun job probes (`probes.protocol.rank_share`)."""
+    from stage1_5 import distributed
+    from stage1_5.probes.protocol import rank_share
+
+    world = distributed.from_env().world_size
+    return tuple(len(rank_share(distributed.DistContext(rank=r, world_size=world), dims)) for r in range(world))
+
+
 def run_preflight(cfg: Stage15Config, *, config_name: str = "config", echo: Callable[[str], None] = print, progress: bool = False) -> PreflightPlan:
     """Check `cfg` end to end on one batch and return the plan; the first problem raises."""
     from stage1_5.backbone.checkpoint import check_backbone
@@ -245,7 +258,8 @@ def run_preflight(cfg: Stage15Config, *, config_name: str = "config", echo: Call
         _, arrays = load_external_features(path)
         external_dims.update({name: int(arr.shape[1]) for name, arr in arrays.items()})
     probe_device = resolve_device(cfg.probes.device, option="probes.device", error=ProbeError)
-    dims = [*(d for p in plans for d in p.dims.values()), *external_dims.values()]
+    plan_dims = {name: d for p in plans for name, d in p.dims.items()}
+    dims = [*plan_dims.values(), *external_dims.values()]
     summary = dataset.summary
     return PreflightPlan(
         config_name=config_name,
@@ -262,5 +276,6 @@ def run_preflight(cfg: Stage15Config, *, config_name: str = "config", echo: Call
         feature_dtype=cfg.output.feature_dtype,
         cache_dir=cfg.output.cache_dir,
         probe_design=design_line(dataset.utterances.to_frame(), cfg.probes),
+        probe_rank_shares=_probe_rank_shares({**plan_dims, **external_dims}),
         notes=notes,
     )

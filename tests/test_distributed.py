@@ -180,6 +180,7 @@ def test_torchrun_run_extracts_on_both_ranks_and_reports_once(tmp_path):
     run = _torchrun("run", str(cfg), "--no-progress")
     assert run.returncode == 0, run.stderr[-3000:]
     assert "acoustic: rank 0/2: " in run.stderr and "acoustic: rank 1/2: " in run.stderr
+    assert "probes: rank 0/2: " in run.stderr and "probes: rank 1/2: " in run.stderr  # both ranks share the probe stage
     assert run.stdout.count("Decision: ") == 1
     assert (tmp_path / "run_run" / "report" / "stage1_5_report.md").is_file()
 
@@ -215,8 +216,8 @@ def _probe_rank_main(rank: int, port: int, out_dir: str) -> None:
     os.environ.update({"RANK": str(rank), "WORLD_SIZE": str(WORLD), "LOCAL_RANK": str(rank), "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)})
     features, meta, cfg = _probe_inputs()
     log = io.StringIO()
-    with distributed.session(backend="gloo"), contextlib.redirect_stderr(log):
-        res = evaluate_representations(features, meta, cfg, alpha=0.05, progress=False)
+    with distributed.session(backend="gloo") as ctx, contextlib.redirect_stderr(log):
+        res = evaluate_representations(features, meta, cfg, alpha=0.05, progress=False, ranks=ctx)
     res.metrics.to_csv(Path(out_dir) / f"rank{rank}.csv", index=False)
     (Path(out_dir) / f"rank{rank}.json").write_text(json.dumps({"log": log.getvalue(), "notes": res.notes}))
 

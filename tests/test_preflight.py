@@ -114,3 +114,17 @@ def test_plan_projects_extraction_from_the_measured_throughput():
 def test_plan_sizes_the_feature_store_from_the_dims_and_the_feature_dtype():
     assert _plan().feature_store_bytes == 720 * 2048 * 2
     assert _plan(feature_dtype="float32").feature_store_bytes == 720 * 2048 * 4
+
+
+def test_plan_prints_the_fold_design_and_each_torchrun_rank_s_share_of_the_probes():
+    design = "8 outer folds holding out one speaker of every accent (speaker_per_accent); speaker-ID context probe on all 24 speakers"
+    lines = _plan(probe_design=design, probe_rank_shares=(2, 1)).lines()
+    assert any(design in line for line in lines)
+    assert any("2 ranks share the representations (rank 0: 2, rank 1: 1)" in line for line in lines)
+    assert not any("ranks share" in line for line in _plan(probe_rank_shares=(3,)).lines())
+
+
+def test_preflight_names_the_outer_folds_the_probes_will_use(tmp_path):
+    result = CliRunner().invoke(cli, ["preflight", write_config(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert "outer folds holding out one speaker of every accent" in result.output

@@ -516,6 +516,7 @@ def evaluate_representations(
     families: Optional[Mapping[str, str]] = None,
     progress: bool = True,
     backend=None,
+    ranks: Optional["distributed.DistContext"] = None,
 ) -> ProbeResults:
     """Probe every representation (rows of each array aligned with `meta` rows).
 
@@ -525,6 +526,8 @@ def evaluate_representations(
     `families` maps representation → family name (default: its source) for the family-wise p.
     `backend` defaults to the batched torch engine on `config.device`; pass `SklearnBackend()` for
     the reference loop. A representation that fails is dropped (status "failed: ...") with a note.
+    `ranks` (the torchrun job's `distributed.current()`; default a single process): every rank calls
+    this with the same arguments, probes its share (`rank_share`) and returns every result.
     """
     design = build_design(meta, config)
     if not features:
@@ -537,7 +540,7 @@ def evaluate_representations(
     B = len(design.perm_labels)
     h = settled_count(alpha, B) if (config.sequential and alpha is not None and B) else None
     first = B if h is None else min(B, FIRST_STAGE * h)
-    ctx = distributed.current()
+    ctx = ranks or distributed.SINGLE
     mine = rank_share(ctx, {name: np.shape(X)[-1] for name, X in features.items()})
     if ctx.active:
         tqdm.write(f"probes: {ctx.describe()}: {len(mine)} representations", file=sys.stderr)
@@ -556,7 +559,7 @@ def evaluate_representations(
         raise ProbeError(f"every representation failed; first: {notes[len(design.notes)]}")
     family = np.array([(families or {}).get(o.row["representation"], default_family(o.row["representation"])) for o in outcomes])
     if first < B:
-        notes += _finish_unsettled(features, design, config, backend, outcomes, family, h, first, progress)
+        notes += _finish_unsettled(features, design, config, backend, outcomes, family, h, first, progress, ctx)
     metrics = pd.DataFrame([o.row for o in outcomes], columns=METRIC_COLUMNS)
     observed = np.array([o.observed for o in outcomes])
     null = np.full((len(outcomes), B), np.nan)
@@ -592,7 +595,9 @@ def rank_share(ctx: "distributed.DistContext", widths: Mapping[str, int]) -> lis
     return [names[i] for i in shard]
 
 
-def _finish_unsettled(features, design: Design, config: ProbeConfig, backend, outcomes: list, family: np.ndarray, h: int, first: int, progress: bool) -> list[str]:
+def _finish_unsettled(
+    features, design: Design, config: ProbeConfig, backend, outcomes: list, family: np.ndarray, h: int, first: int, progress: bool, ctx: "distributed.DistContext"
+) -> list[str]:
     """Besag–Clifford's sequential stop, per family (two looks). After the first `first`
     permutations a family whose best member already has h permuted family maxima at or above its
     F1 is settled (family-wise p ≥ alpha for every member: `stats.settled_count`); the others run
@@ -611,7 +616,6 @@ def _finish_unsettled(features, design: Design, config: ProbeConfig, backend, ou
             continue
         unsettled += members
     rest = design.perm_labels[first:]
-    ctx = distributed.current()
     names = {outcomes[i].row["representation"]: i for i in unsettled}
     extra = {}
     for name in tqdm(rank_share(ctx, {n: np.shape(features[n])[-1] for n in names}), desc="permutations", unit="repr", disable=not progress):
