@@ -56,16 +56,11 @@ def test_text_fold_needs_enough_texts():
 # --------------------------------------------------------------------------- fold design by size
 
 
-def _meta(speakers_per_accent, n_texts=2, n_accents=3):
-    import pandas as pd
+def _meta(speakers_per_accent):
+    """3 accents × `speakers_per_accent` speakers × 2 texts."""
+    from stage1_5.probes.planted import planted_dataset
 
-    rows = [
-        (f"a{a}s{s:02d}t{t}", f"a{a}s{s:02d}", f"acc{a}", f"t{t}")
-        for a in range(n_accents)
-        for s in range(speakers_per_accent)
-        for t in range(n_texts)
-    ]
-    return pd.DataFrame(rows, columns=["utt_id", "speaker", "accent", "text_id"])
+    return planted_dataset(speakers_per_accent=speakers_per_accent, n_texts=2, dim=4).meta
 
 
 def test_a_design_beyond_the_speaker_fold_limit_gets_grouped_folds_balanced_over_accents():

@@ -10,8 +10,10 @@ mapped to an orthonormal basis of that span (`fit_set_basis`). For wide features
 use the triangular basis of the Gram matrix's Cholesky factor: every row becomes its n coordinates in
 the span. The basis is exact (inner products are preserved), so the optimum and every prediction
 equal the primal ones, and all problems sharing a fit set reuse one basis; a Jacobi preconditioner
-(the coordinates' column norms) scales the problem. Narrow features (d ≤ n) use the eigenbasis of
-their covariance, where the data Hessian is nearly diagonal. Problems are padded into [fit set, ..., problem] tensors (padding
+(the coordinates' column norms) scales the problem. Narrow features (d ≤ n: a large corpus) are solved
+in d coordinates, the eigenbasis of their covariance, where the data Hessian is nearly diagonal; their
+rows are streamed from the (memory-mapped) features in blocks, so the cost and memory of a fit set grow
+linearly with its rows (`_primal_basis`). The choice is made per fit set. Problems are padded into [fit set, ..., problem] tensors (padding
 rows carry weight 0, padding columns are zero) and solved together by a batched L-BFGS with a
 per-problem Armijo line search. Where the time goes decides the layout (measured, 2-core CPU):
 problems last, so one matrix product serves all problems of a fit set and the softmax runs across
@@ -26,6 +28,7 @@ classes it saw.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Literal, Optional, Sequence
 
@@ -619,7 +622,9 @@ class TorchBackend:
         key = id(X)
         hit = self._X_cache.get(key)
         if hit is None or hit[0] is not X:  # float32 Gram products; eigendecompositions run in float64
-            hit = (X, torch.as_tensor(np.asarray(X), device=self.device).to(torch.float32))
+            with warnings.catch_warnings():  # a read-only memory map is shared, not copied: the engine never writes to X
+                warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+                hit = (X, torch.as_tensor(np.asarray(X), device=self.device).to(torch.float32))
             self._X_cache = {key: hit}  # one representation at a time
         return hit[1]
 
