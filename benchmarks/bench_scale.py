@@ -202,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
             b = "as configured" if permutations < 0 else f"B = {permutations}"
             print(f"growth exponent {n1} -> {n2} ({b}): wall {growth_exponent(n1, w1, n2, w2):.2f}, CPU {growth_exponent(n1, c1, n2, c2):.2f}")
         if len(points) > 2:
-            (n1, w1, c1), (n2, w2, c2) = points[1], points[-1]
+            (n1, w1, c1), (n2, w2, c2) = points[0], points[-1]
             print(f"growth exponent {n1} -> {n2} ({'as configured' if permutations < 0 else f'B = {permutations}'}): "
                   f"wall {growth_exponent(n1, w1, n2, w2):.2f}, CPU {growth_exponent(n1, c1, n2, c2):.2f}")
     return 0
