@@ -144,7 +144,11 @@ class SourcesConfig(StrictModel):
 class ProbeConfig(StrictModel):
     seeds: int = Field(5, ge=1, description="Repetitions of the outer CV with different fold assignments.")
     outer_folds: Union[Literal["speaker_per_accent"], int] = Field(
-        "speaker_per_accent", description="'speaker_per_accent' holds out one speaker per accent per fold; an int k gives k grouped folds."
+        "speaker_per_accent",
+        description=(
+            "'speaker_per_accent' holds out one speaker per accent per fold (up to speaker_fold_limit speakers in the smallest "
+            "accent; beyond, large_design_folds grouped folds); an int k gives k grouped folds."
+        ),
     )
     speaker_fold_limit: int = Field(
         20,
