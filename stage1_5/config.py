@@ -59,6 +59,7 @@ class DatasetConfig(StrictModel):
     confounds: Literal["warn", "error"] = Field("warn", description="'error': text and recording confounds stop the run (exit 2).")
     recording_probe: RecordingProbeConfig = Field(default_factory=RecordingProbeConfig)
     min_duration_s: float = Field(0.1, gt=0, description="Shorter audio is an error (empty).")
+    max_duration_s: float = Field(60.0, gt=0, description="Longer audio: a warning at `dataset validate`, an error at `run`.")
     silence_dbfs: float = Field(-60.0, lt=0, description="RMS below this level is an error (silent).")
     clipped_fraction: float = Field(0.01, gt=0, le=1, description="More samples than this at full scale is an error.")
 
@@ -133,11 +134,25 @@ class AcousticConfig(StrictModel):
     batch_size: int = Field(16, ge=1, description="Utterances per batch (computed one at a time on the CPU).")
 
 
+class Ge2eConfig(StrictModel):
+    enabled: bool = Field(False, description="Resemblyzer's pretrained GE2E speaker encoder (weights in the resemblyzer wheel, offline).")
+    device: str = "auto"
+    batch_size: int = Field(16, ge=1)
+
+
+class PlantedConfig(StrictModel):
+    enabled: bool = Field(False, description="The GO demo's synthetic planted-accent vectors (embedded demo dataset only); they decide in the backbone's stead.")
+    layers: list[str] = Field(default_factory=lambda: ["decoder_block_00", "decoder_block_08"], min_length=1)
+    batch_size: int = Field(64, ge=1)
+
+
 class SourcesConfig(StrictModel):
     backbone: BackboneConfig = Field(default_factory=BackboneConfig)
     ssl: SSLConfig = Field(default_factory=SSLConfig)
     ecapa: EcapaConfig = Field(default_factory=EcapaConfig)
     acoustic: AcousticConfig = Field(default_factory=AcousticConfig)
+    ge2e: Ge2eConfig = Field(default_factory=Ge2eConfig)
+    planted: PlantedConfig = Field(default_factory=PlantedConfig)
     external: list[str] = Field(default_factory=list, description="Your own features: .npz or .parquet keyed by utt_id.")
 
 
@@ -381,6 +396,36 @@ def resolve_config_paths(data: Any, base: str | Path) -> Any:
     return out
 
 
+class DuplicateKeyError(yaml.YAMLError):
+    """A mapping names one key twice; `yaml.safe_load` would silently keep the last value."""
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """`yaml.safe_load` semantics, except that a key given twice in one mapping is an error naming it
+    and both lines (a merge key `<<` may still be overridden, as YAML intends)."""
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            first: dict = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                line = key_node.start_mark.line + 1
+                try:
+                    if key in first:
+                        raise DuplicateKeyError(f"duplicate key {key!r} in lines {first[key]} and {line}")
+                except TypeError:  # an unhashable key: the base class reports it
+                    break
+                first[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
+def load_yaml(text: str):
+    """Parse YAML as `yaml.safe_load` does, refusing duplicate keys (`DuplicateKeyError`)."""
+    return yaml.load(text, Loader=_UniqueKeyLoader)
+
+
 def load_config(path: str | Path) -> Stage15Config:
     """Read and validate a YAML config; every problem is a `ConfigError` naming `path`. Relative paths
     in the file are resolved against its folder; an empty file is an error, not the defaults."""
@@ -392,7 +437,9 @@ def load_config(path: str | Path) -> Stage15Config:
     except (OSError, UnicodeDecodeError) as err:
         raise ConfigError(f"{path}: cannot read config: {err}") from None
     try:
-        data = yaml.safe_load(text)
+        data = load_yaml(text)
+    except DuplicateKeyError as err:
+        raise ConfigError(f"{path}: {err} (the second would silently win; keep one)") from None
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: invalid YAML: {str(err).splitlines()[0]}") from None
     if data is None:

@@ -9,13 +9,14 @@ read too, so a gate run after `stage1_5 run` extracts nothing.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Optional
+from typing import Any, Callable, Iterable, Iterator, Optional
 
 import numpy as np
 import pandas as pd
@@ -24,10 +25,11 @@ from stage1_5 import __version__, distributed
 from stage1_5.config import Stage15Config
 from stage1_5.errors import ConfigError
 from stage1_5.hashing import file_sha256, json_digest
-from stage1_5.io import atomic_open, atomic_write_json, atomic_write_text
+from stage1_5.io import atomic_write_json, atomic_write_text, read_csv, write_csv
 from stage1_5.locks import exclusive
+from stage1_5.names import safe_file_name
 from stage1_5.paths import STAGE2_DIR, cache_paths
-from stage1_5.sources import all_sources, configured_layer_order, decides, enabled_sources, source_of
+from stage1_5.sources import all_sources, configured_layer_order, decides, enabled_sources, reads_text, source_of
 
 
 STAGES = ("dataset", "features", "probes", "decision", "stage2", "report", "bundle")
@@ -114,7 +116,9 @@ def dataset_stage(cfg: Stage15Config, progress: bool = True):
     from stage1_5.probes.confounds import check_confounds
 
     work_dir = cache_paths(cfg.output).datasets
-    dataset = load_dataset(cfg.dataset.path, cfg.dataset, work_dir=work_dir, progress=progress)
+    dataset = load_dataset(
+        cfg.dataset.path, cfg.dataset, work_dir=work_dir, progress=progress, text_required=reads_text(cfg), long_audio_is_error=True
+    )
     return check_confounds(dataset, cfg.dataset, alpha=cfg.experiment.alpha, work_dir=work_dir)
 
 
@@ -145,15 +149,18 @@ def _probe_cache_dir(cfg: Stage15Config, key: str) -> Path:
 
 
 def save_probe_results(results, folder: Path) -> None:
-    """Write metrics.csv, predictions.csv, confusion/*.csv and label_map.json, each atomically."""
-    with atomic_open(folder / "metrics.csv", "w", newline="") as fh:
-        results.metrics.to_csv(fh, index=False)
-    with atomic_open(folder / "predictions.csv", "w", newline="") as fh:
-        results.predictions.to_csv(fh, index=False)
+    """Write metrics.csv, predictions.csv, confusion/*.csv (user text spreadsheet-safe, `io.write_csv`)
+    and label_map.json, each atomically."""
+    write_csv(folder / "metrics.csv", results.metrics)
+    write_csv(folder / "predictions.csv", results.predictions)
+    written = set()
     for name, (labels, matrix) in results.confusion.items():
         frame = pd.DataFrame(np.asarray(matrix), index=list(labels), columns=list(labels))
-        with atomic_open(folder / "confusion" / f"{name.replace(':', '__')}.csv", "w", newline="") as fh:
-            frame.to_csv(fh)
+        written.add(file_name := safe_file_name(name, ".csv"))
+        write_csv(folder / "confusion" / file_name, frame, index=True)
+    for stale in (folder / "confusion").glob("*.csv"):  # an earlier result's representations
+        if stale.name not in written:
+            stale.unlink()
     atomic_write_json(folder / "label_map.json", results.label_map)
     atomic_write_json(folder / "probe_notes.json", list(results.notes))
     atomic_write_json(folder / "probe_facts.json", results.facts.to_json())
@@ -162,13 +169,15 @@ def save_probe_results(results, folder: Path) -> None:
 def load_probe_results(folder: Path):
     from stage1_5.probes import DesignFacts, ProbeResults
 
+    metrics = read_csv(folder / "metrics.csv")
     confusion = {}
-    for csv in sorted((folder / "confusion").glob("*.csv")):
-        frame = pd.read_csv(csv, index_col=0)
-        confusion[csv.stem.replace("__", ":", 1)] = ([str(x) for x in frame.index], frame.to_numpy())
+    for name in dict.fromkeys(metrics["representation"].astype(str)):
+        if (csv := folder / "confusion" / safe_file_name(name, ".csv")).is_file():
+            frame = read_csv(csv, index_col=0)
+            confusion[name] = ([str(x) for x in frame.index], frame.to_numpy())
     return ProbeResults(
-        metrics=pd.read_csv(folder / "metrics.csv"),
-        predictions=pd.read_csv(folder / "predictions.csv", dtype={"utt_id": str, "y_true": str, "y_pred": str}),
+        metrics=metrics,
+        predictions=read_csv(folder / "predictions.csv", dtype={"utt_id": str, "y_true": str, "y_pred": str}),
         confusion=confusion,
         label_map=json.loads((folder / "label_map.json").read_text()),
         facts=DesignFacts.from_json(json.loads((folder / "probe_facts.json").read_text())),
@@ -264,15 +273,17 @@ def load_stage2_facts(paths: RunPaths):
     cka = paths.stage2_dir / CKA_FILE
     return Stage2Facts(
         summary=json.loads(summary.read_text(encoding="utf-8")),
-        cka=pd.read_csv(cka, index_col=0) if cka.is_file() else None,
+        cka=read_csv(cka, index_col=0) if cka.is_file() else None,
         folder_link=os.path.relpath(paths.stage2_dir, paths.report_dir),
     )
 
 
 def write_report(paths: RunPaths, cfg: Stage15Config, dataset, probe_results, decision) -> None:
-    """Figures under artifacts/analysis/ (and artifacts/stage2/), then the Markdown report that links them."""
+    """Figures under artifacts/analysis/ (and artifacts/stage2/), then the Markdown report that links them
+    and its self-contained HTML copy."""
     from stage1_5.report import render_report
     from stage1_5.report.figures import render_figures
+    from stage1_5.report.html import HTML_NAME, write_html_report
     from stage1_5.report.stage2_figures import render_stage2_figures
 
     figures = render_figures(
@@ -306,6 +317,7 @@ def write_report(paths: RunPaths, cfg: Stage15Config, dataset, probe_results, de
         stage2_figures=stage2_links,
     )
     atomic_write_text(paths.report_md, text)
+    write_html_report(text, paths.report_dir / HTML_NAME)  # the same report, figures embedded: one file to send
 
 
 # ----------------------------------------------------------------------------- the run
@@ -392,9 +404,23 @@ def run_experiment(
         _features_worker(cfg, ctx, progress)
         return None
     paths = RunPaths(Path(out_dir or cfg.output.dir))
-    hint = "; wait for it to finish, or pass --wait"
-    with exclusive(paths.root / RUN_LOCK, what=f"run folder {paths.root}", wait=wait, hint=hint):
+    with output_folder_lock(paths.root, wait=wait):
         return _run_locked(cfg, ctx, paths, force, progress, echo)
+
+
+@contextlib.contextmanager
+def output_folder_lock(folder: Path, *, wait: bool) -> Iterator[None]:
+    """The lock of a folder that `run` or `probes` writes: while a live process holds it, another exits 2
+    naming its pid, or with `wait` waits for it (a lock left by a killed process is cleared). A folder
+    the lock created is removed again when nothing was written into it (a run that failed early)."""
+    existed = folder.exists()
+    try:
+        with exclusive(folder / RUN_LOCK, what=f"run folder {folder}", wait=wait, hint="; wait for it to finish, or pass --wait"):
+            yield
+    finally:
+        if not existed:
+            with contextlib.suppress(OSError):  # not empty: something was written
+                folder.rmdir()
 
 
 def _run_locked(
@@ -402,7 +428,6 @@ def _run_locked(
 ) -> RunResult:
     from stage1_5.report import write_bundle
 
-    paths.analysis_dir.mkdir(parents=True, exist_ok=True)
     state = _read_state(paths)
     outputs = _stage_outputs(paths, cfg)
     writes = _stage_writes(paths, cfg)
@@ -512,8 +537,7 @@ def _run_locked(
             save_stage2(handoff, paths.stage2_dir, stage2_summary(handoff, decision))
             erasure = handoff.erasure
         results.metrics = merge_stage2_metrics(results.metrics, erasure)
-        with atomic_open(paths.analysis_dir / "metrics.csv", "w", newline="") as fh:
-            results.metrics.to_csv(fh, index=False)
+        write_csv(paths.analysis_dir / "metrics.csv", results.metrics)
         finish("stage2", key, t0)
 
     key = _digest("report", key, __version__, cfg.config_hash())

@@ -19,7 +19,7 @@ import contextlib
 import re
 from dataclasses import dataclass
 from enum import Enum
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional, Union
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Optional, Union
 
 from stage1_5.config import TINY_RANDOM
 
@@ -69,6 +69,11 @@ class SourceSpec:
         argument, `savedir=`).
     layer_key: natural order of layers the config does not list.
     section: the attribute of `cfg.sources` holding its settings (default: `name`).
+    reads_text: its extractor reads each utterance's transcript with the audio (an empty one is an error).
+    synthetic: set for a stand-in that no network computed (the GO demo's planted vectors): the
+        sentence the not-scientific banner carries whenever it is enabled. Sentences that name the
+        deciding sources ("no backbone layer ...") name the ones it stands in for.
+    about: what the report says about a source's network (what it was trained on).
     """
 
     name: str
@@ -83,6 +88,9 @@ class SourceSpec:
     model_dir: bool = False
     layer_key: Callable[[str], tuple] = natural_layer_key
     section: Optional[str] = None
+    reads_text: bool = False
+    synthetic: Optional[str] = None
+    about: Optional[str] = None
 
     @property
     def decides(self) -> bool:
@@ -114,7 +122,12 @@ BUILTIN_SOURCES = (
     SourceSpec(
         name="backbone", title="Backbone", extractor="stage1_5.features.backbone:BackboneExtractor",
         role=Role.DECIDES, order=0, colour="#1f4e9c", marker="o", weights="checkpoint", layers="layers",
-        layer_key=backbone_depth_key,
+        layer_key=backbone_depth_key, reads_text=True,
+    ),
+    SourceSpec(
+        name="planted", title="Planted (synthetic)", extractor="stage1_5.planted_demo:PlantedExtractor",
+        role=Role.DECIDES, order=8, colour="#e65100", marker="*", layers="layers", layer_key=backbone_depth_key,
+        synthetic="the planted source holds synthetic vectors with a planted accent (stage1_5/planted_demo.py), not any network's features",
     ),
     SourceSpec(
         name="ssl", title="SSL", extractor="stage1_5.features.ssl:SSLExtractor",
@@ -127,6 +140,12 @@ BUILTIN_SOURCES = (
     SourceSpec(
         name="acoustic", title="Acoustic", extractor="stage1_5.features.acoustic:AcousticExtractor",
         role=Role.REFERENCE, order=30, colour="#6d4c41", marker="D",
+    ),
+    SourceSpec(
+        name="ge2e", title="GE2E (pretrained)", extractor="stage1_5.features.ge2e:Ge2eExtractor",
+        role=Role.REFERENCE, order=25, colour="#c2185b", marker="v",
+        about="Resemblyzer's pretrained voice encoder (3-layer LSTM, weights from the resemblyzer 0.1.4 wheel, Apache-2.0), "
+        "trained for speaker verification (GE2E loss) on English speech: LibriSpeech, VoxCeleb1 and VoxCeleb2",
     ),
 )  # fmt: skip
 """The sources stage1_5 ships. The Qwen3-TTS backbone decides; SSL, ECAPA and acoustic features are references."""
@@ -175,6 +194,11 @@ def enabled_sources(cfg: "Stage15Config") -> list[SourceSpec]:
     return [spec for spec in all_sources() if spec.enabled(cfg)]
 
 
+def reads_text(cfg: "Stage15Config") -> bool:
+    """Whether an enabled source reads the transcripts (then an empty one is an error at validation)."""
+    return any(spec.reads_text for spec in enabled_sources(cfg))
+
+
 def role_of(source: str) -> Role:
     """A registered source's role; any other source (an external file's prefix) is a reference."""
     spec = source_spec(source)
@@ -190,9 +214,13 @@ def deciding_sources() -> list[str]:
     return [spec.name for spec in all_sources() if spec.decides]
 
 
-def deciding_label() -> str:
-    """How sentences name the deciding sources: 'backbone' (or 'backbone or tts2')."""
-    return " or ".join(deciding_sources()) or "deciding"
+def deciding_label(representations: Iterable[str] = ()) -> str:
+    """How sentences name the deciding sources: 'backbone' (or 'backbone or tts2'). Given the run's
+    `representations`, the deciding sources among them ('planted' in the GO demo); otherwise every
+    registered one but synthetic stand-ins."""
+    present = {source_of(r) for r in representations}
+    names = [s for s in deciding_sources() if s in present] or [s for s in deciding_sources() if not _registry[s].synthetic]
+    return " or ".join(names) or "deciding"
 
 
 def reference_label() -> str:
@@ -229,7 +257,8 @@ def random_weights_deciding(cfg: "Stage15Config") -> bool:
 
 
 def random_weights_caveats(cfg: "Stage15Config") -> list[str]:
-    """Why the enabled sources make the run not a scientific result: randomly initialised weights.
+    """Why the enabled sources make the run not a scientific result: randomly initialised weights, and
+    synthetic stand-ins (their `synthetic` sentence).
 
     A deciding source gets its own sentence ("the backbone has randomly initialised weights (checkpoint
     'tiny-random')"); references share one ("reference source(s) ssl, ecapa have ...").
@@ -241,4 +270,4 @@ def random_weights_caveats(cfg: "Stage15Config") -> list[str]:
         fields = " / ".join(dict.fromkeys(str(s.weights) for s in refs))
         names = ", ".join(s.name for s in refs)
         out.append(f"reference source(s) {names} have randomly initialised weights ({fields} '{TINY_RANDOM}')")
-    return out
+    return out + [s.synthetic for s in enabled_sources(cfg) if s.synthetic]

@@ -32,7 +32,7 @@ PACKAGE = Path(stage1_5.__file__).resolve().parent
 
 LOW_MODULES = frozenset(
     f"stage1_5{suffix}"
-    for suffix in ("", ".errors", ".io", ".hashing", ".paths", ".config", ".runtime", ".torch_utils", ".sources", ".columns", ".distributed", ".locks")
+    for suffix in ("", ".errors", ".io", ".hashing", ".paths", ".config", ".runtime", ".torch_utils", ".sources", ".columns", ".distributed", ".locks", ".names")
 )
 ORCHESTRATION_MODULES = frozenset({"stage1_5.pipeline", "stage1_5.preflight", "stage1_5.planted_demo"})
 LAYERS = ("low", "data", "backbone", "features", "probes", "decision", "stage2", "report", "orchestration", "cli")

@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 from click.testing import CliRunner
 
 from stage1_5.cli import cli
-from stage1_5.config import Stage15Config, load_config
+from stage1_5.config import Stage15Config, load_config, load_yaml
 from stage1_5.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -148,3 +149,19 @@ def test_run_seed_cannot_be_changed_after_the_sections_took_it():
     with pytest.raises(ValidationError, match="frozen"):
         cfg.seed = 6
     assert cfg.probes.seed == 5
+
+
+def test_a_key_given_twice_is_an_error_naming_the_key_and_both_lines(tmp_path):
+    path = tmp_path / "twice.yaml"
+    path.write_text("probes:\n  seeds: 5\n  permutations: 100\n  seeds: 1\n")
+    result = CliRunner().invoke(cli, ["config", "show", str(path)])
+    assert result.exit_code == 2
+    assert result.stderr.strip().splitlines() == [
+        f"error: {path}: duplicate key 'seeds' in lines 2 and 4 (the second would silently win; keep one)"
+    ]
+
+
+def test_a_yaml_merge_key_may_still_be_overridden_as_safe_load_allows():
+    text = "base: &b {seeds: 5, permutations: 100}\nprobes:\n  <<: *b\n  seeds: 2\n"
+    assert load_yaml(text) == yaml.safe_load(text)
+    assert load_yaml(text)["probes"] == {"seeds": 2, "permutations": 100}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import zipfile
 
+import pytest
 import yaml
 from click.testing import CliRunner
 
@@ -166,3 +167,52 @@ def test_demo_regenerates_byte_for_byte(tmp_path):
     fresh = {p.relative_to(tmp_path / "demo"): p.read_bytes() for p in (tmp_path / "demo").rglob("*") if p.is_file()}
     shipped = {p.relative_to(DEMO_DATA): p.read_bytes() for p in DEMO_DATA.rglob("*") if p.is_file()}
     assert fresh.keys() == shipped.keys() and all(fresh[k] == shipped[k] for k in fresh)
+
+
+def test_run_refuses_a_recording_longer_than_max_duration_naming_row_and_option(tmp_path):
+    rows = dataset_rows()
+    root = write_dataset(tmp_path / "ds", rows, duration_s=1.5)
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump({"dataset": {"path": str(root), "max_duration_s": 1.0}, "output": {"cache_dir": str(tmp_path / "cache")}}))
+    result = run("run", config, "-o", tmp_path / "out", "--no-progress")
+    assert result.exit_code == 2
+    assert result.stderr.splitlines()[0] == (
+        f"error: metadata.csv row 2 (utt_id={rows[0]['utt_id']}): audio file {rows[0]['rel_path']} is 1.5 s long "
+        "(> dataset.max_duration_s=1 s; cut it into utterances, or raise the option) (and 7 more problems)"
+    )
+    assert "Traceback" not in result.output
+
+
+def test_validate_warns_about_a_recording_longer_than_max_duration(tmp_path):
+    root = write_dataset(tmp_path / "ds", duration_s=1.5)
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump({"dataset": {"max_duration_s": 1.0}}))
+    result = validate(root, tmp_path, "--config", config)
+    assert result.exit_code == 0, result.output
+    assert result.output.count("(> dataset.max_duration_s=1 s") == 8
+
+
+def test_validate_refuses_an_empty_transcript_while_the_backbone_is_enabled(tmp_path):
+    rows = dataset_rows()
+    root = write_dataset(tmp_path / "ds", rows, texts={r["text_id"]: "" for r in rows})
+    result = validate(root, tmp_path)
+    assert result.exit_code == 2 and "text_id t01 has an empty transcript in texts.json" in result.stderr.splitlines()[0]
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump({"sources": {"backbone": {"enabled": False}, "acoustic": {"enabled": True}}}))
+    result = validate(root, tmp_path, "--config", config)
+    assert result.exit_code == 0 and "warning: metadata.csv row 2" in result.output
+
+
+@pytest.mark.parametrize("fault", ["missing dataset", "refused zip"])
+def test_a_run_that_fails_early_leaves_no_run_folder_behind(tmp_path, fault):
+    if fault == "missing dataset":
+        dataset = tmp_path / "nowhere"
+    else:
+        dataset = tmp_path / "attack.zip"
+        with zipfile.ZipFile(dataset, "w") as zf:
+            zf.writestr("../escape.txt", "x")
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump({"dataset": {"path": str(dataset)}, "output": {"cache_dir": str(tmp_path / "cache")}}))
+    result = run("run", config, "-o", tmp_path / "runs" / "x", "--no-progress")
+    assert result.exit_code == 2 and len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "runs" / "x").exists()

@@ -353,3 +353,69 @@ def test_dataset_error_is_a_stage15_error_for_the_cli(tmp_path):
     rows[1]["utt_id"] = rows[0]["utt_id"]
     with pytest.raises(DatasetError):
         load(write_dataset(tmp_path / "ds", rows), tmp_path)
+
+
+@pytest.mark.parametrize("name", ["metadata.csv", "texts.json"])
+def test_metadata_or_texts_linked_outside_the_dataset_is_refused_without_reading_it(tmp_path, name):
+    root = write_dataset(tmp_path / "ds")
+    secret = tmp_path / "elsewhere" / "secret.txt"
+    secret.parent.mkdir()
+    secret.write_text("root:x:0:0:root:/root:/bin/bash\n")
+    (root / name).unlink()
+    (root / name).symlink_to(secret)  # a real symbolic link
+    problems = problems_of(root, tmp_path)
+    assert problems == [
+        f"{name}: a symbolic link leads outside the dataset folder, to {secret.resolve()}; "
+        "name that folder in dataset.allow_symlinks_into to allow it"
+    ]
+    assert "root:x" not in "".join(problems)
+
+
+def test_metadata_linked_into_an_allowed_folder_is_read(tmp_path):
+    root = write_dataset(tmp_path / "ds")
+    kept = tmp_path / "elsewhere" / "metadata.csv"
+    kept.parent.mkdir()
+    (root / "metadata.csv").rename(kept)
+    (root / "metadata.csv").symlink_to(kept)
+    assert load(root, tmp_path, allow_symlinks_into=[str(kept.parent)]).summary.n_utterances == 8
+
+
+def _with_empty_transcript(tmp_path):
+    rows = dataset_rows()
+    texts = {r["text_id"]: f"Sentence {r['text_id']}." for r in rows} | {"t02": "  \t"}
+    return write_dataset(tmp_path / "ds", rows, texts=texts), rows
+
+
+def test_an_empty_transcript_is_an_error_when_a_source_reads_the_text(tmp_path):
+    root, rows = _with_empty_transcript(tmp_path)
+    with pytest.raises(DatasetValidationError) as info:
+        load_dataset(root, DatasetConfig(), work_dir=tmp_path / "work", progress=False, text_required=True)
+    first = next(r for r in rows if r["text_id"] == "t02")
+    assert info.value.problems == [f"metadata.csv row 3 (utt_id={first['utt_id']}): text_id t02 has an empty transcript in texts.json"]
+
+
+def test_an_empty_transcript_is_a_warning_when_no_source_reads_the_text(tmp_path):
+    root, _ = _with_empty_transcript(tmp_path)
+    assert any("text_id t02 has an empty transcript" in w for w in load(root, tmp_path).warnings)
+
+
+@pytest.mark.parametrize("column", ["utt_id", "speaker", "accent", "text_id", "group"])
+def test_a_control_character_in_an_id_or_label_names_row_and_column(tmp_path, column):
+    rows = [dict(r, group=r["speaker"]) for r in dataset_rows()]
+    rows[1] = dict(rows[1], **{column: rows[1][column] + "\x00x"})
+    root = write_dataset(tmp_path / "ds", rows)
+    problems = problems_of(root, tmp_path)
+    assert any(p.startswith(f"metadata.csv row 3: {column} ") and "holds the control character '\\x00'" in p for p in problems)
+
+
+def test_a_recording_longer_than_max_duration_warns_at_validation_and_is_an_error_at_run(tmp_path):
+    rows = dataset_rows()
+    root = write_dataset(tmp_path / "ds", rows, duration_s=1.5)
+    ds = load(root, tmp_path, max_duration_s=1.0)
+    assert sum("is 1.5 s long (> dataset.max_duration_s=1 s" in w for w in ds.warnings) == 8
+    with pytest.raises(DatasetValidationError) as info:
+        load_dataset(root, DatasetConfig(max_duration_s=1.0), work_dir=tmp_path / "work", progress=False, long_audio_is_error=True)
+    assert info.value.problems[0] == (
+        f"metadata.csv row 2 (utt_id={rows[0]['utt_id']}): audio file {rows[0]['rel_path']} is 1.5 s long "
+        "(> dataset.max_duration_s=1 s; cut it into utterances, or raise the option)"
+    )

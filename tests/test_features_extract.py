@@ -138,21 +138,22 @@ def test_external_column_named_like_a_computed_representation_is_an_error(tmp_pa
 
 _CRASHING_RUN = textwrap.dedent(
     """
-    import sys, time
+    import pathlib, sys, time
     from stage1_5.config import Stage15Config
     from stage1_5.data.manifest import UtteranceSet
     from stage1_5.features import acoustic
     from stage1_5.features.extract import extract_features
     from stage1_5.features.testing import FakeDataset
 
-    slow = acoustic.AcousticExtractor.extract_batches
-    def throttled(self, utterances, batch_size):
-        for batch in slow(self, utterances, batch_size):
-            time.sleep(0.3)  # give the parent time to kill us between chunks
-            yield batch
-    acoustic.AcousticExtractor.extract_batches = throttled
-
     manifest, cache = sys.argv[1], sys.argv[2]
+    slow = acoustic.AcousticExtractor.extract_batches
+    def stalled(self, utterances, batch_size):
+        for batch in slow(self, utterances, batch_size):
+            if list(pathlib.Path(cache).glob("features/acoustic/*/chunk_*.npz")):
+                time.sleep(600)  # a chunk is stored: wait here for the parent's kill -9, however slow it is
+            yield batch
+    acoustic.AcousticExtractor.extract_batches = stalled
+
     cfg = Stage15Config.model_validate({"sources": %r, "output": {"cache_dir": cache, "feature_chunk_size": 2}})
     extract_features(cfg, FakeDataset(UtteranceSet.from_file(manifest)), progress=False)
     """
@@ -165,7 +166,7 @@ def test_kill_9_midway_then_rerun_resumes_and_equals_a_clean_run(tmp_path, datas
     dataset.utterances.to_file(manifest)
     cache = tmp_path / "cache"
     proc = subprocess.Popen([sys.executable, "-c", _CRASHING_RUN, str(manifest), str(cache)])
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 300  # generous: a busy machine starts the child slowly; it stalls once a chunk is stored
     chunks: list[Path] = []
     while len(chunks) < 1 and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)

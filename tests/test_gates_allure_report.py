@@ -18,7 +18,11 @@ from types import SimpleNamespace
 
 import pytest
 
+from fixtures.allure_files import CATEGORIES
 from fixtures.testing import write_planted_case
+from stage1_5.config import ExperimentConfig
+from stage1_5.decision import decide
+from stage1_5.decision.dummies import dummy_metrics, dummy_metrics_row as row
 
 ROOT = Path(__file__).resolve().parents[1]
 ALLURE_JS = ROOT / ".tools" / "node_modules" / "allure-commandline" / "bin" / "allure"
@@ -89,10 +93,41 @@ def _test_case_uid(index: Path, name: str) -> str:
     raise AssertionError(f"no test case named {name!r} in {index}")
 
 
-def test_the_report_overview_shows_the_decision(allure_report):
+def _category(message: str) -> str:
+    """The Allure category a failed test with this message lands in (first match wins, as in Allure:
+    the Java regex must match the whole message)."""
+    for category in CATEGORIES:
+        if "failed" in category["matchedStatuses"] and "messageRegex" in category and re.fullmatch(category["messageRegex"], message):
+            return category["name"]
+    return "Product defects"
+
+
+def test_every_gate_miss_of_the_decision_module_lands_in_a_named_category():
+    rows = [row(f"backbone:decoder_block_{i:02d}", accent_f1=f1, leak_excess_pp=leak, text_drop=drop, p_value=p, p_value_fwer=p)
+            for i, (f1, leak, drop, p) in enumerate([(0.3, 20.0, 0.3, 0.4), (0.5, 9.0, 0.05, 0.2), (0.7, 1.0, 0.0, float("nan"))])]  # fmt: skip
+    misses = [(c.metric, c.level, c.message) for a in decide(dummy_metrics(rows), ExperimentConfig()).assessments.values() for c in a.checks if not c.passed]
+    assert {(metric, level) for metric, level, _ in misses} >= {("p_value", "go"), ("leakage", "go"), ("accent_f1", "conditional")}
+    for metric, level, message in misses:
+        expected = "Significance" if metric == "p_value" else {"go": "GO gate", "conditional": "Conditional gate"}[level]
+        assert _category(f"fixtures.gating.GateMiss: {message}").startswith(expected), message
+
+
+def test_decision_misses_and_real_failures_keep_their_own_categories():
+    assert _category("GateMiss: Decision NOGO: No backbone layer reaches conditional GO (family-wise p 0.2)") == "Decision NOGO"
+    assert _category("AssertionError: assert 3 == 4") == "Product defects"
+
+
+def test_the_report_overview_leads_with_the_decision(allure_report):
     dom = _dom(allure_report)
-    assert re.search(r'class="widget__title">stage1_5 planted: GO \(backbone:decoder_block_08\)', dom)
-    assert "Layer misses a GO gate" in dom  # the categories widget names the weak layer's misses
+    assert re.search(r'class="widget__title">Decision GO · backbone:decoder_block_08 · stage1_5 planted', dom)
+    assert "GO gate missed (layer evidence)" in dom  # the categories widget names the weak layer's misses
+
+
+def test_the_categories_page_names_every_miss_and_no_product_defect(allure_report):
+    text = _visible_text(_dom(allure_report, "categories"))
+    assert "Significance: family-wise p not below alpha (layer evidence)" in text  # decoder_block_00's p misses
+    assert "GO gate missed (layer evidence)" in text and "Conditional gate missed (layer evidence)" in text
+    assert "Product defects" not in text
 
 
 def test_a_failing_gates_page_shows_the_numbers_the_threshold_and_the_metrics_figure(allure_report):

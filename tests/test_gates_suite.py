@@ -155,7 +155,7 @@ def test_allure_results_read_as_the_decision(cases, go_run):
     assert env.startswith("decision=GO\n") and "dataset.hash=" in env
     categories = [c["name"] for c in json.loads((alluredir / "categories.json").read_text())]
     assert "Decision NOGO" in categories and "Broken: crash in dataset, extraction or probing (not a NOGO)" in categories
-    assert json.loads((alluredir / "executor.json").read_text())["reportName"] == f"stage1_5 planted: GO ({B08})"
+    assert json.loads((alluredir / "executor.json").read_text())["reportName"] == f"Decision GO · {B08} · stage1_5 planted"
 
 
 def test_the_report_and_figures_are_attached(cases, go_run):
@@ -189,3 +189,15 @@ def test_a_failing_gate_shows_its_numbers_threshold_and_figure_and_is_marked_inf
     assert "f1_by_layer.png (accent F1)" in {a["name"] for a in miss["attachments"]}
     labels = {(lab["name"], lab["value"]) for lab in miss["labels"]}
     assert {("tag", "per-layer evidence (informational)"), ("severity", "minor")} <= labels
+
+
+def test_an_invalid_dataset_is_its_one_line_message_and_exit_3(run_gates, tmp_path):
+    config = write_planted_case(tmp_path / "invalid", {B00: 0.0, B08: 3.0})
+    metadata = tmp_path / "invalid" / "dataset" / "metadata.csv"
+    lines = metadata.read_text().splitlines()
+    lines[3] = lines[3].replace(",", "\x00x,", 2)  # a NUL byte in row 4's speaker
+    metadata.write_text("\n".join(lines) + "\n")
+    result = run_gates(config)
+    assert result.ret == 3
+    result.stdout.fnmatch_lines(["*Exit: --stage1-5-config: metadata.csv row 4: * holds the control character '\\x00'*"])
+    assert "Traceback" not in result.stdout.str() and "ERROR gates" not in result.stdout.str()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import math
 import os
 import subprocess
 import sys
@@ -58,8 +59,11 @@ def test_the_oom_back_off_halves_at_least_once_and_keeps_the_features(reduced_ru
 
 
 def test_it_times_the_probe_engine_and_projects_the_full_permutation_count(reduced_run):
+    # structure only: each figure is timed separately, so no comparison between them can be trusted on a busy
+    # machine (they are rounded, so a fast machine may print 0.0)
     probes = reduced_run[1]["probes"]
-    assert probes["cpu_zero_s"] > 0 and probes["cpu_same_s"] > 0 and probes["cpu_full_projected_s"] >= probes["cpu_zero_s"]
+    timings = [probes["cpu_zero_s"], probes["cpu_same_s"], probes["cpu_full_projected_s"]]
+    assert all(isinstance(t, float) and math.isfinite(t) and t >= 0 for t in timings)
     assert probes["cuda"] == "skipped: no CUDA device"
 
 

@@ -7,6 +7,7 @@ cache); every test that runs it again writes to its own run folder, so no test s
 from __future__ import annotations
 
 import json
+import re
 import zipfile
 from pathlib import Path
 
@@ -117,6 +118,9 @@ def test_run_writes_report_analysis_config_and_bundle(planted):
         assert tops == {"report", "artifacts", "config"}
         assert "report/stage1_5_report.md" in zf.namelist()
         assert "artifacts/analysis/metrics.csv" in zf.namelist()
+        page = zf.read("report/stage1_5_report.html").decode()
+    srcs = re.findall(r'<img src="([^"]+)"', page)
+    assert len(srcs) >= 4 and all(src.startswith("data:image/png;base64,") for src in srcs)  # self-contained: every figure embedded
 
 
 def test_run_writes_the_stage2_handoff_into_metrics_report_and_bundle(planted):

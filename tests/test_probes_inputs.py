@@ -95,6 +95,21 @@ def test_a_file_that_is_no_npz_is_named_without_advice_to_unpickle(tmp_path, con
         assert "pickle" not in str(err.value)
 
 
+def test_a_file_that_is_no_parquet_is_one_error_naming_it(tmp_path):
+    (tmp_path / "f.parquet").write_bytes(b"not parquet at all")
+    for read in (load_external_features, representation_names):
+        with pytest.raises(Stage15Error, match=r"f\.parquet: not a readable parquet file"):
+            read(tmp_path / "f.parquet")
+
+
+def test_a_parquet_column_name_that_cannot_name_a_file_is_refused_naming_it(tmp_path):
+    table = pa.table({"utt_id": ["a", "b"], "m:l\x00": pa.array([[0.0, 1.0], [1.0, 0.0]])})
+    pq.write_table(table, tmp_path / "f.parquet")
+    for read in (load_external_features, representation_names):
+        with pytest.raises(Stage15Error, match=r"f\.parquet: array 'm:l\\x00' cannot be used as a representation name"):
+            read(tmp_path / "f.parquet")
+
+
 def test_nan_in_external_file_names_row_and_utt_id(tmp_path):
     x = np.zeros((3, 2), dtype=np.float32)
     x[2, 1] = np.nan

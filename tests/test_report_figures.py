@@ -1,7 +1,9 @@
 """Report figures are written as real PNGs for typical and edge inputs."""
 
+import matplotlib.colors
 import numpy as np
 import pytest
+from matplotlib.collections import PathCollection
 
 from stage1_5.config import ExperimentConfig
 from stage1_5.decision import decide
@@ -80,3 +82,42 @@ def test_figures_are_reproducible(tmp_path):
     a = plot_metric_heatmap(m, d, tmp_path / "a.png").read_bytes()
     b = plot_metric_heatmap(m, d, tmp_path / "b.png").read_bytes()
     assert a == b
+
+
+def _kept_figure(monkeypatch):
+    import stage1_5.report.figures as figures
+
+    kept = {}
+    save = figures._save
+    monkeypatch.setattr(figures, "_save", lambda fig, path: kept.setdefault("fig", fig) and save(fig, path))
+    return kept
+
+
+def test_f1_by_layer_draws_layers_in_depth_whatever_order_they_come_in(tmp_path, monkeypatch):
+    kept = _kept_figure(monkeypatch)
+    rows = [row(f"backbone:{layer}") for layer in ("decoder_block_08", "pre_vocoder", "decoder_block_00", "text_encoder_out")]
+    m = dummy_metrics(rows)
+    plot_f1_by_layer(m, decide(m, ExperimentConfig()), tmp_path / "f1.png")
+    ticks = [t.get_text() for t in kept["fig"].axes[0].get_xticklabels()]
+    assert ticks == ["text_encoder_out", "decoder_block_00", "decoder_block_08", "pre_vocoder"]
+
+
+@pytest.mark.parametrize("plot", [plot_f1_by_layer, plot_leakage_vs_f1])
+def test_go_and_nogo_points_differ_in_shape_not_only_in_colour(plot, tmp_path, monkeypatch):
+    from stage1_5.decision.levels import Level
+    from stage1_5.report.figures import LEVEL_COLOURS
+
+    kept = _kept_figure(monkeypatch)
+    m = dummy_metrics([row("backbone:decoder_block_08", accent_f1=0.9, p_value=0.001), row("backbone:decoder_block_00", accent_f1=0.2, p_value=0.9)])
+    d = decide(m, ExperimentConfig())
+    assert {d.levels[r] for r in m["representation"]} == {Level.GO, Level.NOGO}
+    plot(m, d, tmp_path / "fig.png")
+    shapes = {}
+    for coll in kept["fig"].axes[0].collections:
+        if not isinstance(coll, PathCollection):  # scatter points only, not the shaded regions
+            continue
+        face = coll.get_facecolor()
+        for level, colour in LEVEL_COLOURS.items():
+            if len(face) and np.allclose(face[0][:3], matplotlib.colors.to_rgb(colour)) and coll.get_paths():
+                shapes[level] = coll.get_paths()[0].vertices.round(3).tobytes()
+    assert set(shapes) == {Level.GO, Level.NOGO} and shapes[Level.GO] != shapes[Level.NOGO]

@@ -96,12 +96,63 @@ def test_dataset_summary_and_warnings():
 def test_figures_are_relative_links_to_analysis():
     links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", render())
     assert links == [
-        "../artifacts/analysis/metrics_heatmap.png",
         "../artifacts/analysis/f1_by_layer.png",
-        "../artifacts/analysis/confusion_best.png",
+        "../artifacts/analysis/metrics_heatmap.png",
         "../artifacts/analysis/leakage_vs_f1.png",
+        "../artifacts/analysis/confusion_best.png",
     ]
     assert "![" not in render(figures={})
+
+
+def render_rows(rows, config=None):
+    """The report of these metrics rows under `config` (default: the defaults)."""
+    m = dummy_metrics(rows)
+    d = decide(m, ExperimentConfig(), facts=RunFacts())
+    return render_report(m, d, dataset=FACTS, config=config or Stage15Config(), label_map=["a", "b", "c"], device="cpu", versions=VERSIONS)
+
+
+def test_the_report_opens_with_the_verdict_box_and_the_f1_figure_under_it():
+    text = render()
+    box = text.split("## Summary", 1)[1].split("\n## ", 1)[0]
+    assert text.index("## Summary") < text.index("## Results") < text.index("## Dataset")
+    assert "| **Decision** | **conditional GO** |" in box
+    assert re.search(r"\| \*\*Best representation\*\* \| `backbone:decoder_block_08`: accent F1 0\.52 .*family-wise p ", box)
+    assert "| **Next step** | **Conditional GO → train with adversarial regularisation" in box
+    assert box.rstrip().endswith("*Accent F1 by layer with 95% CI and the GO / conditional / NOGO thresholds.*")
+
+
+@pytest.mark.parametrize(("f1", "step"), [(0.9, "**GO → prepare Stage 2 (LoRA)"), (0.1, "**NOGO → do not start LoRA")])
+def test_the_next_step_follows_the_decision(f1, step):
+    text = render_rows([row("backbone:decoder_block_08", accent_f1=f1, p_value=0.001), row("ssl:layer_06", accent_f1=0.2)])
+    assert f"| **Next step** | {step}" in text
+
+
+def test_each_figure_sits_beside_the_table_it_draws():
+    text = render()
+    results = text.split("## Results", 1)[1].split("\n## ", 1)[0]
+    assert "metrics_heatmap.png" in results and "leakage_vs_f1.png" in results
+    assert "confusion_best.png" in text.split("## Decision", 1)[1].split("\n## ", 1)[0]
+
+
+def test_a_text_encoder_layer_at_the_majority_level_is_explained_where_it_appears():
+    text = render_rows([row("backbone:text_encoder_out", accent_f1=0.17), row("backbone:decoder_block_08", accent_f1=0.5)])
+    results = text.split("## Results", 1)[1].split("\n## ", 1)[0]
+    assert "`backbone:text_encoder_out` sits at the majority level" in results and "sees only the text, no audio" in results
+
+
+def test_a_disabled_sources_checkpoint_is_not_in_the_report():
+    cfg = Stage15Config.model_validate({"sources": {"backbone": {"enabled": False}, "planted": {"enabled": True}}})
+    text = render_rows([row("planted:decoder_block_08", accent_f1=0.9, p_value=0.001), row("ssl:layer_06", accent_f1=0.2)], cfg)
+    assert "Qwen3-TTS" not in text
+    assert text.startswith("# Stage 1.5 accent probing report — stage1_5 (planted features: synthetic, not a network's)")
+    results = text.split("## Results", 1)[1].split("\n## ", 1)[0]
+    assert "- `planted` is **synthetic**: the planted source holds synthetic vectors" in results
+
+
+def test_a_pretrained_reference_says_what_it_was_trained_on_under_the_table():
+    text = render_rows([row("backbone:decoder_block_08", accent_f1=0.5), row("ge2e:lstm_3", accent_f1=0.8)])
+    results = text.split("## Results", 1)[1].split("\n## ", 1)[0]
+    assert "- `ge2e` is Resemblyzer's pretrained voice encoder" in results and "LibriSpeech, VoxCeleb1 and VoxCeleb2" in results
 
 
 def test_reproducibility_names_hashes_versions_seeds_and_labels():

@@ -9,6 +9,7 @@ import pkgutil
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -18,6 +19,7 @@ from stage1_5.sources import (
     Role,
     all_sources,
     configured_layer_order,
+    deciding_label,
     deciding_sources,
     random_weights_caveats,
     registered,
@@ -130,12 +132,24 @@ def toy_case(tmp_path_factory):
 # ----------------------------------------------------------------------------- the built-in table
 
 
-def test_the_backbone_decides_and_the_other_builtins_are_references():
-    assert deciding_sources() == ["backbone"]
-    assert [s.name for s in all_sources()] == ["backbone", "ssl", "ecapa", "acoustic"]
+def test_the_backbone_and_the_demos_planted_stand_in_decide_and_the_other_builtins_are_references():
+    assert deciding_sources() == ["backbone", "planted"]
+    assert [s.name for s in all_sources()] == ["backbone", "planted", "ssl", "ecapa", "ge2e", "acoustic"]
     assert {s.name: role_of(s.name) for s in all_sources()} == {
-        "backbone": Role.DECIDES, "ssl": Role.REFERENCE, "ecapa": Role.REFERENCE, "acoustic": Role.REFERENCE,
+        "backbone": Role.DECIDES, "planted": Role.DECIDES, "ssl": Role.REFERENCE, "ecapa": Role.REFERENCE,
+        "ge2e": Role.REFERENCE, "acoustic": Role.REFERENCE,
     }  # fmt: skip
+
+
+def test_sentences_name_the_planted_stand_in_only_in_a_run_that_has_it():
+    assert deciding_label() == "backbone"
+    assert deciding_label(["planted:decoder_block_08", "acoustic:mfcc_stats"]) == "planted"
+    assert deciding_label(["acoustic:mfcc_stats"]) == "backbone"
+
+
+def test_the_planted_source_marks_the_run_not_scientific_and_names_itself():
+    cfg = Stage15Config.model_validate({"sources": {"planted": {"enabled": True}}})
+    assert any("planted source holds synthetic vectors" in c for c in random_weights_caveats(cfg))
 
 
 def test_every_builtin_extractor_path_resolves_to_its_sources_extractor():
@@ -164,7 +178,7 @@ def test_disabled_or_real_weights_give_no_caveat():
 
 def test_configured_layer_order_lists_each_sources_configured_layers():
     cfg = Stage15Config.model_validate({"sources": {"backbone": {"layers": ["pre_vocoder", "decoder_block_02"]}}})
-    assert configured_layer_order(cfg) == {"backbone": ["pre_vocoder", "decoder_block_02"]}
+    assert configured_layer_order(cfg)["backbone"] == ["pre_vocoder", "decoder_block_02"]
 
 
 # ----------------------------------------------------------------------------- registration
@@ -226,3 +240,20 @@ def test_a_registered_source_gets_a_features_subcommand(toy, toy_case, tmp_path)
         result = CliRunner().invoke(cli, ["features", "toy", "-c", str(toy_case), "--no-progress", "-o", str(tmp_path / "toy.npz")])
     assert result.exit_code == 0, result.output
     assert "toy: 24 utterances, 1 representations" in result.output and (tmp_path / "toy.npz").is_file()
+
+
+def test_the_planted_source_serves_the_demo_utterances_and_refuses_others():
+    from stage1_5.config import PlantedConfig
+    from stage1_5.data.manifest import Utterance
+    from stage1_5.errors import FeatureError
+    from stage1_5.features.external import load_external_features
+    from stage1_5.planted_demo import PLANTED_BACKBONE, PlantedExtractor
+
+    ids, arrays = load_external_features(PLANTED_BACKBONE)
+    extractor = PlantedExtractor(PlantedConfig())
+    assert extractor.representation_names() == ["planted:decoder_block_00", "planted:decoder_block_08"]
+    utts = [Utterance(id=ids[i], speaker="s", accent="a", text_id="t") for i in (5, 0)]
+    (batch,) = extractor.extract_batches(utts, 8)
+    np.testing.assert_array_equal(batch.vectors["planted:decoder_block_08"], arrays["planted:decoder_block_08"][[5, 0]])
+    with pytest.raises(FeatureError, match=r"sources.planted: utterance 'nope' has no planted features"):
+        list(extractor.extract_batches([Utterance(id="nope", speaker="s", accent="a", text_id="t")], 8))

@@ -140,3 +140,27 @@ def test_no_similarity_matrix_draws_only_the_erasure_figure(tmp_path):
     m = metrics()
     d = decide(m, ExperimentConfig())
     assert set(render_stage2_figures(m, None, d, tmp_path)) == {"erasure"}
+
+
+def test_stage2_tables_keep_user_names_as_text_in_a_spreadsheet_and_read_back_unchanged(tmp_path):
+    import pandas as pd
+
+    from stage1_5.stage2.analysis import CKA_FILE, ERASURE_FILE, Stage2Result, load_stage2, save_stage2
+
+    names = ["=cmd|' /C calc'!A0:x", "backbone:decoder_block_02"]
+    erasure = pd.DataFrame({"representation": names, "erase_accent_speaker_drop": [0.1, -0.2]})
+    cka = pd.DataFrame([[1.0, 0.5], [0.5, 1.0]], index=names, columns=names)
+    save_stage2(Stage2Result([], {}, erasure, cka, design={}), tmp_path)
+    for written in (tmp_path / ERASURE_FILE, tmp_path / CKA_FILE):
+        assert not any(line.startswith("=") or ",=" in line for line in written.read_text().splitlines()), written.name
+    loaded = load_stage2(tmp_path)
+    assert list(loaded.erasure["representation"]) == names
+    assert list(loaded.cka.index) == names and list(loaded.cka.columns) == names
+    assert loaded.erasure["erase_accent_speaker_drop"].tolist() == [0.1, -0.2]
+
+
+def test_erasing_speaker_contrasts_that_raises_accent_f1_is_explained_in_its_sentence():
+    rising = {"layer": "decoder_block_08", "erase_speaker_accent_f1_base": 0.60, "erase_speaker_accent_f1": 0.66, "erase_speaker_accent_f1_drop": -0.06}
+    falling = {**rising, "erase_speaker_accent_f1": 0.50, "erase_speaker_accent_f1_drop": 0.10}
+    assert "higher, not a bug" in erasure_sentence(rising)
+    assert "not a bug" not in erasure_sentence(falling)

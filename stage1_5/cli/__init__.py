@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import sys
+import threading
+from typing import Iterator
 
 import click
 
@@ -10,13 +14,46 @@ from stage1_5 import __version__
 from stage1_5.errors import Stage15Error, os_error_line
 
 
+class Terminated(BaseException):
+    """SIGTERM arrived: raised in the main thread so that locks and temporary files are released on the
+    way out, as for Ctrl-C's KeyboardInterrupt."""
+
+
+STOPPED = "error: stopped by {signal}; the run can be resumed: run the same command again (finished work is kept)"
+"""The one line a command stopped by Ctrl-C or SIGTERM prints (exit status 128 + the signal's number)."""
+
+
+@contextlib.contextmanager
+def _sigterm_raises() -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
+        yield
+        return
+
+    def raise_terminated(signum, frame):
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 class _Group(click.Group):
     """Turns user errors and file-system faults (permissions, a read-only or full disk) into one line
-    on stderr and exit status 2, never a stack trace."""
+    on stderr and exit status 2, never a stack trace; Ctrl-C and SIGTERM into one line saying the run
+    can be resumed and exit status 130 / 143."""
 
     def invoke(self, ctx: click.Context):
         try:
-            return super().invoke(ctx)
+            with _sigterm_raises():
+                return super().invoke(ctx)
+        except KeyboardInterrupt:
+            click.echo(STOPPED.format(signal="Ctrl-C (SIGINT)"), err=True)
+            sys.exit(128 + signal.SIGINT)
+        except Terminated:
+            click.echo(STOPPED.format(signal="SIGTERM"), err=True)
+            sys.exit(128 + signal.SIGTERM)
         except Stage15Error as err:
             click.echo(f"error: {err}", err=True)
             sys.exit(err.exit_code)

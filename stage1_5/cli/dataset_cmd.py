@@ -71,9 +71,10 @@ def _load(cfg, work_dir: Path, list_all: bool = False):
     """Load a dataset; validation problems become one DatasetError (every problem listed once if asked)."""
     from stage1_5.data.dataset import load_dataset
     from stage1_5.data.validation import DatasetValidationError
+    from stage1_5.sources import reads_text
 
     try:
-        return load_dataset(cfg.dataset.path, cfg.dataset, work_dir=work_dir, progress=sys.stderr.isatty())
+        return load_dataset(cfg.dataset.path, cfg.dataset, work_dir=work_dir, progress=sys.stderr.isatty(), text_required=reads_text(cfg))
     except DatasetValidationError as err:
         if list_all:
             raise DatasetValidationError(err.problems, listed=None) from None

@@ -1,7 +1,8 @@
 """`stage1_5 probes --features FILE --dataset PATH -o OUT`: probe precomputed features.
 
 Needs only `metadata.csv` (audio may be absent). Writes OUT/metrics.csv, OUT/predictions.csv,
-OUT/confusion/<representation>.csv (':' written as '__') and OUT/label_map.json.
+OUT/confusion/<representation>.csv (':' written as '__'; other names as `stage1_5.names.safe_file_name`
+makes them) and OUT/label_map.json. OUT is locked while it is written, as `run` locks its run folder.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import click
 @click.option("--bootstrap", type=int, default=None, help="Cluster-bootstrap resamples for the CI; 0 skips (probes.bootstrap).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None, help="Where the batched probes run (probes.device).")
 @click.option("--no-progress", is_flag=True, help="Hide progress bars.")
+@click.option("--wait", is_flag=True, help="If another process is writing OUT, wait for it instead of stopping with exit 2.")
 def command(
     features_file: str,
     dataset_path: str,
@@ -32,6 +34,7 @@ def command(
     bootstrap: Optional[int],
     device: Optional[str],
     no_progress: bool,
+    wait: bool,
 ) -> None:
     """Train accent probes on precomputed features and write metrics, predictions and confusions."""
     from stage1_5.cli.overrides import override
@@ -39,7 +42,7 @@ def command(
     from stage1_5.data.dataset import load_dataset
     from stage1_5.features.external import align_features, load_external_features
     from stage1_5.paths import cache_paths
-    from stage1_5.pipeline import save_probe_results
+    from stage1_5.pipeline import output_folder_lock, save_probe_results
     from stage1_5.probes import evaluate_representations
     from stage1_5.runtime import configure_torch_threads
 
@@ -52,8 +55,9 @@ def command(
     dataset = load_dataset(dataset_path, dataset_cfg, work_dir=cache_paths(cfg.output).datasets, progress=progress)
     ids, arrays = load_external_features(features_file)
     vectors = align_features(ids, arrays, dataset.utterances.ids, source=features_file)
-    results = evaluate_representations(vectors, dataset.utterances.to_frame(), probes, alpha=cfg.experiment.alpha, progress=progress)
-    save_probe_results(results, Path(out_dir))
+    with output_folder_lock(Path(out_dir), wait=wait):  # two `probes -o SAME` never mix their files
+        results = evaluate_representations(vectors, dataset.utterances.to_frame(), probes, alpha=cfg.experiment.alpha, progress=progress)
+        save_probe_results(results, Path(out_dir))
     for note in results.notes:
         click.echo(f"note: {note}", err=True)
     shown = results.metrics[["representation", "accent_f1", "p_value", "p_value_fwer", "text_drop", "leak_excess_pp", "speaker_acc"]]

@@ -32,12 +32,13 @@ from stage1_5.data.layout import (
     locate_audio,
     read_metadata,
     read_texts,
+    refuse_outside_links,
     under_audio_dir,
 )
 from stage1_5.data.manifest import Utterance, UtteranceSet
 from stage1_5.data.recording import RecordingStats, measure_recording
 from stage1_5.data.safezip import extract_zip, looks_like_zip
-from stage1_5.data.validation import AudioScan, DatasetView, raise_if_problems, validate
+from stage1_5.data.validation import AudioScan, DatasetView, raise_if_problems, validate, validation_warnings
 from stage1_5.errors import ConfigError, DatasetError
 from stage1_5.hashing import file_sha256, json_digest
 from stage1_5.io import atomic_write_json
@@ -257,19 +258,23 @@ def load_dataset(
     *,
     work_dir: Path | None = None,
     progress: bool = True,
+    text_required: bool = False,
+    long_audio_is_error: bool = False,
 ) -> Dataset:
     """Load, validate and hash a dataset folder, `dataset.zip` or 'demo'.
 
     Raises one `DatasetError` listing every problem; design minima, imbalance, mixed sample rates and
     confounds only warn here (the recording probe and `dataset.confounds: error` are applied by
     `stage1_5.probes.confounds.check_confounds`). With `config.audio_required=False` a dataset whose
-    audio is absent is valid (features only).
+    audio is absent is valid (features only). `text_required` (a source reading the text is enabled) makes
+    an empty transcript an error; `long_audio_is_error` (at `run`) makes audio longer than
+    `dataset.max_duration_s` one; both only warn otherwise.
     """
     work_dir = Path(work_dir) if work_dir is not None else DEFAULT_WORK_DIR
     index = FileIndex(work_dir / FILE_INDEX)
     root = resolve_root(path, config, work_dir, index)
     link_roots = _link_roots(config)
-
+    raise_if_problems(refuse_outside_links(root, link_roots))
     rows, problems = read_metadata(root / METADATA)
     texts, text_problems = read_texts(root / TEXTS)
     problems += text_problems
@@ -290,8 +295,12 @@ def load_dataset(
 
     audio_scan, audio_hashes = scan_audio(rows, locations, index, progress) if has_audio else (None, None)
     index.save()  # before validation fails: a re-check after fixing metadata.csv reads no audio again
-    view = DatasetView(root=root, rows=rows, config=config, texts=texts, locations=locations, audio=audio_scan)
+    view = DatasetView(
+        root=root, rows=rows, config=config, texts=texts, locations=locations, audio=audio_scan,
+        text_required=text_required, long_audio_is_error=long_audio_is_error,
+    )
     raise_if_problems(problems + validate(view))
+    notes += validation_warnings(view)
 
     utterances = UtteranceSet(
         Utterance(

@@ -221,6 +221,26 @@ def under_audio_dir(rel_path: str) -> PurePosixPath:
     return rel if rel.parts[0] == AUDIO_DIR else PurePosixPath(AUDIO_DIR, *rel.parts)
 
 
+def link_escape(path: Path, root: Path, link_roots: Sequence[Path] = ()) -> Optional[str]:
+    """None when `path`, with its symbolic links resolved, stays inside the dataset folder `root` or one
+    of `link_roots` (both resolved); otherwise what is wrong, naming where the link leads."""
+    real = path.resolve()
+    if any(real.is_relative_to(folder) for folder in (root, *link_roots)):
+        return None
+    return (f"a symbolic link leads outside the dataset folder, to {real}; "
+            "name that folder in dataset.allow_symlinks_into to allow it")
+
+
+def refuse_outside_links(root: Path, link_roots: Sequence[Path] = ()) -> list[Problem]:
+    """metadata.csv and texts.json that are symbolic links leading out of the dataset, refused before
+    they are read (their content would otherwise end up in error messages and the content hash)."""
+    return [
+        Problem(0, f"{name}: {escape}")
+        for name in (METADATA, TEXTS)
+        if (root / name).exists() and (escape := link_escape(root / name, root, link_roots)) is not None
+    ]
+
+
 def locate_audio(
     root: Path,
     rel_path: str,
@@ -244,11 +264,8 @@ def locate_audio(
         if not path.is_file():
             continue
         real = path.resolve()
-        if not any(real.is_relative_to(folder) for folder in (root, *link_roots)):
-            return AudioLocation(
-                problem=f"escapes the dataset root (a symbolic link leads outside the dataset folder, to {real}; "
-                        "name that folder in dataset.allow_symlinks_into to allow it)"
-            )
+        if (escape := link_escape(path, root, link_roots)) is not None:
+            return AudioLocation(problem=f"escapes the dataset root ({escape})")
         found.append((rel, real))
     if not found:
         return AudioLocation(tried=tuple(rel.as_posix() for rel in candidates))

@@ -3,8 +3,9 @@
 Every member is checked first (`check_zip`: names, types, total size, inflation ratio); only a zip
 that passes is unpacked, into a temporary folder beside the target that is renamed into place once
 complete, so a killed extraction never leaves a half-filled folder under the final name. A
-`COMPLETE_MARKER` file is written last. Extraction holds a lock per target (`filelock`); temporary
-folders whose lock nobody holds are leftovers of a killed run and are removed by the next extraction.
+`COMPLETE_MARKER` file is written last. Extraction holds a lock per target (`stage1_5.locks.exclusive`,
+the lock every folder shares); temporary folders whose lock nobody holds are leftovers of a killed run
+and are removed by the next extraction.
 """
 
 from __future__ import annotations
@@ -19,9 +20,8 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from filelock import FileLock, Timeout
-
-from stage1_5.errors import DatasetError
+from stage1_5.errors import DatasetError, LockBusy
+from stage1_5.locks import exclusive
 
 COMPLETE_MARKER = ".stage1_5_complete"
 RATIO_FLOOR_BYTES = 1 << 20
@@ -118,8 +118,9 @@ def is_complete(folder: Path) -> bool:
     return (folder / COMPLETE_MARKER).is_file()
 
 
-def _lock(folder: Path, name: str) -> FileLock:
-    return FileLock(str(folder / f".{name}.lock"))
+def _lock(folder: Path, name: str, *, wait: bool = True):
+    """The extraction lock of `folder / name` (held while it is unpacked)."""
+    return exclusive(folder / f".{name}.lock", what=f"the extraction into {folder / name}", wait=wait)
 
 
 def clear_stale_extractions(folder: Path, holding: str | None = None) -> list[Path]:
@@ -137,10 +138,10 @@ def clear_stale_extractions(folder: Path, holding: str | None = None) -> list[Pa
             removed.append(tmp)
             continue
         try:
-            with _lock(folder, target).acquire(timeout=0):
+            with _lock(folder, target, wait=False):
                 shutil.rmtree(tmp, ignore_errors=True)
                 removed.append(tmp)
-        except Timeout:  # another process is extracting it now
+        except LockBusy:  # another process is extracting it now
             continue
     return removed
 

@@ -8,6 +8,7 @@ missing is not also unreadable, a file with NaN samples is not also "silent".
 
 from __future__ import annotations
 
+import unicodedata
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,6 +50,10 @@ class DatasetView:
     texts: Optional[Mapping[str, str]] = None
     locations: Mapping[int, AudioLocation] = field(default_factory=dict)
     audio: Optional[AudioScan] = None
+    text_required: bool = False
+    """A source that reads the text (the backbone) is enabled: an empty transcript is an error, not a warning."""
+    long_audio_is_error: bool = False
+    """`run`: audio longer than dataset.max_duration_s is an error, not a warning (as at `dataset validate`)."""
 
 
 Validator = Callable[[DatasetView], list[Problem]]
@@ -105,6 +110,23 @@ def validate_required_fields(view: DatasetView) -> list[Problem]:
         for r in view.rows
         if r.group == ""
     ]
+    return problems
+
+
+CHECKED_FOR_CONTROL_CHARACTERS = ("utt_id", "speaker", "accent", "text_id", GROUP)
+
+
+@_register(METADATA_VALIDATORS)
+def validate_no_control_characters(view: DatasetView) -> list[Problem]:
+    """Ids and labels hold no NUL byte or other control character: they key caches, name predictions
+    and are printed in reports, where such a character hides or breaks the line."""
+    problems = []
+    for r in view.rows:
+        for col in CHECKED_FOR_CONTROL_CHARACTERS:
+            value = getattr(r, col) or ""
+            bad = next((c for c in value if unicodedata.category(c) == "Cc"), None)
+            if bad is not None:
+                problems.append(Problem(r.row, f"{METADATA} row {r.row}: {col} {value!r} holds the control character {bad!r}"))
     return problems
 
 
@@ -187,6 +209,26 @@ def validate_text_ids(view: DatasetView) -> list[Problem]:
         for r in view.rows
         if r.text_id and r.text_id not in view.texts
     ]
+
+
+def empty_texts(view: DatasetView) -> list[Problem]:
+    """Rows whose transcript in texts.json is empty or only whitespace (one problem per text_id, at its
+    first row): a teacher-forced pass over an empty text is meaningless."""
+    if view.texts is None:
+        return []
+    problems, seen = [], set()
+    for r in view.rows:
+        text = view.texts.get(r.text_id)
+        if text is not None and not text.strip() and r.text_id not in seen:
+            seen.add(r.text_id)
+            problems.append(Problem(r.row, f"{r.where}: text_id {r.text_id} has an empty transcript in {TEXTS}"))
+    return problems
+
+
+@_register(METADATA_VALIDATORS)
+def validate_texts_not_empty(view: DatasetView) -> list[Problem]:
+    """With a source that reads text enabled, every transcript a row uses holds some text (a warning otherwise)."""
+    return empty_texts(view) if view.text_required else []
 
 
 @_register(METADATA_VALIDATORS)
@@ -292,6 +334,33 @@ def validate_not_clipped(view: DatasetView) -> list[Problem]:
         for r, s in _measured(view)
         if not _is_empty(s, cfg) and s.clipped_fraction > cfg.clipped_fraction
     ]
+
+
+def long_recordings(view: DatasetView) -> list[Problem]:
+    """Audio longer than dataset.max_duration_s: utterance-level probing expects utterances, and one
+    hour-long file would pad a whole extraction batch to its length."""
+    cfg = view.config
+    return [
+        Problem(r.row, f"{r.where}: audio file {r.rel_path} is {s.duration:.1f} s long "
+                       f"(> dataset.max_duration_s={cfg.max_duration_s:g} s; cut it into utterances, or raise the option)")
+        for r, s in _measured(view)
+        if s.duration > cfg.max_duration_s
+    ]
+
+
+@_register(AUDIO_VALIDATORS)
+def validate_not_too_long(view: DatasetView) -> list[Problem]:
+    """`run` refuses audio longer than dataset.max_duration_s; `dataset validate` warns (`validation_warnings`)."""
+    return long_recordings(view) if view.long_audio_is_error else []
+
+
+def validation_warnings(view: DatasetView) -> list[str]:
+    """The rules that only warn for this view: empty transcripts without a text-reading source, long
+    recordings outside `run`."""
+    soft = [] if view.text_required else empty_texts(view)
+    if view.audio is not None and not view.long_audio_is_error:
+        soft += long_recordings(view)
+    return [p.message for p in soft]
 
 
 def validate(view: DatasetView) -> list[Problem]:

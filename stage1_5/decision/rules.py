@@ -209,7 +209,8 @@ def _rationale(level: Level, best: Optional[LevelAssessment], rows, backbone: Se
         return f"No {deciding_label()} layer was evaluated, so no layer can pass; the references below only give context."
     row = rows[best.representation]
     n = len(backbone)
-    selected = f" (the best of {n} {deciding_label()} layers)" if n > 1 else ""
+    deciding = deciding_label(a.representation for a in backbone)
+    selected = f" (the best of {n} {deciding} layers)" if n > 1 else ""
     strict = " (strict: interval bounds gated)" if cfg.strict else ""
     if level == Level.GO:
         text = f"Layer {_layer_name(row)}{selected} passes GO thresholds ({layer_summary(row)}){strict}."
@@ -217,7 +218,7 @@ def _rationale(level: Level, best: Optional[LevelAssessment], rows, backbone: Se
         text = f"Layer {_layer_name(row)}{selected} passes conditional-GO thresholds ({layer_summary(row)}){strict}; it misses GO: {'; '.join(best.reasons)}."
     else:
         misses = [r for r in best.reasons if not r.startswith(("borderline", "clear NOGO"))]
-        text = f"No {deciding_label()} layer reaches conditional GO{strict}. Best layer: {_layer_name(row)} ({layer_summary(row)}); it fails {'; '.join(misses)}."
+        text = f"No {deciding} layer reaches conditional GO{strict}. Best layer: {_layer_name(row)} ({layer_summary(row)}); it fails {'; '.join(misses)}."
         t = row_thresholds(row, cfg)
         if best.borderline:
             text += f" Its F1 is in the borderline band [{fmt_f1(t.nogo_f1)}, {fmt_f1(t.f1_conditional)}): more speakers may lift it."
@@ -225,7 +226,7 @@ def _rationale(level: Level, best: Optional[LevelAssessment], rows, backbone: Se
             text += f" F1 {fmt_f1(best.f1)} < {fmt_f1(t.nogo_f1)}: a clear NOGO."
     n_at = sum(a.level == level for a in backbone)
     if level != Level.NOGO and n_at > 1:
-        text += f" {n_at} of {n} {deciding_label()} layers reach {level.label}."
+        text += f" {n_at} of {n} {deciding} layers reach {level.label}."
     return text
 
 

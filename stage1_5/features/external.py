@@ -16,8 +16,9 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from stage1_5.errors import ConfigError, FeatureError
+from stage1_5.errors import ConfigError, FeatureError, Stage15Error
 from stage1_5.features.base import check_feature_matrix
+from stage1_5.names import unrepresentable
 
 UTT_ID = "utt_id"
 
@@ -30,14 +31,29 @@ def representation_names(path: str | Path) -> list[str]:
     if path.suffix == ".npz":
         try:
             with np.load(path, allow_pickle=False) as npz:
-                return [k for k in npz.files if k != UTT_ID]
+                names = [k for k in npz.files if k != UTT_ID]
         except (OSError, ValueError, zipfile.BadZipFile):
             raise ConfigError(f"sources.external: {_not_npz(path)}") from None
-    if path.suffix == ".parquet":
+    elif path.suffix == ".parquet":
+        import pyarrow as pa
         import pyarrow.parquet as pq
 
-        return [c for c in pq.read_schema(path).names if c != UTT_ID]
-    raise ConfigError(f"sources.external: {path}: expected a .npz or .parquet file")
+        try:
+            names = [c for c in pq.read_schema(path).names if c != UTT_ID]
+        except (OSError, pa.ArrowException) as err:
+            raise ConfigError(f"sources.external: {path}: not a readable parquet file ({err})") from None
+    else:
+        raise ConfigError(f"sources.external: {path}: expected a .npz or .parquet file")
+    check_names(path, names, error=ConfigError)
+    return names
+
+
+def check_names(path: Path, names: Sequence[str], *, error: type[Stage15Error] = FeatureError) -> None:
+    """Refuse, naming the array, a representation name that cannot become a file name (the confusion
+    matrix and the feature store write one file per representation; `stage1_5.names`)."""
+    for name in names:
+        if (reason := unrepresentable(name)) is not None:
+            raise error(f"{path}: array {name!r} cannot be used as a representation name: {reason}")
 
 
 def load_external_features(path: str | Path) -> tuple[list[str], dict[str, np.ndarray]]:
@@ -54,6 +70,7 @@ def load_external_features(path: str | Path) -> tuple[list[str], dict[str, np.nd
         raise FeatureError(f"{path}: external features must be .npz or .parquet, got {suffix or 'no extension'!r}")
     if not arrays:
         raise FeatureError(f"{path}: no representation arrays besides {UTT_ID!r}")
+    check_names(path, list(arrays))
     out = {}
     for name, arr in arrays.items():
         arr = check_feature_matrix(name, arr, ids, error=FeatureError, where=str(path)).astype(np.float32, copy=False)

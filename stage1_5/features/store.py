@@ -5,7 +5,7 @@ Layout, one entry per (source, key, representation set)::
     <cache_dir>/features/<source>/<key>-<reps>/   (the store's root is `CachePaths.features`)
         meta.json                  key inputs, representations → file, utt_ids order, chunk size, dims, complete
         chunk_00000.npz ...        rows [i * chunk_size, (i + 1) * chunk_size), written atomically (tmp + rename)
-        000_ssl_layer_00.npy ...   after completion: one (N, dim) array per representation, np.load(mmap_mode="r")
+        000_ssl__layer_00.npy ...  after completion: one (N, dim) array per representation, np.load(mmap_mode="r")
 
 `<key>` hashes everything that changes the vectors: the source, the dataset content hash, the
 utterance order, the extractor's config section, the code version and the storage dtype. A changed
@@ -19,9 +19,9 @@ No pickle anywhere: JSON metadata, `.npz` / `.npy` loaded with `allow_pickle=Fal
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
-import re
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,8 +32,9 @@ import numpy as np
 from stage1_5.config import FeatureDtype
 from stage1_5.errors import FeatureError
 from stage1_5.hashing import json_digest, text_digest
-from stage1_5.io import atomic_open, atomic_write_json
+from stage1_5.io import atomic_open, atomic_write_json, naming
 from stage1_5.locks import exclusive
+from stage1_5.names import safe_file_name
 
 STORE_FORMAT = 1
 """Bump when the on-disk layout changes; it is part of every key."""
@@ -79,7 +80,21 @@ class StoreKey:
 
 
 def _file_stem(index: int, name: str) -> str:
-    return f"{index:03d}_{re.sub(r'[^A-Za-z0-9_.-]+', '_', name)}"
+    return f"{index:03d}_{safe_file_name(name)}"
+
+
+def _reserve(path: str) -> None:
+    """Allocate every block of a freshly sized file now, so that a full disk is an `OSError` here rather
+    than a SIGBUS when the memory map writes a page that has no room (tmpfs, and ext4 past its reserve).
+    A file system that cannot preallocate keeps the sparse file."""
+    fd = os.open(path, os.O_RDWR)
+    try:
+        os.posix_fallocate(fd, 0, os.fstat(fd).st_size)
+    except OSError as err:
+        if err.errno not in (errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
+            raise
+    finally:
+        os.close(fd)
 
 
 class StoreEntry:
@@ -194,15 +209,22 @@ class StoreEntry:
                         block = chunk[stem]
                         if name not in outputs:
                             dims[name] = int(block.shape[1])
-                            fd, tmp = tempfile.mkstemp(prefix=f".{stem}.", suffix=".npy.tmp", dir=self.path)
-                            os.close(fd)
-                            tmp_paths[name] = tmp
-                            outputs[name] = np.lib.format.open_memmap(tmp, mode="w+", dtype=self.dtype, shape=(n, dims[name]))
+                            try:
+                                fd, tmp = tempfile.mkstemp(prefix=f".{stem}.", suffix=".npy.tmp", dir=self.path)
+                                os.close(fd)
+                                tmp_paths[name] = tmp
+                                outputs[name] = np.lib.format.open_memmap(tmp, mode="w+", dtype=self.dtype, shape=(n, dims[name]))
+                                _reserve(tmp)
+                            except OSError as err:
+                                raise naming(err, self.path / f"{stem}.npy") from err
                         if block.shape[1] != dims[name]:
                             raise FeatureError(f"{self.chunk_path(index)}: {name} has dim {block.shape[1]}, expected {dims[name]}")
                         outputs[name][start:stop] = block
-            for arr in outputs.values():
-                arr.flush()
+            for name, arr in outputs.items():
+                try:
+                    arr.flush()
+                except OSError as err:
+                    raise naming(err, self.path / f"{files[name]}.npy") from err
             outputs.clear()  # drops the last references: the memmaps close before the rename
             for name, tmp in tmp_paths.items():
                 os.replace(tmp, self.path / f"{files[name]}.npy")

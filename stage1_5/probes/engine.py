@@ -787,18 +787,39 @@ class SklearnBackend:
 # --------------------------------------------------------------------------- estimator
 
 
+# scikit-learn's validation machinery, for the estimator below only
+from numbers import Integral, Real  # noqa: E402
+
+from sklearn.base import _fit_context  # noqa: E402
+from sklearn.utils._param_validation import Interval, StrOptions  # noqa: E402
+from sklearn.utils.class_weight import compute_class_weight  # noqa: E402
+from sklearn.utils.multiclass import check_classification_targets  # noqa: E402
+from sklearn.utils.validation import validate_data  # noqa: E402
+
+
 class BatchedLogisticRegression(ClassifierMixin, BaseEstimator):
-    """Single-problem estimator over the batched engine, following scikit-learn's contract.
+    """Single-problem estimator over the batched engine, following scikit-learn's contract (it passes
+    `sklearn.utils.estimator_checks`; see tests/test_probes_estimator_checks.py).
 
     Same objective as `LogisticRegression(C=C, class_weight=class_weight)` with lbfgs (multinomial;
     binomial for two classes); no standardisation (put a StandardScaler in front, as with sklearn).
+    Parameters are checked by `_parameter_constraints`, inputs by `validate_data` (2-D, finite, dense,
+    real, the feature count of `fit` at prediction) and `check_classification_targets`.
     """
+
+    _parameter_constraints: dict = {
+        "C": [Interval(Real, 0, None, closed="neither")],
+        "class_weight": [dict, StrOptions({"balanced"}), None],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "device": [str],
+    }
 
     def __init__(
         self,
         C: float = 1.0,
         *,
-        class_weight: Optional[str] = None,
+        class_weight: Optional[str | dict] = None,
         max_iter: int = 300,
         tol: float = 1e-6,
         device: str = "cpu",
@@ -809,31 +830,24 @@ class BatchedLogisticRegression(ClassifierMixin, BaseEstimator):
         self.tol = tol
         self.device = device
 
+    @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y) -> "BatchedLogisticRegression":
-        X = np.asarray(X, dtype=np.float64)
-        y = np.asarray(y)
-        if X.ndim != 2 or len(X) != len(y):
-            raise ValueError(f"X must be 2-D with len(y)={len(y)} rows, got shape {X.shape}")
-        if not np.isfinite(X).all():
-            raise ValueError("X contains NaN or infinity")
-        if not (isinstance(self.C, (int, float)) and self.C > 0):
-            raise ValueError(f"C must be a positive number, got {self.C!r}")
-        if self.class_weight not in (None, "balanced"):
-            raise ValueError(f"class_weight must be None or 'balanced', got {self.class_weight!r}")
+        X, y = validate_data(self, X, y, dtype=np.float64)
+        check_classification_targets(y)
         self.classes_, codes = np.unique(y, return_inverse=True)
         if len(self.classes_) < 2:
-            raise ValueError("need at least two classes")
+            raise ValueError(
+                f"this solver needs samples of at least 2 classes in the data, but the data contains only one class: {self.classes_[0]!r}"
+            )
         dev = resolve_device(self.device)
-        Xt = torch.as_tensor(X, device=dev)
+        Xt = torch.as_tensor(np.array(X), device=dev)  # a copy: X may be read-only
         all_rows = torch.arange(len(X), device=dev)
         basis = fit_set_basis(Xt, all_rows, all_rows[:0], standardize=False, primal=True)
         K = len(self.classes_)
         yt = torch.as_tensor(codes, device=dev).view(1, 1, -1)
-        rows = torch.ones_like(yt, dtype=torch.bool)
-        if self.class_weight == "balanced":
-            weight, present = balanced_weights(yt, rows, K)
-        else:
-            weight, present = rows.to(torch.float64), torch.ones(1, 1, K, dtype=torch.bool, device=dev)
+        per_class = np.ones(K) if self.class_weight is None else compute_class_weight(self.class_weight, classes=self.classes_, y=y)
+        weight = torch.as_tensor(per_class[codes], dtype=torch.float64, device=dev).view(1, 1, -1)
+        present = torch.ones(1, 1, K, dtype=torch.bool, device=dev)
         batch = ProblemBatch(
             phi=basis.train.unsqueeze(0),
             lam=basis.lam.unsqueeze(0),
@@ -851,14 +865,11 @@ class BatchedLogisticRegression(ClassifierMixin, BaseEstimator):
         self.coef_, self.intercept_ = W.T.copy(), b.copy()
         self.n_iter_ = np.array([int(sol.n_iter[0, 0])])
         self.converged_ = bool(sol.converged[0, 0])
-        self.n_features_in_ = X.shape[1]
         return self
 
     def decision_function(self, X) -> np.ndarray:
         check_is_fitted(self)
-        X = np.asarray(X, dtype=np.float64)
-        if X.ndim != 2 or X.shape[1] != self.n_features_in_:
-            raise ValueError(f"X must have {self.n_features_in_} columns, got shape {X.shape}")
+        X = validate_data(self, X, dtype=np.float64, reset=False)
         z = X @ self.coef_.T + self.intercept_
         return z[:, 0] if len(self.classes_) == 2 else z
 

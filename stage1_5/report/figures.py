@@ -8,6 +8,7 @@ no display backend is touched.
 from __future__ import annotations
 
 import io
+import textwrap
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
@@ -17,6 +18,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
+from matplotlib.text import Text
 
 from stage1_5.decision.levels import Decision, Level, is_missing
 from stage1_5.decision.wording import fmt_p
@@ -26,6 +28,8 @@ from stage1_5.sources import decides, deciding_label, source_sort_key, source_sp
 
 LEVEL_COLOURS = {Level.GO: "#2e7d32", Level.CONDITIONAL: "#f9a825", Level.NOGO: "#c62828"}
 LEVEL_SHORT = {Level.GO: "GO", Level.CONDITIONAL: "COND", Level.NOGO: "NOGO"}
+LEVEL_MARKERS = {Level.GO: "o", Level.CONDITIONAL: "D", Level.NOGO: "X"}
+"""A point's level by its shape as well as its fill, so that GO and NOGO differ without colour vision."""
 # gate cell colours: passes GO, passes only the conditional gate, fails, not gated
 CELL_GO, CELL_COND, CELL_FAIL, CELL_CONTEXT = "#a5d6a7", "#ffe082", "#ef9a9a", "#e3eaf2"
 BEST_RING = dict(s=260, marker="o", facecolor="none", edgecolor="black", linewidth=1.6, zorder=5)
@@ -34,10 +38,6 @@ BEST_RING = dict(s=260, marker="o", facecolor="none", edgecolor="black", linewid
 
 def _source_colour(source: str) -> str:
     return source_style(source)[0]
-
-
-def _source_marker(source: str) -> str:
-    return source_style(source)[1]
 
 
 def _save(fig: Figure, path: str | Path) -> Path:
@@ -146,7 +146,7 @@ def plot_metric_heatmap(
     ax.legend(handles=legend, loc="upper center", bbox_to_anchor=(0.5, -0.02), ncol=2, fontsize=8, frameon=False)
     fig.suptitle(
         f"Gates: F1{' CI low' if strict else ''} ≥ {t['min_f1_go']:.2f} GO / {t['min_f1_conditional']:.2f} cond · "
-        f"leak ≤ {t['leakage_margin_pp']:g} / {t['leakage_margin_conditional_pp']:g} pp · "
+        f"leak ≤ {t['leakage_margin_pp']:.1f} / {t['leakage_margin_conditional_pp']:.1f} pp · "
         f"text drop ≤ {t['max_text_drop']:.2f} · p < {t['alpha']:g} (GO)",
         fontsize=9, y=0.995,
     )  # fmt: skip
@@ -201,7 +201,7 @@ def _threshold_lines(ax, t: Mapping[str, Any], label: bool) -> None:
             )  # fmt: skip
 
 
-def _draw_series(ax, xs: np.ndarray, group: pd.DataFrame, decision: Decision, colour: str, marker: str, label: str):
+def _draw_series(ax, xs: np.ndarray, group: pd.DataFrame, decision: Decision, colour: str, label: str):
     f1 = group["accent_f1"].to_numpy(float)
     lo = group["accent_f1_ci_low"].to_numpy(float)
     hi = group["accent_f1_ci_high"].to_numpy(float)
@@ -214,8 +214,8 @@ def _draw_series(ax, xs: np.ndarray, group: pd.DataFrame, decision: Decision, co
         ax.errorbar(xs, f1, yerr=yerr, color=colour, capsize=4, zorder=3, label=label)
     for x, (_, row) in zip(xs, group.iterrows()):
         rep = row["representation"]
-        face = LEVEL_COLOURS[decision.levels[rep]]
-        ax.scatter([x], [row["accent_f1"]], s=45, marker=marker, facecolor=face, edgecolor=colour, linewidth=1.2, zorder=4)
+        level = decision.levels[rep]
+        ax.scatter([x], [row["accent_f1"]], s=55, marker=LEVEL_MARKERS[level], facecolor=LEVEL_COLOURS[level], edgecolor=colour, linewidth=1.2, zorder=4)
         if rep == decision.best_representation:
             ax.scatter([x], [row["accent_f1"]], **BEST_RING)
     majority = group["majority_f1"].to_numpy(float)
@@ -225,16 +225,11 @@ def _draw_series(ax, xs: np.ndarray, group: pd.DataFrame, decision: Decision, co
         ax.hlines(majority, xs - 0.45, xs + 0.45, color="grey", linestyle=(0, (1, 2)), linewidth=1, zorder=1)
 
 
-def plot_f1_by_layer(
-    metrics: pd.DataFrame,
-    decision: Decision,
-    path: str | Path,
-    *,
-    layer_order: Optional[Mapping[str, Sequence[str]]] = None,
-) -> Path:
+def plot_f1_by_layer(metrics: pd.DataFrame, decision: Decision, path: str | Path) -> Path:
     """Accent F1 (95% CI band) per layer with the GO / conditional / NOGO lines; deciding sources
-    (the backbone) left, references right."""
-    rows = ordered(metrics, layer_order)
+    (the backbone) left, references right. Layers are drawn in network depth, whatever order the config
+    lists them in: the line is read as a trend over depth."""
+    rows = ordered(metrics)
     t = {**decision.thresholds, **applied_f1_lines(decision)}
     deciding = rows["source"].map(lambda src: decides(str(src))).astype(bool)
     deciders, refs = rows[deciding], rows[~deciding]
@@ -253,7 +248,7 @@ def plot_f1_by_layer(
         pos = 0.0
         for src, group in sorted(df.groupby("source", sort=False), key=lambda kv: source_sort_key(str(kv[0]))):
             xs = pos + np.arange(len(group), dtype=float)
-            _draw_series(ax, xs, group, decision, _source_colour(str(src)), _source_marker(str(src)), str(src))
+            _draw_series(ax, xs, group, decision, _source_colour(str(src)), str(src))
             xs_all += list(xs)
             labels += [str(x) for x in group["layer"]]
             if df is refs or len(panels) == 1:
@@ -272,7 +267,7 @@ def plot_f1_by_layer(
         Line2D([], [], color="grey", linestyle=(0, (1, 2)), label="majority baseline"),
         Line2D([], [], color="black", linestyle=(0, (4, 3)), linewidth=0.9, label="chance (1/K)"),
         Line2D([], [], color="black", marker="o", markerfacecolor="none", linestyle="", markersize=13, label="best representation (ring)"),
-    ] + [Line2D([], [], color=c, marker="o", linestyle="", label=f"{lv.label}") for lv, c in LEVEL_COLOURS.items()]
+    ] + [Line2D([], [], color=c, marker=LEVEL_MARKERS[lv], linestyle="", label=f"{lv.label}") for lv, c in LEVEL_COLOURS.items()]
     fig.legend(handles=legend, loc="lower center", ncol=6 if width >= 11 else 3, fontsize=8, frameon=False)
     strict = " (strict: gates test the CI low)" if t.get("strict") else ""
     none = f" (no {deciding_label()} layer evaluated)" if deciders.empty else ""
@@ -311,7 +306,7 @@ def plot_confusion(
     for tick in ax.get_xticklabels():
         tick.set_horizontalalignment("right")
     summed = (
-        f"\ncounts summed over {fold_seeds} fold seeds: each held-out utterance is counted once per seed"
+        "\n" + textwrap.fill(f"counts summed over {fold_seeds} fold seeds: each held-out utterance is counted once per seed", int(11 * side))
         if fold_seeds and fold_seeds > 1 else ""
     )  # fmt: skip
     ax.set_xlabel(f"predicted accent{summed}")
@@ -360,9 +355,10 @@ def plot_leakage_vs_f1(metrics: pd.DataFrame, decision: Decision, path: str | Pa
             continue
         rep, src = row["representation"], str(row["source"])
         best = rep == decision.best_representation
+        level = decision.levels[rep]
         ax.scatter(
-            [xs[i]], [ys[i]], s=70, marker=_source_marker(src),
-            facecolor=LEVEL_COLOURS[decision.levels[rep]], edgecolor=_source_colour(src), linewidth=1.5, zorder=3,
+            [xs[i]], [ys[i]], s=70, marker=LEVEL_MARKERS[level],
+            facecolor=LEVEL_COLOURS[level], edgecolor=_source_colour(src), linewidth=1.5, zorder=3,
         )  # fmt: skip
         if best:
             ax.scatter([xs[i]], [ys[i]], **BEST_RING)
@@ -371,15 +367,14 @@ def plot_leakage_vs_f1(metrics: pd.DataFrame, decision: Decision, path: str | Pa
             labels.append((xs[i], ys[i], name, _source_colour(src), best))
     handles, _ = ax.get_legend_handles_labels()
     present = sorted({str(s) for s in rows["source"]}, key=source_sort_key)
-    handles += [Line2D([], [], marker=_source_marker(s), color=_source_colour(s), linestyle="", markerfacecolor="white",
-                       label=s) for s in present]  # fmt: skip
-    handles += [Line2D([], [], marker="o", color=c, linestyle="", label=lv.label) for lv, c in LEVEL_COLOURS.items()]
+    handles += [Patch(facecolor="white", edgecolor=_source_colour(s), linewidth=2, label=f"{s} (outline)") for s in present]
+    handles += [Line2D([], [], marker=LEVEL_MARKERS[lv], color=c, linestyle="", label=lv.label) for lv, c in LEVEL_COLOURS.items()]
     handles += [Line2D([], [], marker="o", color="black", markerfacecolor="none", linestyle="", markersize=13, label="best representation")]
     ax.legend(handles=handles, loc="upper left", fontsize=8, ncol=2, framealpha=0.9)
     ax.set_xlabel(f"Accent F1{' CI low (strict)' if strict else ''}")
     ax.set_ylabel("Speaker leakage A→S: excess over chance (pp)")
     ax.grid(alpha=0.3)
-    title = "Leakage vs accent F1 (regions ignore text drop and p; fill = level, outline/shape = source)"
+    title = "Leakage vs accent F1 (regions ignore text drop and p; fill and shape = level, outline = source)"
     if not all(decides(str(src)) for src in rows["source"]):
         title += "\nreference sources with several layers: only their best layer is labelled"
     missing = [str(r) for r, good in zip(rows["representation"], ok) if not good]
@@ -394,38 +389,37 @@ def plot_leakage_vs_f1(metrics: pd.DataFrame, decision: Decision, path: str | Pa
 def _place_labels(
     ax, labels: Sequence[Tuple[float, float, str, str, bool]], points: Sequence[Tuple[float, float]]
 ) -> None:
-    """Greedy label placement: try offsets around each point, keep the first that overlaps no earlier
-    label and no other point (approximate text boxes in display pixels)."""
-    fig = ax.figure
-    px = fig.dpi / 72.0
-    to_disp = ax.transData.transform
-    pts = [tuple(to_disp((x, y))) for x, y in points]
-    boxes: List[Tuple[float, float, float, float]] = []
-    candidates = [(6, 3), (6, -12), (-6, 3), (-6, -12), (6, 13), (6, -22), (-6, 13), (-6, -22), (10, 24), (10, -32)]
+    """Greedy label placement: try offsets around each point and keep the first whose drawn text box
+    (measured by the renderer) overlaps no earlier label and no other point and stays inside the axes;
+    when none is free, the one with the fewest collisions."""
+    renderer = FigureCanvasAgg(ax.figure).get_renderer()
+    pts = [tuple(ax.transData.transform((x, y))) for x, y in points]
+    boxes: List[Any] = []
+    candidates = [(6, 3), (6, -12), (-6, 3), (-6, -12), (6, 13), (6, -22), (-6, 13), (-6, -22), (10, 24), (10, -32),
+                  (-10, 24), (-10, -32), (14, 36), (14, -44), (-14, 36), (-14, -44), (18, 50), (18, -58), (-18, 50), (-18, -58)]  # fmt: skip
     frame = ax.bbox  # a label must stay inside the axes: a point at the right edge is labelled on its left
     for x, y, text, colour, bold in labels:
-        h = 7.5 * px * 1.2
-        w = 7.5 * px * 0.6 * len(text)
-        cx, cy = to_disp((x, y))
-        chosen = candidates[0]
+        best = None
         for dx, dy in candidates:
-            x0 = cx + dx * px - (w if dx < 0 else 0)
-            y0 = cy + dy * px
-            box = (x0, y0, x0 + w, y0 + h)
-            hits_label = any(not (box[2] < b[0] or box[0] > b[2] or box[3] < b[1] or box[1] > b[3]) for b in boxes)
-            hits_point = any(box[0] - 3 < p[0] < box[2] + 3 and box[1] - 3 < p[1] < box[3] + 3 for p in pts)
-            outside = box[0] < frame.x0 or box[2] > frame.x1 or box[1] < frame.y0 or box[3] > frame.y1
-            if not hits_label and not hits_point and not outside:
-                chosen = (dx, dy)
+            # every label has a connector line to its own point, so a label never seems to name a neighbour
+            arrow = {"arrowstyle": "-", "color": colour, "lw": 0.6, "alpha": 0.8, "shrinkA": 0, "shrinkB": 4}
+            note = ax.annotate(text, (x, y), xytext=(dx, dy), textcoords="offset points", fontsize=7.5, color=colour,
+                               ha="right" if dx < 0 else "left", va="bottom", fontweight="bold" if bold else "normal",
+                               arrowprops=arrow)  # fmt: skip
+            note.update_positions(renderer)
+            box = Text.get_window_extent(note, renderer)  # the words only: an annotation's own extent adds its connector
+            # a label over a label cannot be read; one over a point only hides a marker's corner
+            collisions = 5 * sum(box.overlaps(b) for b in boxes) + sum(box.x0 - 3 < p[0] < box.x1 + 3 and box.y0 - 3 < p[1] < box.y1 + 3 for p in pts)
+            collisions += 10 * (box.x0 < frame.x0 or box.x1 > frame.x1 or box.y0 < frame.y0 or box.y1 > frame.y1)
+            if best is None or collisions < best[0]:
+                if best is not None:
+                    best[1].remove()
+                best = (collisions, note, box)
+            else:
+                note.remove()
+            if collisions == 0:
                 break
-        dx, dy = chosen
-        x0 = cx + dx * px - (w if dx < 0 else 0)
-        boxes.append((x0, cy + dy * px, x0 + w, cy + dy * px + h))
-        # every label has a connector line to its own point, so a label never seems to name a neighbour
-        arrow = {"arrowstyle": "-", "color": colour, "lw": 0.6, "alpha": 0.8, "shrinkA": 0, "shrinkB": 4}
-        ax.annotate(text, (x, y), xytext=(dx, dy), textcoords="offset points", fontsize=7.5, color=colour,
-                    ha="right" if dx < 0 else "left", va="bottom", fontweight="bold" if bold else "normal",
-                    arrowprops=arrow)  # fmt: skip
+        boxes.append(best[2])
 
 
 # --------------------------------------------------------------------------------------------------
@@ -445,7 +439,7 @@ def render_figures(
     out = Path(out_dir)
     paths = {
         "heatmap": plot_metric_heatmap(metrics, decision, out / FIGURES["heatmap"], layer_order=layer_order),
-        "f1_by_layer": plot_f1_by_layer(metrics, decision, out / FIGURES["f1_by_layer"], layer_order=layer_order),
+        "f1_by_layer": plot_f1_by_layer(metrics, decision, out / FIGURES["f1_by_layer"]),
         "leakage_vs_f1": plot_leakage_vs_f1(metrics, decision, out / FIGURES["leakage_vs_f1"]),
     }
     best = decision.best_representation

@@ -19,7 +19,7 @@ from stage1_5.data.recording import LABELS, STATISTICS
 from stage1_5.decision.levels import Decision, Level, is_missing
 from stage1_5.decision.wording import fmt_f1, fmt_p, fmt_pp
 from stage1_5.report.layout import FIGURES, ordered
-from stage1_5.report.stage2 import Stage2Facts, render_stage2_section
+from stage1_5.report.stage2 import Stage2Facts, next_step, render_stage2_section
 from stage1_5.sources import (
     all_sources,
     configured_layer_order,
@@ -28,6 +28,7 @@ from stage1_5.sources import (
     reference_label,
     role_of,
     source_of,
+    source_spec,
 )
 
 TABLE_HEADER = "| Layer | Accent F1 [95% CI] | Leak A→S | Text Drop | p layer / family | Level |"
@@ -152,6 +153,47 @@ def results_table(metrics: pd.DataFrame, decision: Decision, layer_order=None) -
     return lines
 
 
+VERDICT = {Level.GO: "GO", Level.CONDITIONAL: "conditional GO", Level.NOGO: "NOGO"}
+
+
+def _figure(figures: Mapping[str, str], key: str) -> List[str]:
+    """A figure with its caption, or nothing when the run drew no such figure."""
+    if key not in figures:
+        return []
+    caption = FIGURE_CAPTIONS.get(key, key)
+    return [f"![{caption}]({figures[key]})", "", f"*{caption}.*", ""]
+
+
+def _one_sentence(text: str) -> str:
+    head, dot, _ = text.partition(". ")
+    return head + ("." if dot or not head.endswith(".") else "")
+
+
+def summary_section(metrics: pd.DataFrame, decision: Decision, figures: Mapping[str, str]) -> List[str]:
+    """The verdict first: decision, best representation with F1, interval and family-wise p, the
+    diagnosis in one sentence and the next step, then the F1-by-layer figure."""
+    best = decision.best_representation
+    rows = metrics[metrics["representation"] == best] if best else metrics.iloc[:0]
+    if rows.empty:
+        best_cell = f"none (no {deciding_label(metrics['representation'])} layer evaluated)"
+    else:
+        row = rows.iloc[0]
+        best_cell = f"`{_cell(best)}`: accent F1 {_f1_ci(row)}, family-wise p {fmt_p(row.get('p_value_fwer'))}"
+    diagnosis = decision.diagnosis_text or decision.rationale
+    lines = [
+        "## Summary",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| **Decision** | **{VERDICT[decision.decision]}** |",
+        f"| **Best representation** | {best_cell} |",
+        f"| **Diagnosis** | {_cell(_one_sentence(diagnosis[0].upper() + diagnosis[1:]) if diagnosis else 'n/a')} |",
+        f"| **Next step** | {_cell(next_step(decision.decision, f'`{best}`' if best else 'the best layer'))} |",
+        "",
+    ]
+    return lines + _figure(figures, "f1_by_layer")
+
+
 def _dataset_section(facts: DatasetFacts) -> List[str]:
     def per_accent(m: Mapping[str, int]) -> str:
         return ", ".join(f"{k}: {v}" for k, v in sorted(m.items())) if m else "n/a"
@@ -213,7 +255,11 @@ def _recording_block(recording: RecordingConfound) -> List[str]:
     separation = ", ".join(f"{LABELS[s]} {recording.separation[s]:.2f}" for s in STATISTICS)
     lines += ["", f"Separation of the accents by each statistic (adjusted R² over speaker means, 0 = none, 1 = apart): {separation}.", ""]
     if recording.probe is not None:
-        lines.append(f"Recording probe (the speaker-disjoint accent probe of the results below): **{recording.probe.summary}**.")
+        lines.append(
+            f"Recording probe (the speaker-disjoint accent probe of the results below): **{recording.probe.summary}**. "
+            f"It reads {recording.probe.n_utterances} utterances, not all: at most `dataset.recording_probe.utterances_per_speaker` "
+            "of each speaker's, since recording conditions belong to a speaker or session."
+        )
     elif recording.probe_note:
         lines.append(f"Accent probe on recording statistics: not run ({_cell(recording.probe_note)}).")
     return lines + [""]
@@ -229,7 +275,7 @@ def confound_section(report: ConfoundReport) -> List[str]:
 
 
 def _decision_section(decision: Decision) -> List[str]:
-    best = f"none (no {deciding_label()} layer evaluated)"
+    best = f"none (no {deciding_label(decision.assessments)} layer evaluated)"
     if decision.best_representation:
         best = f"`{decision.best_representation}`"
     lines = [
@@ -256,16 +302,51 @@ def _decision_section(decision: Decision) -> List[str]:
             f"- **Borderline layers:** {', '.join(f'`{r}`' for r in decision.borderline)} "
             "(F1 between the NOGO and conditional thresholds: more speakers may lift them)"
         )
-    lines += ["", f"Only {deciding_label()} layers decide; references ({reference_label()}, your own) only diagnose a NOGO."]
+    lines += ["", f"Only {deciding_label(decision.assessments)} layers decide; references ({reference_label()}, your own) only diagnose a NOGO."]
     lines.append("")
     return lines
 
 
+def _odd_numbers(metrics: pd.DataFrame) -> List[str]:
+    """Notes under the table: what each source in it is when the registry says (a pretrained network's
+    training data, a synthetic stand-in), and numbers that look like bugs but are not."""
+    notes = []
+    for source in dict.fromkeys(metrics["source"].astype(str)):
+        spec = source_spec(source)
+        if spec is not None and spec.synthetic:
+            notes.append(f"`{source}` is **synthetic**: {spec.synthetic}.")
+        if spec is not None and spec.about:
+            notes.append(f"`{source}` is {spec.about}.")
+    text_only = metrics[metrics["layer"] == "text_encoder_out"]
+    for _, row in text_only.iterrows():
+        notes.append(
+            f"`{_cell(row['representation'])}` sits at the majority level (F1 {_f1_ci(row)}, majority {_num(row.get('majority_f1'))}) "
+            "by construction: the text encoder sees only the text, no audio, and every accent reads the same texts."
+        )
+    return notes
+
+
+def results_section(metrics: pd.DataFrame, decision: Decision, figures: Mapping[str, str], layer_order=None, probe_notes: Sequence[str] = ()) -> List[str]:
+    """The per-representation table, its notes and the two figures that draw it (gates, leakage vs F1)."""
+    lines = ["## Results", ""] + results_table(metrics, decision, layer_order) + [""]
+    lines += [
+        "Leak A→S: excess (percentage points) of within-accent speaker identification from the accent probe over "
+        "chance. Text Drop: F1 on seen texts − F1 on unseen texts. p: speaker-level permutation test (n/a: no "
+        "permutations run; such a layer cannot reach GO).",
+        "",
+    ]
+    lines += [f"- {note}" for note in _odd_numbers(metrics)] + ([""] if _odd_numbers(metrics) else [])
+    if probe_notes:
+        lines += ["Probe notes:", ""] + [f"- {_cell(note)}" for note in probe_notes] + [""]
+    return lines + _figure(figures, "heatmap") + _figure(figures, "leakage_vs_f1")
+
+
 def _gate_details(metrics: pd.DataFrame, decision: Decision, layer_order=None) -> List[str]:
-    lines = [f"### Why each {deciding_label()} layer sits where it does", ""]
+    deciding = deciding_label(metrics["representation"])
+    lines = [f"### Why each {deciding} layer sits where it does", ""]
     reps = [r for r in ordered(metrics, layer_order)["representation"] if decides(source_of(r))]
     if not reps:
-        return lines + [f"No {deciding_label()} layer was evaluated.", ""]
+        return lines + [f"No {deciding} layer was evaluated.", ""]
     for rep in reps:
         a = decision.assessments[rep]
         lines.append(f"- `{rep}` — {a.level.label}: {'; '.join(a.reasons)}")
@@ -338,11 +419,12 @@ def _repro_section(
         f"| Seeds | {seeds} |",
         f"| Label map | {_label_map_text(label_map)} |",
     ]
-    lines += [
-        f"| {spec.title} | `{_cell(getattr(settings, spec.weights))}` ({'enabled' if settings.enabled else 'disabled'}) |"
+    lines += [  # only what the run used: a disabled source's checkpoint is no part of this result
+        f"| {spec.title} | `{_cell(getattr(settings, spec.weights))}` |"
         for spec, settings in sections
-        if spec.weights is not None
+        if spec.weights is not None and settings.enabled
     ]
+
     lines += [
         f"| Thresholds | {_thresholds_line(t)} |",
         "",
@@ -351,6 +433,25 @@ def _repro_section(
     ]
     lines += [f"| {k} | {v} |" for k, v in versions.items()]
     return lines + [""]
+
+
+def header_section(decision: Decision, config: Any) -> List[str]:
+    """Title (naming a synthetic stand-in when one decides), the not-scientific banner and the question."""
+    synthetic = [spec.name for spec in all_sources() if spec.synthetic and spec.enabled(config)]
+    planted = f" ({', '.join(synthetic)} features: synthetic, not a network's)" if synthetic else ""
+    lines = [f"# Stage 1.5 accent probing report — {_cell(config.name)}{planted}", ""]
+    if not decision.scientific:
+        why = "; ".join(decision.caveats) if decision.caveats else "the run was marked not scientific"
+        lines += [
+            f"> **⚠ Not a scientific result:** {why}. "
+            "Read the numbers as a check of the pipeline, not as evidence about the backbone.",
+            "",
+        ]
+    return lines + [
+        f"**{VERDICT[decision.decision]}** — does the backbone carry regional accent linearly in a layer, apart from speaker identity "
+        "and robustly across sentences? Accent F1 is macro-F1 of a linear probe on held-out speakers.",
+        "",
+    ]
 
 
 def render_report(
@@ -384,42 +485,15 @@ def render_report(
         figures = {k: f"{ANALYSIS_LINK}/{name}" for k, name in FIGURES.items()}
     versions = package_versions() if versions is None else versions
     layer_order = configured_layer_order(config)
-    verdict = {Level.GO: "GO", Level.CONDITIONAL: "conditional GO", Level.NOGO: "NOGO"}[decision.decision]
-
-    lines = [f"# Stage 1.5 accent probing report — {_cell(config.name)}", ""]
-    if not decision.scientific:
-        why = "; ".join(decision.caveats) if decision.caveats else "the run was marked not scientific"
-        lines += [
-            f"> **⚠ Not a scientific result:** {why}. "
-            "Read the numbers as a check of the pipeline, not as evidence about the backbone.",
-            "",
-        ]
-    lines += [
-        f"**{verdict}** — does the backbone carry regional accent linearly in a layer, apart from speaker identity "
-        "and robustly across sentences? Accent F1 is macro-F1 of a linear probe on held-out speakers.",
-        "",
-    ]
-    lines += _dataset_section(facts)
-    lines += ["## Results", ""] + results_table(metrics, decision, layer_order) + [""]
-    lines += [
-        "Leak A→S: excess (percentage points) of within-accent speaker identification from the accent probe over "
-        "chance. Text Drop: F1 on seen texts − F1 on unseen texts. p: speaker-level permutation test (n/a: no "
-        "permutations run; such a layer cannot reach GO).",
-        "",
-    ]
+    lines = header_section(decision, config)
+    lines += summary_section(metrics, decision, figures)
+    lines += results_section(metrics, decision, figures, layer_order, probe_notes)
     if probe_design:
         lines += [f"Probe design: {_cell(probe_design)}.", ""]
-    if probe_notes:
-        lines += ["Probe notes:", ""] + [f"- {_cell(note)}" for note in probe_notes] + [""]
-    lines += _decision_section(decision)
-    lines += _gate_details(metrics, decision, layer_order)
+    lines += _decision_section(decision) + _gate_details(metrics, decision, layer_order) + _figure(figures, "confusion")
     if stage2 is not None:
         lines += render_stage2_section(metrics, decision, stage2, figures=stage2_figures, layer_order=layer_order)
-    if figures:
-        lines += ["## Figures", ""]
-        for key, link in figures.items():
-            caption = FIGURE_CAPTIONS.get(key, key)
-            lines += [f"![{caption}]({link})", "", f"*{caption}.*", ""]
+    lines += _dataset_section(facts)
     lines += _context_section(metrics, layer_order)
     lines += _repro_section(config, facts, device, label_map, versions, decision.thresholds)
     return "\n".join(lines).rstrip() + "\n"

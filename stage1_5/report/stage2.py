@@ -90,6 +90,11 @@ def erasure_sentence(row: Mapping[str, Any]) -> str:
             f"of {fmt_f1(base)} (drop {fmt_f1(row.get('erase_speaker_accent_f1_drop'))}"
             f"{_ci(row, 'erase_speaker_accent_f1_drop', fmt_f1)})"
         )
+        if base is not None and erased > base:
+            second += (
+                " — higher, not a bug: the eraser removes speaker variance the accent probe had to see through, so the "
+                "accents stand further apart in what is left"
+            )
     return f"- `{layer}`: {first}; {second}."
 
 
@@ -101,7 +106,9 @@ def _best_talker_block(metrics: pd.DataFrame, layers: Mapping[str, Any]) -> Opti
     return str(rows.loc[rows["accent_f1"].idxmax(), "representation"])
 
 
-def _next_step(level: Level, where: str) -> str:
+def next_step(level: Level, where: str) -> str:
+    """What to do after this decision (the guide's: GO → LoRA, conditional → adversarial regularisation and live
+    leakage monitoring, NOGO → what to change), as one bold lead sentence and its detail."""
     if level == Level.GO:
         return (
             f"**GO → prepare Stage 2 (LoRA) on {where}.** Put the LoRA adapters on the talker blocks up to that module "
@@ -175,7 +182,7 @@ def render_stage2_section(
             "every speaker at its inner-CV C (standardisation folded in: logits = x·Wᵀ + b on raw pooled vectors), the "
             "per-accent means and an LDA basis; `stage1_5.stage2.load_directions(run_dir)` returns them as tensors."
         )
-    lines += [f"- {_next_step(decision.decision, where)}", ""]
+    lines += [f"- {next_step(decision.decision, where)}", ""]
 
     backbone = ordered(metrics, layer_order)
     backbone = backbone[[decides(str(src)) for src in backbone["source"]]]

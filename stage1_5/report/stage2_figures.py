@@ -52,7 +52,8 @@ def plot_erasure(
     left.scatter(xs, get("erase_accent_speaker_chance"), marker="_", s=400, color=CHANCE, zorder=3)
     for x, loss in zip(xs, get("erase_accent_speaker_loss")):
         if np.isfinite(loss):
-            left.annotate(f"−{100 * loss:.0f}%", (x, 1.0), xytext=(0, -12), textcoords="offset points", ha="center", fontsize=8)
+            lost = f"{'−' if loss >= 0 else '+'}{abs(100 * loss):.0f}%"  # a negative loss is a gain: "+4%", never "−-4%"
+            left.annotate(lost, (x, 1.0), xytext=(0, -12), textcoords="offset points", ha="center", fontsize=8)
     left.set_title("Erase accent → within-accent speaker ID", fontsize=10)
     left.set_ylabel("accuracy (held-out speakers)")
 
@@ -69,13 +70,14 @@ def plot_erasure(
         ax.grid(axis="y", alpha=0.3)
     handles = [
         Patch(color=BEFORE, label="before erasure"),
-        Patch(color=AFTER, label="after erasure (error bar: 95% CI of the drop, over held-out speakers)"),
+        Patch(color=AFTER, label="after erasure (error bar: 95% CI of the drop)"),
         Line2D([], [], color=CHANCE, marker="_", linestyle="", markersize=14, label="chance (1 / held-out speakers of the accent)"),
     ]
-    fig.legend(handles=handles, loc="lower center", ncol=3, fontsize=8, frameon=False)
-    none = f" (no {deciding_label()} layer analysed)" if rows.empty else ""
-    fig.suptitle(f"LEACE concept erasure per {deciding_label()} layer{none}; −x%: share of above-chance speaker ID lost", fontsize=11)
-    fig.tight_layout(rect=(0, 0.07, 1, 1))
+    fig.legend(handles=handles, loc="lower center", ncol=3 if width >= 11 else 2, fontsize=8, frameon=False)
+    deciding = deciding_label(rows["representation"])
+    none = f" (no {deciding} layer analysed)" if rows.empty else ""
+    fig.suptitle(f"LEACE concept erasure per {deciding} layer{none}\n−x%: share of above-chance speaker ID lost (+x%: gained)", fontsize=11)
+    fig.tight_layout(rect=(0, 0.07 if width >= 11 else 0.1, 1, 1))
     return _save(fig, path)
 
 
@@ -113,7 +115,7 @@ def plot_cka(
             ax.axhline(first - 0.5, color="white", linewidth=1.5)
             ax.axvline(first - 0.5, color="white", linewidth=1.5)
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="linear CKA")
-    ax.set_title("Layer similarity (linear CKA, held-out speakers)" + (f" — bold: best backbone layer {highlight}" if highlight else ""), fontsize=10)
+    ax.set_title("Layer similarity (linear CKA, held-out speakers)" + (f"\nbold: best layer {highlight}" if highlight else ""), fontsize=10, loc="left")
     fig.tight_layout()
     return _save(fig, path)
 

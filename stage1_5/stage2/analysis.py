@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 from stage1_5.config import Stage15Config
 from stage1_5.decision import Decision, Level
 from stage1_5.errors import Stage2Error
-from stage1_5.io import atomic_open, atomic_write_json
+from stage1_5.io import atomic_write_json, read_csv, write_csv
 from stage1_5.runtime import torch_threads
 from stage1_5.sources import decides, source_of, source_spec
 from stage1_5.stage2.directions import (
@@ -207,10 +207,8 @@ def save_stage2(result: Stage2Result, folder: str | Path, summary: Optional[Mapp
     last = folder / (SUMMARY_FILE if summary is not None else DESIGN_FILE)
     last.unlink(missing_ok=True)
     save_directions(result.directions, folder, result.directions_meta)
-    with atomic_open(folder / ERASURE_FILE, "w", newline="") as fh:
-        result.erasure.to_csv(fh, index=False)
-    with atomic_open(folder / CKA_FILE, "w", newline="") as fh:
-        result.cka.to_csv(fh, index_label="representation")
+    write_csv(folder / ERASURE_FILE, result.erasure)
+    write_csv(folder / CKA_FILE, result.cka.rename_axis("representation"), index=True)
     atomic_write_json(folder / DESIGN_FILE, {**result.design, "notes": list(result.notes)})
     if summary is not None:
         atomic_write_json(folder / SUMMARY_FILE, dict(summary))
@@ -225,8 +223,8 @@ def load_stage2(folder: str | Path) -> Stage2Result:
     return Stage2Result(
         directions=list(directions.layers.values()),
         directions_meta=dict(directions.meta),
-        erasure=pd.read_csv(folder / ERASURE_FILE),
-        cka=pd.read_csv(folder / CKA_FILE, index_col=0),
+        erasure=read_csv(folder / ERASURE_FILE),
+        cka=read_csv(folder / CKA_FILE, index_col=0),
         design={k: v for k, v in design.items() if k != "notes"},
         notes=list(design.get("notes", [])),
     )
