@@ -23,16 +23,20 @@ gates: setup
 	@bash scripts/install_report_tools.sh
 	bash scripts/gates.sh $(GATES_ARGS)
 
-# every ratio and figure of issue 13 in one run: the probe stage at the full experiment's size and the
-# engine against the first landing's on identical work, the engine vs the sklearn loop, extraction
-# before/after at the released 0.6B shape (1.7B on a GPU), the probe stage at N = 720 / 10k / 100k
+# every ratio and figure of issues 13 and 25 in one run (each tool prints the machine's load): the probe
+# stage at the full experiment's size and the engine against the first landing's on identical work, the
+# engine vs the sklearn loop, the engine quiet vs beside two busy processes, extraction before/after at
+# the released 0.6B shape (1.7B on a GPU), the probe stage at N = 720 / 10k / 30k / 100k with growth exponents
 bench: setup
+	uptime
 	$(PY) benchmarks/bench_probe_stage.py --no-progress
 	$(PY) benchmarks/bench_probes.py
+	$(PY) benchmarks/bench_probes.py --contended
 	$(PY) benchmarks/bench_extract.py
 	$(PY) benchmarks/bench_scale.py --timeout $(BENCH_SCALE_TIMEOUT)
+	$(PY) benchmarks/bench_scale.py --configured --sizes 720 10000 --timeout $(BENCH_SCALE_TIMEOUT)
 
-BENCH_SCALE_TIMEOUT ?= 900
+BENCH_SCALE_TIMEOUT ?= 1200
 
 calibrate: setup
 	$(PY) -m pytest -q -p no:cacheprovider -m slow tests/test_probes_calibration.py

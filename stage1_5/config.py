@@ -220,8 +220,21 @@ class SourcesConfig(StrictModel):
 class ProbeConfig(StrictModel):
     seeds: int = Field(5, ge=1, description="Repetitions of the outer CV with different fold assignments.")
     outer_folds: Union[Literal["speaker_per_accent"], int] = Field(
-        "speaker_per_accent", description="'speaker_per_accent' holds out one speaker per accent per fold; an int k gives k grouped folds."
+        "speaker_per_accent",
+        description=(
+            "'speaker_per_accent' holds out one speaker per accent per fold (up to speaker_fold_limit speakers in the smallest "
+            "accent; beyond, large_design_folds grouped folds); an int k gives k grouped folds."
+        ),
     )
+    speaker_fold_limit: int = Field(
+        20,
+        ge=2,
+        description=(
+            "With outer_folds 'speaker_per_accent': when the smallest accent has more speakers than this, the outer CV uses "
+            "large_design_folds grouped folds instead (speakers never split, accents balanced), so the fold count stops growing with the corpus."
+        ),
+    )
+    large_design_folds: int = Field(5, ge=2, description="Grouped speaker folds of a design beyond speaker_fold_limit.")
     inner_folds: int = Field(3, ge=2, description="Speaker-grouped inner CV choosing C.")
     c_grid: list[float] = Field(
         default_factory=lambda: [0.01, 0.1, 1.0, 10.0], min_length=1, description="Inverse L2 strengths the inner CV chooses from (one value: no inner CV)."
@@ -248,6 +261,14 @@ class ProbeConfig(StrictModel):
     leak_chance_permutations: int = Field(
         20, ge=1, description="Within-accent speaker shuffles that estimate the leakage probe's chance accuracy."
     )
+    speaker_id_max_speakers: int = Field(
+        60,
+        ge=2,
+        description=(
+            "The speaker-ID context probe (one class per speaker) is fitted on a fixed subsample of this many speakers, spread "
+            "evenly over the accents, when the design has more (its cost grows with speakers × utterances); the report says so."
+        ),
+    )
     device: str = Field("auto", description="Where the probes are fitted: auto (cuda when available), cpu, cuda.")
     seed: int = Field(0, description="Seed of the folds, permutations and bootstrap (default: the run's seed).")
 
@@ -255,6 +276,8 @@ class ProbeConfig(StrictModel):
     def _check(self) -> "ProbeConfig":
         if isinstance(self.outer_folds, int) and self.outer_folds < 2:
             raise ValueError("outer_folds must be 'speaker_per_accent' or an integer >= 2")
+        if self.large_design_folds > self.speaker_fold_limit:
+            raise ValueError(f"large_design_folds ({self.large_design_folds}) must not exceed speaker_fold_limit ({self.speaker_fold_limit})")
         if any(c <= 0 for c in self.c_grid):
             raise ValueError("c_grid values must be > 0")
         return self

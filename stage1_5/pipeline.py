@@ -216,7 +216,10 @@ def probes_stage(
     folder = _probe_cache_dir(cfg, probes_key(cfg, dataset, vectors.keys()))
     if not force and (folder / "complete").exists():
         return load_probe_results(folder)
-    results = evaluate_representations(vectors, dataset.utterances.to_frame(), cfg.probes, alpha=cfg.experiment.alpha, progress=progress)
+    ctx = distributed.current()  # under torchrun the ranks share the representations
+    results = evaluate_representations(vectors, dataset.utterances.to_frame(), cfg.probes, alpha=cfg.experiment.alpha, progress=progress, ranks=ctx)
+    if not ctx.is_main:  # another torchrun rank: rank 0 writes the results
+        return results
     (folder / "complete").unlink(missing_ok=True)
     save_probe_results(results, folder)
     atomic_write_text(folder / "complete", folder.name)
@@ -346,6 +349,7 @@ def write_report(paths: RunPaths, cfg: Stage15Config, dataset, probe_results, de
         device=_device_description(paths),
         figures=links,
         probe_notes=probe_results.notes,
+        probe_design=probe_results.facts.design_line(),
         stage2=stage2,
         stage2_figures=stage2_links,
     )
@@ -544,10 +548,10 @@ def _run_locked(
             origin = "from cache" if stats.from_cache else f"{stats.audio_seconds_per_s:.1f} audio-s/s"
             echo(f"[features] {source}: {stats.n_utterances} utterances, {origin}")
         finish("features", key, t0)
-    distributed.finish()  # the ranks' work is done: what follows runs here alone
-
     key = probes_key(cfg, dataset)
-    if should_run("probes", key):
+    run_probes = should_run("probes", key)
+    ctx.broadcast({"force": "probes" in forced} if run_probes else None)  # the other ranks' order: they share the representations
+    if run_probes:
         t0 = time.perf_counter()
         if features is None:
             features = features_stage(cfg, dataset, progress=progress)
@@ -555,11 +559,13 @@ def _run_locked(
         for note in results.notes:
             echo(f"[probes] NOTE: {note}")
         facts = results.facts
+        echo(f"[probes] design: {facts.design_line()}")
         echo(f"[probes] smallest reachable p: {facts.smallest_reachable_p:.3g} ({facts.permutations} permutations, {facts.distinct_labellings} distinct speaker labellings)")
         if (limit := facts.limit_text(cfg.experiment.alpha)) is not None:
             echo(f"[probes] WARNING: {limit}")
         save_probe_results(results, paths.analysis_dir)
         finish("probes", key, t0)
+    distributed.finish()  # the ranks' work is done: what follows runs here alone
     results = load_probe_results(paths.analysis_dir)
 
     comparison = comparison_stage(cfg, dataset, results)  # pure and cheap: always recomputed
@@ -601,13 +607,20 @@ def _run_locked(
 
 
 def _features_worker(cfg: Stage15Config, ctx: "distributed.DistContext", progress: bool) -> None:
-    """A torchrun rank other than 0: load the dataset once rank 0 has cached it, then extract this
-    rank's shard when rank 0 says the features stage runs."""
+    """A torchrun rank other than 0: load the dataset once rank 0 has cached it, extract this rank's
+    shard when rank 0 says the features stage runs, then probe this rank's share of the
+    representations when rank 0 says the probes stage runs (`probes.protocol.rank_share`)."""
     with ctx.main_first():
         dataset = dataset_stage(cfg, progress=False)
     order = ctx.broadcast(None)
+    features = None
     if order is not None:
-        features_stage(cfg, dataset, progress=progress, force=order["force"])
+        features = features_stage(cfg, dataset, progress=progress, force=order["force"])
+    order = ctx.broadcast(None)
+    if order is not None:
+        if features is None:
+            features = features_stage(cfg, dataset, progress=False)
+        probes_stage(cfg, dataset, features, progress=False, force=order["force"])
 
 
 def _write_config(cfg: Stage15Config, paths: RunPaths) -> None:

@@ -154,6 +154,8 @@ class PreflightPlan:
     probes: ProbeProjection
     feature_dtype: str
     cache_dir: str
+    probe_design: str = ""  # outer folds and speaker-ID probe (`probes.design.design_line`)
+    probe_rank_shares: tuple[int, ...] = ()  # representations each torchrun rank probes (empty or one entry: a single process)
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -203,6 +205,11 @@ class PreflightPlan:
                 f"({self.audio_seconds:.0f} audio-s), model loads included"
             )
         out.append(f"probes      {self.probes.text(len(self.representation_dims), self.probe_device)}")
+        if len(self.probe_rank_shares) > 1:
+            shares = ", ".join(f"rank {r}: {n}" for r, n in enumerate(self.probe_rank_shares))
+            out.append(f"            under torchrun, {len(self.probe_rank_shares)} ranks share the representations ({shares})")
+        if self.probe_design:
+            out.append(f"            {self.probe_design}")
         out.append(f"store       {_size(self.feature_store_bytes)} of {self.feature_dtype} vectors under {self.cache_dir}/features")
         out += [f"note        {n}" for n in self.notes]
         return out
@@ -300,6 +307,15 @@ def _measurement_config(cfg: Stage15Config) -> Stage15Config:
     return cfg.model_copy(update={"sources": cfg.sources.model_copy(update={"backbone": backbone, "backbones": listed})})
 
 
+def _probe_rank_shares(dims: dict[str, int]) -> tuple[int, ...]:
+    """How many representations each rank of this torchrun job probes (`probes.protocol.rank_share`)."""
+    from stage1_5 import distributed
+    from stage1_5.probes.protocol import rank_share
+
+    world = distributed.from_env().world_size
+    return tuple(len(rank_share(distributed.DistContext(rank=r, world_size=world), dims)) for r in range(world))
+
+
 def run_preflight(cfg: Stage15Config, *, config_name: str = "config", echo: Callable[[str], None] = print, progress: bool = False) -> PreflightPlan:
     """Check `cfg` end to end on a few batches and return the plan; the first problem raises. Every
     listed backbone is checked and timed on its own batch (the plan's `backbone` is the first's check)."""
@@ -314,6 +330,7 @@ def _run_preflight(cfg: Stage15Config, *, config_name: str, echo: Callable[[str]
     from stage1_5.sources import enabled_sources
     from stage1_5.features.external import load_external_features
     from stage1_5.pipeline import dataset_stage
+    from stage1_5.probes.design import design_line
     from stage1_5.runtime import resolve_device
 
     echo("[preflight] dataset: loading and validating")
@@ -347,6 +364,7 @@ def _run_preflight(cfg: Stage15Config, *, config_name: str, echo: Callable[[str]
     probe_device = resolve_device(cfg.probes.device, option="probes.device", error=ProbeError)
     echo("[preflight] probes: timing stand-in features of each source and width on this dataset's folds")
     probes = project_probe_seconds(dataset.utterances.to_frame(), samples, cfg, seed=cfg.probes.seed)
+    plan_dims = {name: d for p in plans for name, d in p.dims.items()}
     summary = dataset.summary
     return PreflightPlan(
         config_name=config_name,
@@ -362,5 +380,7 @@ def _run_preflight(cfg: Stage15Config, *, config_name: str, echo: Callable[[str]
         probes=probes,
         feature_dtype=cfg.output.feature_dtype,
         cache_dir=cfg.output.cache_dir,
+        probe_design=design_line(dataset.utterances.to_frame(), cfg.probes),
+        probe_rank_shares=_probe_rank_shares({**plan_dims, **external_dims}),
         notes=notes,
     )

@@ -1,4 +1,11 @@
-"""Process-level runtime settings for CPU work."""
+"""Process-level runtime settings for CPU work.
+
+On a machine shared with other processes, torch's OpenMP threads that spin while they wait at a
+barrier burn the CPU time the other threads of the same call need: `stage1_5 probes` on a 2-core
+machine at load ≈ 8 took 28× longer with libgomp's default wait policy than with threads that sleep
+(`OPENMP_DEFAULTS`, measured by `benchmarks/bench_probes.py --contended`). The package sets these
+defaults when it is imported (`prepare_openmp`): they only take effect if torch is imported later.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +17,17 @@ from stage1_5.errors import Stage15Error
 
 if TYPE_CHECKING:
     import torch
+
+
+OPENMP_DEFAULTS = {"OMP_WAIT_POLICY": "PASSIVE"}
+"""Environment defaults read by OpenMP when torch loads; a value the user set wins."""
+
+
+def prepare_openmp(environ=None) -> None:
+    """Put `OPENMP_DEFAULTS` into the environment where unset (before torch is imported)."""
+    env = os.environ if environ is None else environ
+    for key, value in OPENMP_DEFAULTS.items():
+        env.setdefault(key, value)
 
 
 def configure_torch_threads() -> int:

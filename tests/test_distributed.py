@@ -180,6 +180,84 @@ def test_torchrun_run_extracts_on_both_ranks_and_reports_once(tmp_path):
     run = _torchrun("run", str(cfg), "--no-progress")
     assert run.returncode == 0, run.stderr[-3000:]
     assert "acoustic: rank 0/2: " in run.stderr and "acoustic: rank 1/2: " in run.stderr
+    assert "probes: rank 0/2: " in run.stderr and "probes: rank 1/2: " in run.stderr  # both ranks share the probe stage
     assert run.stdout.count("Decision: ") == 1
     assert (tmp_path / "run_run" / "report" / "stage1_5_report.md").is_file()
     assert (tmp_path / "run_run" / "run.log").read_text().count("run started") == 1  # rank 0 alone writes the log
+
+
+# ----------------------------------------------------------------------------- the probe stage on ranks
+
+
+def _probe_inputs():
+    """Five representations in two families: one with a planted accent (its family runs every
+    permutation), one without (its family stops early), so both the first stage and the sequential
+    stop's extra permutations are shared among the ranks."""
+    from stage1_5.config import ProbeConfig
+    from stage1_5.probes.planted import planted_dataset
+
+    features, meta = {}, None
+    for i, (family, accent) in enumerate([("backbone", 0.8), ("backbone", 0.3), ("backbone", 0.0), ("ecapa", 0.0), ("ecapa", 0.0)]):
+        data = planted_dataset(speakers_per_accent=4, n_texts=4, dim=8 + 4 * i, accent=accent, speaker=0.3, name=f"{family}:layer_{i:02d}", random_state=i)
+        features.update(data.features)
+        meta = data.meta
+    return features, meta, ProbeConfig(seeds=1, permutations=59, bootstrap=0, c_grid=[1.0], device="cpu")
+
+
+def _probe_rank_main(rank: int, port: int, out_dir: str) -> None:
+    import contextlib
+    import io
+    import os
+
+    import torch
+
+    from stage1_5.probes import evaluate_representations
+
+    torch.set_num_threads(1)
+    os.environ.update({"RANK": str(rank), "WORLD_SIZE": str(WORLD), "LOCAL_RANK": str(rank), "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)})
+    features, meta, cfg = _probe_inputs()
+    log = io.StringIO()
+    with distributed.session(backend="gloo") as ctx, contextlib.redirect_stderr(log):
+        res = evaluate_representations(features, meta, cfg, alpha=0.05, progress=False, ranks=ctx)
+    res.metrics.to_csv(Path(out_dir) / f"rank{rank}.csv", index=False)
+    (Path(out_dir) / f"rank{rank}.json").write_text(json.dumps({"log": log.getvalue(), "notes": res.notes}))
+
+
+def test_rank_share_splits_representations_by_width_disjointly_and_in_order():
+    from stage1_5.probes.protocol import rank_share
+
+    widths = {"a": 2048, "b": 768, "c": 768, "d": 192, "e": 2048}
+    shares = [rank_share(distributed.DistContext(rank=r, world_size=2), widths) for r in range(2)]
+    assert sorted(shares[0] + shares[1]) == sorted(widths) and not set(shares[0]) & set(shares[1])
+    assert all(share == [n for n in widths if n in share] for share in shares)  # the given order
+    assert abs(sum(widths[n] for n in shares[0]) - sum(widths[n] for n in shares[1])) <= max(widths.values())
+    assert rank_share(distributed.SINGLE, widths) == list(widths)
+
+
+def test_two_gloo_ranks_probe_disjoint_shares_and_give_a_single_process_p_values(tmp_path):
+    import pandas as pd
+    import torch
+
+    from stage1_5.config import ExperimentConfig
+    from stage1_5.decision import decide
+    from stage1_5.probes import evaluate_representations
+
+    features, meta, cfg = _probe_inputs()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        single = evaluate_representations(features, meta, cfg, alpha=0.05, progress=False)
+    finally:
+        torch.set_num_threads(threads)
+    mp.spawn(_probe_rank_main, args=(_free_port(), str(tmp_path)), nprocs=WORLD, join=True)
+    logs = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(WORLD)]
+    shares = [int(log["log"].split(f"probes: rank {r}/{WORLD}: ")[1].split()[0]) for r, log in enumerate(logs)]
+    assert min(shares) >= 1 and sum(shares) == len(features)  # each rank probed its own share
+    assert any("ecapa: family-wise p ≥ alpha settled" in n for n in single.notes)  # the sequential stop was exercised
+    for r in range(WORLD):
+        got = pd.read_csv(tmp_path / f"rank{r}.csv")
+        assert list(got.representation) == list(single.metrics.representation)
+        for column in ("p_value", "p_value_fwer", "accent_f1", "n_permutations"):
+            np.testing.assert_array_equal(got[column].to_numpy(), single.metrics[column].to_numpy())
+        assert logs[r]["notes"] == single.notes
+        assert decide(got, ExperimentConfig()).decision == decide(single.metrics, ExperimentConfig()).decision

@@ -160,3 +160,17 @@ def test_a_source_that_reads_no_audio_is_projected_by_utterances():
     assert planted.model_load_s == pytest.approx(0.25)
     assert plan.extraction_seconds == pytest.approx(0.25 + 720 / 128)
     assert "= 128 utt/s (no audio read)" in "\n".join(plan.lines())
+
+
+def test_plan_prints_the_fold_design_and_each_torchrun_rank_s_share_of_the_probes():
+    design = "8 outer folds holding out one speaker of every accent (speaker_per_accent); speaker-ID context probe on all 24 speakers"
+    lines = _plan(probe_design=design, probe_rank_shares=(2, 1)).lines()
+    assert any(design in line for line in lines)
+    assert any("2 ranks share the representations (rank 0: 2, rank 1: 1)" in line for line in lines)
+    assert not any("ranks share" in line for line in _plan(probe_rank_shares=(3,)).lines())
+
+
+def test_preflight_names_the_outer_folds_the_probes_will_use(tmp_path):
+    result = CliRunner().invoke(cli, ["preflight", write_config(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert "outer folds holding out one speaker of every accent" in result.output

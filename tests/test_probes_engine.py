@@ -189,3 +189,27 @@ def test_float32_solver_gives_the_float64_f1_and_p_values():
     for column in ["accent_f1", "accent_f1_ci_low", "accent_f1_ci_high", "text_f1_seen", "text_f1_unseen", "leak_acc", "speaker_acc"]:
         assert abs(single[column] - double[column]) <= 0.01, column
     assert abs(single.p_value - double.p_value) <= 2 / 20  # at most two near-tied permutations flip
+
+
+@pytest.mark.filterwarnings("ignore:The given NumPy array is not writable")
+def test_narrow_fit_sets_stream_memory_mapped_rows_in_blocks_into_the_standardised_eigenbasis(tmp_path, monkeypatch):
+    from stage1_5.probes import engine
+
+    rng = np.random.default_rng(3)
+    data = (rng.normal(size=(90, 12)) @ rng.normal(size=(12, 12)) + 5.0).astype(np.float32)
+    data[:, 4] = 2.5  # a constant column stays unscaled, as StandardScaler leaves it
+    np.save(tmp_path / "X.npy", data)
+    X = torch.as_tensor(np.load(tmp_path / "X.npy", mmap_mode="r"))  # the memory-mapped array, as the feature store hands it over
+    tr, ev = torch.arange(0, 90, 2), torch.arange(1, 90, 2)
+    monkeypatch.setattr(engine, "BASIS_BLOCK_ROWS", 7)  # several blocks, the last one partial
+    basis = fit_set_basis(X, tr, ev)
+    Xtr = data[tr.numpy()].astype(np.float64)
+    mean, sd = Xtr.mean(0), Xtr.std(0)
+    sd[sd == 0] = 1.0
+    Ztr, Zev = (Xtr - mean) / sd, (data[ev.numpy()] - mean) / sd
+    assert basis.train.shape == (45, 11)  # d coordinates, less the constant column's
+    np.testing.assert_allclose(basis.train @ basis.train.T, Ztr @ Ztr.T, atol=2e-3)
+    np.testing.assert_allclose(basis.evals @ basis.train.T, Zev @ Ztr.T, atol=2e-3)
+    np.testing.assert_allclose(basis.mean, mean, rtol=1e-6)
+    monkeypatch.setattr(engine, "BASIS_BLOCK_ROWS", 4096)
+    np.testing.assert_allclose(fit_set_basis(X, tr, ev).lam, basis.lam, rtol=1e-4)  # block size does not change the basis

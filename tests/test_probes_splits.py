@@ -51,3 +51,69 @@ def test_crossed_folds_never_leak_held_out_speakers_or_unseen_texts():
 def test_text_fold_needs_enough_texts():
     with pytest.raises(ProbeError, match="distinct text_id"):
         list(TextFold(5).split(X, None, texts))
+
+
+# --------------------------------------------------------------------------- fold design by size
+
+
+def _meta(speakers_per_accent):
+    """3 accents × `speakers_per_accent` speakers × 2 texts."""
+    from stage1_5.probes.planted import planted_dataset
+
+    return planted_dataset(speakers_per_accent=speakers_per_accent, n_texts=2, dim=4).meta
+
+
+def test_a_design_beyond_the_speaker_fold_limit_gets_grouped_folds_balanced_over_accents():
+    from stage1_5.config import ProbeConfig
+    from stage1_5.probes.design import build_design
+
+    cfg = ProbeConfig(seeds=2, permutations=0, bootstrap=0, speaker_fold_limit=6, large_design_folds=3)
+    design = build_design(_meta(7), cfg)
+    assert (design.folds.kind, design.folds.folds, design.folds.large) == ("grouped", 3, True)
+    assert "beyond 6 speakers" in design.folds.describe()
+    for seed in range(2):
+        assert len(design.outer[seed]) == 3
+        held = np.concatenate([te for _, te in design.outer[seed]])
+        assert sorted(held) == list(range(len(design.y)))  # every row held out exactly once
+        for train, test in design.outer[seed]:
+            assert not set(design.spk[train]) & set(design.spk[test])  # speakers never split
+            per_accent = np.bincount(design.speaker_accent[np.unique(design.spk[test])], minlength=3)
+            assert set(per_accent) <= {2, 3}  # 7 speakers over 3 folds: 2 or 3 of every accent
+    assert design.outer[0][0][1].tolist() != design.outer[1][0][1].tolist()  # fold seeds reshuffle speakers
+
+
+def test_a_design_at_the_speaker_fold_limit_keeps_one_speaker_per_accent_per_fold():
+    from stage1_5.config import ProbeConfig
+    from stage1_5.probes.design import build_design
+
+    cfg = ProbeConfig(seeds=1, permutations=0, bootstrap=0, speaker_fold_limit=6, large_design_folds=3)
+    design = build_design(_meta(6), cfg)
+    assert (design.folds.kind, design.folds.folds, design.folds.large) == ("speaker_per_accent", 6, False)
+    assert all(len(np.unique(design.spk[te])) == 3 for _, te in design.outer[0])
+
+
+def test_more_large_design_folds_than_the_limit_is_a_config_error():
+    from pydantic import ValidationError
+
+    from stage1_5.config import ProbeConfig
+
+    with pytest.raises(ValidationError, match="large_design_folds"):
+        ProbeConfig(speaker_fold_limit=4, large_design_folds=5)
+
+
+def test_the_speaker_id_probe_is_capped_to_a_subsample_spread_over_the_accents():
+    from stage1_5.config import ProbeConfig
+    from stage1_5.probes.design import build_design
+
+    cfg = ProbeConfig(seeds=1, permutations=0, bootstrap=0, speaker_id_max_speakers=7)
+    design = build_design(_meta(5), cfg)
+    plan = design.speaker_id
+    assert (plan.n_classes, plan.total_speakers, plan.capped) == (7, 15, True)
+    chosen = np.unique(design.spk[plan.rows])
+    assert sorted(np.bincount(design.speaker_accent[chosen], minlength=3)) == [2, 2, 3]
+    assert sorted(np.unique(plan.labels[plan.rows])) == list(range(7)) and (plan.labels[plan.labels < 0] == -1).all()
+    assert set(plan.rows) == set(np.flatnonzero(np.isin(design.spk, chosen)))
+    for inner in design.spk_inner[0]:
+        assert set(inner.rows) <= set(plan.rows)
+    assert "7 of 15 speakers" in plan.describe()
+    assert not build_design(_meta(2), cfg).speaker_id.capped

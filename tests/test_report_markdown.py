@@ -223,3 +223,9 @@ def test_probe_notes_are_listed_under_the_results():
     assert text.index("Probe notes:") < text.index("## Decision")
     plain = render_report(m, d, dataset=FACTS, config=Stage15Config(), label_map=["a"], device="cpu", versions=VERSIONS)
     assert "Probe notes:" not in plain
+
+
+def test_the_probe_design_line_names_the_fold_design_and_the_speaker_id_cap():
+    line = "5 grouped outer folds, speakers never split, accents balanced; speaker-ID context probe on a fixed subsample of 60 of 120 speakers"
+    assert f"Probe design: {line}." in render(probe_design=line).splitlines()
+    assert "Probe design:" not in render()

@@ -4,9 +4,16 @@ alone (no features), so that all representations are tested on exactly the same 
 Random streams are named (`Stream`), never magic numbers: each draws from
 SeedSequence([probes.seed, stream, *indices]).
 
-- Outer folds: with a `group` column, whole nuisance groups are held out together
-  (`NuisanceGroupFold`); otherwise `speaker_per_accent` pairs held-out speakers deterministically by
-  rank (`RankPairedFold`, rotation = fold seed) and an int k uses StratifiedGroupKFold.
+- Outer folds (`FoldDesign`, chosen by `fold_design`): with a `group` column, whole nuisance groups are
+  held out together (`NuisanceGroupFold`); otherwise `speaker_per_accent` pairs held-out speakers
+  deterministically by rank (`RankPairedFold`, rotation = fold seed) up to `probes.speaker_fold_limit`
+  speakers in the smallest accent, and beyond it uses `probes.large_design_folds` grouped folds
+  (`SpeakerPerAccentFold`: speakers shuffled within accent per fold seed and dealt round-robin, so
+  speakers are never split and every fold holds out the same share of every accent); an int k uses
+  StratifiedGroupKFold. A fixed fold count keeps the probe stage linear in the corpus: with one
+  speaker per accent per fold, the number of folds, each refitting on almost all rows, grows with it.
+- The speaker-ID context probe (one class per speaker) runs on at most `probes.speaker_id_max_speakers`
+  speakers (`SpeakerIdPlan`: a fixed subsample spread evenly over the accents).
 - Permutations relabel speakers within seed 0's outer folds (`stats.within_fold_permutations`).
 - Bootstrap draws resample speakers within accent (with replacement); each draw is a vector of
   speaker multiplicities that the protocol turns into row weights of refitted probes.
@@ -17,7 +24,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import Optional
+from typing import Literal, Optional
 
 import numpy as np
 import pandas as pd
@@ -48,6 +55,7 @@ class Stream(IntEnum):
     PERMUTATIONS = 6
     LEAK_CHANCE = 7
     BOOTSTRAP = 8
+    SPEAKER_ID_SAMPLE = 9
 
 
 def stream_rng(config: ProbeConfig, stream: Stream, *index: int) -> np.random.Generator:
@@ -66,6 +74,93 @@ class Inner:
     splits: tuple  # ((train, test), ...) relative to rows; empty → no inner CV possible
 
 
+@dataclass(frozen=True)
+class FoldDesign:
+    """The outer CV a design gets, read by the protocol, preflight, the run log and the report.
+
+    kind: "speaker_per_accent" (one speaker of every accent held out per fold), "grouped" (k folds of
+    whole speakers, the same share of every accent: a large design, or an int probes.outer_folds) or
+    "groups" (whole metadata groups held out); folds: the fold count; smallest_accent_speakers: the
+    speakers of the smallest accent; limit: probes.speaker_fold_limit."""
+
+    kind: Literal["speaker_per_accent", "grouped", "groups"]
+    folds: int
+    smallest_accent_speakers: int
+    limit: int
+    configured: str  # probes.outer_folds as written
+
+    @property
+    def large(self) -> bool:
+        """speaker_per_accent was asked for, and the design is beyond the limit."""
+        return self.configured == "speaker_per_accent" and self.kind == "grouped"
+
+    def describe(self) -> str:
+        if self.kind == "groups":
+            return f"{self.folds} outer folds holding out whole metadata groups"
+        if self.kind == "speaker_per_accent":
+            return f"{self.folds} outer folds holding out one speaker of every accent (speaker_per_accent)"
+        why = (
+            f"speaker_per_accent beyond {self.limit} speakers in the smallest accent ({self.smallest_accent_speakers}): "
+            "probes.large_design_folds"
+            if self.large
+            else "probes.outer_folds"
+        )
+        return f"{self.folds} grouped outer folds, speakers never split, accents balanced ({why})"
+
+
+def fold_design(y: np.ndarray, spk: np.ndarray, config: ProbeConfig, *, grouped_by: Optional[np.ndarray] = None) -> FoldDesign:
+    """The outer CV of a design from its accent and speaker labels per row (and its metadata groups)."""
+    smallest = min(len(s) for s in speakers_by_accent(y, spk).values())
+    common = dict(smallest_accent_speakers=smallest, limit=config.speaker_fold_limit, configured=str(config.outer_folds))
+    if grouped_by is not None:
+        k = config.outer_folds if isinstance(config.outer_folds, int) else len(np.unique(grouped_by))
+        return FoldDesign(kind="groups", folds=min(k, len(np.unique(grouped_by))), **common)
+    if config.outer_folds != "speaker_per_accent":
+        return FoldDesign(kind="grouped", folds=int(config.outer_folds), **common)
+    if smallest > config.speaker_fold_limit:
+        return FoldDesign(kind="grouped", folds=config.large_design_folds, **common)
+    return FoldDesign(kind="speaker_per_accent", folds=smallest, **common)
+
+
+@dataclass(frozen=True)
+class SpeakerIdPlan:
+    """The speakers the speaker-ID context probe is fitted on: rows [n] of those speakers, labels [N]
+    (their class, −1 on other rows), n_classes probed out of total_speakers."""
+
+    rows: np.ndarray
+    labels: np.ndarray
+    n_classes: int
+    total_speakers: int
+
+    @property
+    def capped(self) -> bool:
+        return self.n_classes < self.total_speakers
+
+    def describe(self) -> str:
+        if not self.capped:
+            return f"speaker-ID context probe on all {self.total_speakers} speakers"
+        return (
+            f"speaker-ID context probe on a fixed subsample of {self.n_classes} of {self.total_speakers} speakers, "
+            "spread evenly over the accents (probes.speaker_id_max_speakers)"
+        )
+
+
+def speaker_id_plan(speaker_accent: np.ndarray, spk: np.ndarray, config: ProbeConfig) -> SpeakerIdPlan:
+    """All speakers up to probes.speaker_id_max_speakers; beyond, that many drawn within accent (as evenly
+    as the accents allow) from the SPEAKER_ID_SAMPLE stream."""
+    S = len(speaker_accent)
+    keep = np.arange(S)
+    if S > config.speaker_id_max_speakers:
+        rng = stream_rng(config, Stream.SPEAKER_ID_SAMPLE)
+        order = [rng.permutation(np.flatnonzero(speaker_accent == a)) for a in np.unique(speaker_accent)]
+        dealt = [members[j] for j in range(max(map(len, order))) for members in order if j < len(members)]  # round-robin over accents
+        keep = np.sort(np.asarray(dealt[: config.speaker_id_max_speakers]))
+    label_of = np.full(S, -1, dtype=np.int64)
+    label_of[keep] = np.arange(len(keep))
+    labels = label_of[spk]
+    return SpeakerIdPlan(rows=np.flatnonzero(labels >= 0), labels=labels, n_classes=len(keep), total_speakers=S)
+
+
 @dataclass
 class Design:
     utt_ids: np.ndarray
@@ -81,7 +176,9 @@ class Design:
     crossed: list[list[tuple[int, int, np.ndarray, np.ndarray, np.ndarray]]]
     text_folds: list[list[tuple[np.ndarray, np.ndarray]]]  # [seed][g]
     leak_inner: list[list[Inner]]  # [seed][g], speaker-grouped on training texts
-    spk_inner: list[list[Inner]]  # [seed][g], text-grouped on training texts
+    spk_inner: list[list[Inner]]  # [seed][g], text-grouped on training texts of speaker_id's speakers
+    folds: FoldDesign
+    speaker_id: SpeakerIdPlan
     perm_labels: np.ndarray  # [B, N] permuted accent codes (seed-0 folds)
     boot_speaker_weights: np.ndarray  # [R, S] speaker multiplicities of the bootstrap draws
     distinct_labellings: int  # speaker relabellings the within-fold permutation can produce
@@ -170,13 +267,15 @@ def _inner_by_text(rows, text, inner_folds: int, random_state) -> Inner:
     return Inner(rows, tuple(splitter.split(np.zeros((len(rows), 1)), None, text[rows])))
 
 
-def _outer_folds(config: ProbeConfig, seed_index: int, y, spk, nuisance) -> list[tuple[np.ndarray, np.ndarray]]:
+def _outer_folds(config: ProbeConfig, folds: FoldDesign, seed_index: int, y, spk, nuisance) -> list[tuple[np.ndarray, np.ndarray]]:
     X0 = np.zeros((len(y), 1))
     if nuisance is not None:
         k = config.outer_folds if isinstance(config.outer_folds, int) else len(np.unique(nuisance))
         splits = NuisanceGroupFold(k, rotation=seed_index).split(X0, y, (spk, nuisance))
-    elif config.outer_folds == "speaker_per_accent":
+    elif folds.kind == "speaker_per_accent":
         splits = RankPairedFold(rotation=seed_index).split(X0, y, spk)
+    elif folds.large:
+        splits = SpeakerPerAccentFold(folds.folds, random_state=stream_seed(config, Stream.OUTER_FOLDS, seed_index)).split(X0, y, spk)
     else:
         from sklearn.model_selection import StratifiedGroupKFold
 
@@ -189,6 +288,18 @@ def fallback_c(config: ProbeConfig) -> float:
     """The C used where an inner CV is impossible: the middle of the sorted grid."""
     grid = sorted(config.c_grid)
     return float(grid[len(grid) // 2])
+
+
+def design_line(meta: pd.DataFrame, config: ProbeConfig) -> str:
+    """The outer folds and the speaker-ID probe the probes will use on this metadata, in one line
+    (preflight's plan; the same text as `DesignFacts.design_line` after the run)."""
+    meta = check_meta(meta)
+    _, y = np.unique(meta["accent"].to_numpy(), return_inverse=True)
+    speakers, spk = np.unique(meta["speaker"].to_numpy(), return_inverse=True)
+    speaker_accent = np.empty(len(speakers), dtype=np.int64)
+    speaker_accent[spk] = y
+    folds = fold_design(y, spk, config, grouped_by=nuisance_groups(meta))
+    return f"{folds.describe()}; {speaker_id_plan(speaker_accent, spk, config).describe()}"
 
 
 def build_design(meta: pd.DataFrame, config: ProbeConfig) -> Design:
@@ -212,9 +323,11 @@ def build_design(meta: pd.DataFrame, config: ProbeConfig) -> Design:
         )
     notes: list[str] = []
     X0 = np.zeros((len(meta), 1))
+    plan = fold_design(y, spk, config, grouped_by=nuisance)
+    speaker_id = speaker_id_plan(speaker_accent, spk, config)
     outer, outer_inner, crossed, text_folds, leak_inner, spk_inner = [], [], [], [], [], []
     for s in range(config.seeds):
-        folds = _outer_folds(config, s, y, spk, nuisance)
+        folds = _outer_folds(config, plan, s, y, spk, nuisance)
         for f, (tr, _) in enumerate(folds):
             if len(np.unique(y[tr])) < len(accents):
                 raise ProbeError(
@@ -233,7 +346,10 @@ def build_design(meta: pd.DataFrame, config: ProbeConfig) -> Design:
             [_inner_by_speaker(tr, y, spk, None, config.inner_folds, stream_seed(config, Stream.LEAK_INNER, s, g)) for g, (tr, _) in enumerate(tfolds)]
         )
         spk_inner.append(
-            [_inner_by_text(tr, text, config.inner_folds, stream_seed(config, Stream.SPEAKER_INNER, s, g)) for g, (tr, _) in enumerate(tfolds)]
+            [
+                _inner_by_text(np.intersect1d(tr, speaker_id.rows), text, config.inner_folds, stream_seed(config, Stream.SPEAKER_INNER, s, g))
+                for g, (tr, _) in enumerate(tfolds)
+            ]
         )
     if len(config.c_grid) > 1 and any(not inner.splits for inner in outer_inner[0]):
         notes.append(f"inner CV impossible (a training fold has < 2 speakers in some accent): C = {fallback_c(config)} is used there")
@@ -258,6 +374,8 @@ def build_design(meta: pd.DataFrame, config: ProbeConfig) -> Design:
         text_folds=text_folds,
         leak_inner=leak_inner,
         spk_inner=spk_inner,
+        folds=plan,
+        speaker_id=speaker_id,
         perm_labels=perm_speaker[:, spk] if config.permutations else np.empty((0, len(meta)), dtype=np.int64),
         boot_speaker_weights=speaker_resamples(speaker_accent, config.bootstrap, stream_rng(config, Stream.BOOTSTRAP)),
         distinct_labellings=count_within_fold_labellings(speaker_accent, speaker_fold),

@@ -10,8 +10,10 @@ mapped to an orthonormal basis of that span (`fit_set_basis`). For wide features
 use the triangular basis of the Gram matrix's Cholesky factor: every row becomes its n coordinates in
 the span. The basis is exact (inner products are preserved), so the optimum and every prediction
 equal the primal ones, and all problems sharing a fit set reuse one basis; a Jacobi preconditioner
-(the coordinates' column norms) scales the problem. Narrow features (d ≤ n) use the eigenbasis of
-their covariance, where the data Hessian is nearly diagonal. Problems are padded into [fit set, ..., problem] tensors (padding
+(the coordinates' column norms) scales the problem. Narrow features (d ≤ n: a large corpus) are solved
+in d coordinates, the eigenbasis of their covariance, where the data Hessian is nearly diagonal; their
+rows are streamed from the (memory-mapped) features in blocks, so the cost and memory of a fit set grow
+linearly with its rows (`_primal_basis`). The choice is made per fit set. Problems are padded into [fit set, ..., problem] tensors (padding
 rows carry weight 0, padding columns are zero) and solved together by a batched L-BFGS with a
 per-problem Armijo line search. Where the time goes decides the layout (measured, 2-core CPU):
 problems last, so one matrix product serves all problems of a fit set and the softmax runs across
@@ -26,6 +28,7 @@ classes it saw.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Literal, Optional, Sequence
 
@@ -106,6 +109,8 @@ def fit_set_basis(
     a tenth of the cost (what the probes use: `TorchBackend.basis_method`).
     primal=True also returns `to_primal` for wide features (a [d, n] product the probes never need)."""
     work = X.dtype if X.dtype in (torch.float32, torch.float64) else torch.float32
+    if X.shape[1] <= len(train_idx):
+        return _primal_basis(X, train_idx, eval_idx, standardize=standardize, work=work, rtol=rtol)
     Xtr = X[train_idx].to(work)
     if standardize:  # statistics in float64 (a constant column has variance exactly 0), applied in `work`
         var, mean = torch.var_mean(Xtr.to(torch.float64), 0, correction=0)
@@ -117,14 +122,6 @@ def fit_set_basis(
     mean_w, scale_w = mean.to(work), scale.to(work)
     Ztr = (Xtr - mean_w).div_(scale_w)
     Zev = (X[eval_idx].to(work) - mean_w).div_(scale_w)
-    n, d = Ztr.shape
-    if d <= n:
-        cov = (Ztr.T @ Ztr).to(torch.float64)
-        lam, vec = _eigh(cov)
-        keep = lam > rtol * lam.max().clamp_min(1e-300)
-        lam, vec = lam[keep], vec[:, keep]
-        rot = vec.to(work)
-        return Basis(train=Ztr @ rot, evals=Zev @ rot, lam=lam, mean=mean, scale=scale, to_primal=vec)
     if method == "triangular":
         basis = _triangular_basis(Ztr, Zev, centred=standardize, primal=primal)
         if basis is not None:
@@ -139,6 +136,52 @@ def fit_set_basis(
     evals = ((Zev @ Ztr.T).to(torch.float64) @ (vec * inv_sqrt)).to(work)
     to_primal = Ztr.T.to(torch.float64) @ (vec * inv_sqrt) if primal else None
     return Basis(train=train, evals=evals, lam=lam, mean=mean, scale=scale, to_primal=to_primal)
+
+
+BASIS_BLOCK_ROWS = 8192
+"""Rows of the feature matrix read at a time by a narrow fit set's basis (`_primal_basis`)."""
+
+
+def _row_blocks(idx: torch.Tensor):
+    for start in range(0, len(idx), BASIS_BLOCK_ROWS):
+        yield idx[start : start + BASIS_BLOCK_ROWS]
+
+
+def _primal_basis(X: torch.Tensor, train_idx: torch.Tensor, eval_idx: torch.Tensor, *, standardize: bool, work: torch.dtype, rtol: float) -> Basis:
+    """d ≤ n: the d coordinates of the eigenbasis of the training rows' covariance (cost linear in n).
+
+    The rows are streamed in blocks of BASIS_BLOCK_ROWS, so memory-mapped features are read block by
+    block and the fit set's coordinates [n, r] are the only tensor of its size: the mean is summed in
+    float64, the centred covariance accumulated in float64 from blockwise products, and the
+    standardisation (StandardScaler's: ddof=0, constant columns unscaled) is folded into the rotation."""
+    n, d = len(train_idx), X.shape[1]
+    mean = torch.zeros(d, dtype=torch.float64, device=X.device)
+    if standardize:
+        for rows in _row_blocks(train_idx):
+            mean += X[rows].to(torch.float64).sum(0)
+        mean /= n
+    mean_w = mean.to(work)
+    cov = torch.zeros(d, d, dtype=torch.float64, device=X.device)
+    for rows in _row_blocks(train_idx):
+        z = X[rows].to(work) - mean_w
+        cov += (z.T @ z).to(torch.float64)
+    scale = torch.ones_like(mean)
+    if standardize:
+        scale = (cov.diagonal() / n).sqrt()
+        scale = torch.where(scale > 1e-12 * mean.abs().clamp_min(1.0), scale, torch.ones_like(scale))
+        cov = cov / scale[:, None] / scale[None, :]
+    lam, vec = _eigh(cov)
+    keep = lam > rtol * lam.max().clamp_min(1e-300)
+    lam, vec = lam[keep], vec[:, keep]
+    rot = (vec / scale[:, None]).to(work)  # (x − mean) / scale @ vec in one product
+
+    def coordinates(idx: torch.Tensor) -> torch.Tensor:
+        out = torch.empty(len(idx), rot.shape[1], dtype=work, device=X.device)
+        for start in range(0, len(idx), BASIS_BLOCK_ROWS):
+            out[start : start + BASIS_BLOCK_ROWS] = (X[idx[start : start + BASIS_BLOCK_ROWS]].to(work) - mean_w) @ rot
+        return out
+
+    return Basis(train=coordinates(train_idx), evals=coordinates(eval_idx), lam=lam, mean=mean, scale=scale, to_primal=vec)
 
 
 def _triangular_basis(Ztr: torch.Tensor, Zev: torch.Tensor, *, centred: bool, primal: bool):
@@ -579,7 +622,9 @@ class TorchBackend:
         key = id(X)
         hit = self._X_cache.get(key)
         if hit is None or hit[0] is not X:  # float32 Gram products; eigendecompositions run in float64
-            hit = (X, torch.as_tensor(np.asarray(X), device=self.device).to(torch.float32))
+            with warnings.catch_warnings():  # a read-only memory map is shared, not copied: the engine never writes to X
+                warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+                hit = (X, torch.as_tensor(np.asarray(X), device=self.device).to(torch.float32))
             self._X_cache = {key: hit}  # one representation at a time
         return hit[1]
 
@@ -656,18 +701,22 @@ class TorchBackend:
         n = max(len(jobs[i].fit_rows) for i in idx)
         m = max(len(jobs[i].eval_rows) for i in idx)
         r = max(b.train.shape[1] for b in bases)
-        phi = torch.zeros(F, n, r, dtype=dt, device=dev)
-        phi_ev = torch.zeros(F, m, r, dtype=dt, device=dev)
-        lam = torch.zeros(F, r, dtype=dt, device=dev)
+        if F == 1:  # nothing to pad: the basis's tensors are used as they are (a large fit set is not copied)
+            phi, phi_ev, lam = bases[0].train.to(dt)[None], bases[0].evals.to(dt)[None], bases[0].lam.to(dt)[None]
+        else:
+            phi = torch.zeros(F, n, r, dtype=dt, device=dev)
+            phi_ev = torch.zeros(F, m, r, dtype=dt, device=dev)
+            lam = torch.zeros(F, r, dtype=dt, device=dev)
         y = torch.zeros(F, P, n, dtype=torch.int64, device=dev)
         rows = torch.zeros(F, P, n, dtype=torch.float64, device=dev)
         C = torch.zeros(F, P, G, dtype=dt, device=dev)
         for f, (i, b) in enumerate(zip(idx, bases)):
             job = jobs[i]
             nf, rf = b.train.shape
-            phi[f, :nf, :rf] = b.train.to(dt)
-            phi_ev[f, : b.evals.shape[0], :rf] = b.evals.to(dt)
-            lam[f, :rf] = b.lam.to(dt)
+            if F > 1:
+                phi[f, :nf, :rf] = b.train.to(dt)
+                phi_ev[f, : b.evals.shape[0], :rf] = b.evals.to(dt)
+                lam[f, :rf] = b.lam.to(dt)
             y[f, :, :nf] = torch.as_tensor(job.y, device=dev)
             rows[f, :, :nf] = 1.0 if job.weight is None else torch.as_tensor(job.weight, dtype=torch.float64, device=dev)
             C[f] = torch.as_tensor(job.C, dtype=dt, device=dev)

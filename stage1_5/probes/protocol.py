@@ -36,6 +36,7 @@ Choices worth knowing when reading the numbers:
 
 from __future__ import annotations
 
+import sys
 from dataclasses import asdict, dataclass, field
 from typing import Mapping, Optional
 
@@ -44,6 +45,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from stage1_5 import distributed
 from stage1_5.config import ProbeConfig
 from stage1_5.errors import ProbeError
 from stage1_5.features.base import check_feature_matrix
@@ -77,6 +79,8 @@ class DesignFacts:
     smallest_reachable_p: float  # NaN without permutations
     bootstrap: int
     grouped_folds: bool  # outer folds hold out whole metadata groups
+    fold_design: str = ""  # design.FoldDesign.describe() ("" in results saved before it was recorded)
+    speaker_id: str = ""  # design.SpeakerIdPlan.describe()
 
     def to_json(self) -> dict:
         out = asdict(self)
@@ -90,6 +94,10 @@ class DesignFacts:
         if data.get("smallest_reachable_p") is None:
             data["smallest_reachable_p"] = float("nan")
         return cls(**data)
+
+    def design_line(self) -> str:
+        """The outer folds and the speaker-ID probe as they ran, in one line (run log and report)."""
+        return "; ".join(part for part in (self.fold_design, self.speaker_id) if part)
 
     def reachable(self, alpha: float) -> bool:
         return bool(np.isfinite(self.smallest_reachable_p) and self.smallest_reachable_p < alpha)
@@ -121,6 +129,8 @@ def design_facts(design: Design, config: ProbeConfig) -> DesignFacts:
         smallest_reachable_p=design.smallest_reachable_p,
         bootstrap=config.bootstrap,
         grouped_folds=design.nuisance is not None,
+        fold_design=design.folds.describe(),
+        speaker_id=design.speaker_id.describe(),
     )
 
 
@@ -231,10 +241,10 @@ class _Jobs:
 
 
 def _phase_b(X, design: Design, config: ProbeConfig, backend, perm: np.ndarray) -> tuple[_Jobs, list[np.ndarray]]:
-    K, S, N = len(design.accents), len(design.speakers), len(design.y)
+    K, N = len(design.accents), len(design.y)
     real = design.y[None, :]
     labelsets0 = np.concatenate([real, perm])
-    spk_labels = design.spk[None, :]
+    spk_labels, spk_rows, S = design.speaker_id.labels[None, :], design.speaker_id.rows, design.speaker_id.n_classes
 
     # phase A: inner CVs choose C
     sel = _CSelector(config)
@@ -257,7 +267,8 @@ def _phase_b(X, design: Design, config: ProbeConfig, backend, perm: np.ndarray) 
             b.add(b.text, (s, f, g), FitJob(X, tr, ev, real[:, tr], chosen[main_keys[s][f]][:1, None], K))
         for g, (tr, te) in enumerate(design.text_folds[s]):
             b.add(b.leak, (s, g), FitJob(X, tr, np.arange(N), real[:, tr], chosen[leak_keys[s][g]][:, None], K))
-            b.add(b.speaker, (s, g), FitJob(X, tr, te, spk_labels[:, tr], chosen[spk_keys[s][g]][:, None], S))
+            tr_id, te_id = np.intersect1d(tr, spk_rows), np.intersect1d(te, spk_rows)
+            b.add(b.speaker, (s, g), FitJob(X, tr_id, te_id, spk_labels[:, tr_id], chosen[spk_keys[s][g]][:, None], S))
     values = [v[:, 0] for v in backend.decision_function(b.jobs)]  # [L, m, K]
     return b, values
 
@@ -393,9 +404,9 @@ def _leakage(design: Design, config: ProbeConfig, b: _Jobs, values) -> _Leakage:
                 for members in accent_members:
                     shuffled[members] = spk[rng.permutation(members)]
                 chance_hits[s] += np.bincount(spk[te], weights=_nearest_centroid_hits(proj, shuffled, y, tr, te, S), minlength=S) / B_leak
-            spk_pred = values[b.speaker[s, g]][0].argmax(-1)
-            spk_hit += int((spk_pred == spk[te]).sum())
-            spk_tot += len(te)
+            spk_pred = values[b.speaker[s, g]][0].argmax(-1)  # on the speaker-ID probe's speakers (design.speaker_id)
+            spk_hit += int((spk_pred == design.speaker_id.labels[np.intersect1d(te, design.speaker_id.rows)]).sum())
+            spk_tot += len(spk_pred)
         spk_acc[s] = spk_hit / spk_tot
     W = design.boot_speaker_weights
     draws = np.array([])
@@ -514,6 +525,7 @@ def evaluate_representations(
     families: Optional[Mapping[str, str]] = None,
     progress: bool = True,
     backend=None,
+    ranks: Optional["distributed.DistContext"] = None,
 ) -> ProbeResults:
     """Probe every representation (rows of each array aligned with `meta` rows).
 
@@ -523,6 +535,8 @@ def evaluate_representations(
     `families` maps representation → family name (default: its source) for the family-wise p.
     `backend` defaults to the batched torch engine on `config.device`; pass `SklearnBackend()` for
     the reference loop. A representation that fails is dropped (status "failed: ...") with a note.
+    `ranks` (the torchrun job's `distributed.current()`; default a single process): every rank calls
+    this with the same arguments, probes its share (`rank_share`) and returns every result.
     """
     design = build_design(meta, config)
     if not features:
@@ -535,21 +549,26 @@ def evaluate_representations(
     B = len(design.perm_labels)
     h = settled_count(alpha, B) if (config.sequential and alpha is not None and B) else None
     first = B if h is None else min(B, FIRST_STAGE * h)
-    outcomes, notes = [], list(design.notes)
-    for name, X in tqdm(features.items(), desc="probes", unit="repr", disable=not progress):
+    ctx = ranks or distributed.SINGLE
+    mine = rank_share(ctx, {name: np.shape(X)[-1] for name, X in features.items()})
+    if ctx.active:
+        tqdm.write(f"probes: {ctx.describe()}: {len(mine)} representations", file=sys.stderr)
+    done: dict[str, tuple[_RepOutcome, Optional[str]]] = {}
+    for name in tqdm(mine, desc="probes", unit="repr", disable=not progress):
         try:
-            X = check_feature_matrix(name, X, design.utt_ids, error=ProbeError, where="features")
-            outcome = _evaluate_one(name, X, design, config, backend, design.perm_labels[:first])
+            X = check_feature_matrix(name, features[name], design.utt_ids, error=ProbeError, where="features")
+            done[name] = (_evaluate_one(name, X, design, config, backend, design.perm_labels[:first]), None)
         except (ProbeError, ValueError, RuntimeError, FloatingPointError, np.linalg.LinAlgError) as exc:
             reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            notes.append(f"{name} dropped: {reason}")
-            outcome = _failed(name, design, reason, first)
-        outcomes.append(outcome)
+            done[name] = (_failed(name, design, reason, first), f"{name} dropped: {reason}")
+    gathered = {name: pair for part in ctx.gather(done) for name, pair in part.items()}  # every rank's, on every rank
+    outcomes = [gathered[name][0] for name in features]
+    notes = list(design.notes) + [gathered[name][1] for name in features if gathered[name][1]]
     if all(o.confusion is None for o in outcomes):
         raise ProbeError(f"every representation failed; first: {notes[len(design.notes)]}")
     family = np.array([(families or {}).get(o.row["representation"], default_family(o.row["representation"])) for o in outcomes])
     if first < B:
-        notes += _finish_unsettled(features, design, config, backend, outcomes, family, h, first, progress)
+        notes += _finish_unsettled(features, design, config, backend, outcomes, family, h, first, progress, ctx)
     metrics = pd.DataFrame([o.row for o in outcomes], columns=METRIC_COLUMNS)
     observed = np.array([o.observed for o in outcomes])
     null = np.full((len(outcomes), B), np.nan)
@@ -577,13 +596,26 @@ FIRST_STAGE = 4
 """The sequential stop's first look comes after FIRST_STAGE·h permutations (h = `settled_count`)."""
 
 
-def _finish_unsettled(features, design: Design, config: ProbeConfig, backend, outcomes: list, family: np.ndarray, h: int, first: int, progress: bool) -> list[str]:
+def rank_share(ctx: "distributed.DistContext", widths: Mapping[str, int]) -> list[str]:
+    """The representations this rank probes, in their given order: width-balanced shards of the
+    representations (`distributed.length_balanced_shards`, the same on every rank); all of them in a
+    single process. Every representation's outcome is computed by exactly one rank and is the same as
+    a single process's, so gathering them gives every p-value and decision a single process gives."""
+    names = list(widths)
+    shard = distributed.length_balanced_shards([float(widths[n]) for n in names], ctx.world_size)[ctx.rank]
+    return [names[i] for i in shard]
+
+
+def _finish_unsettled(
+    features, design: Design, config: ProbeConfig, backend, outcomes: list, family: np.ndarray, h: int, first: int, progress: bool, ctx: "distributed.DistContext"
+) -> list[str]:
     """Besag–Clifford's sequential stop, per family (two looks). After the first `first`
     permutations a family whose best member already has h permuted family maxima at or above its
     F1 is settled (family-wise p ≥ alpha for every member: `stats.settled_count`); the others run
     the remaining permutations, every member on the same ones, so the max-T null stays that of the
-    whole family. Extends outcomes' nulls in place; returns notes."""
-    notes = []
+    whole family. Extends outcomes' nulls in place; returns notes. Under torchrun the unsettled
+    members are shared among the ranks (`rank_share`) and their nulls gathered on every rank."""
+    notes, unsettled = [], []
     for name in np.unique(family):
         members = [i for i in np.flatnonzero(family == name) if np.isfinite(outcomes[i].observed)]
         if not members:
@@ -594,10 +626,16 @@ def _finish_unsettled(features, design: Design, config: ProbeConfig, backend, ou
         if exceed >= h:
             notes.append(f"{name}: family-wise p ≥ alpha settled after {first} of {len(design.perm_labels)} permutations (sequential stop)")
             continue
-        rest = design.perm_labels[first:]
-        for i in tqdm(members, desc=f"permutations {name}", unit="repr", disable=not progress):
-            o = outcomes[i]
-            X = check_feature_matrix(o.row["representation"], features[o.row["representation"]], design.utt_ids, error=ProbeError, where="features")
-            o.null = np.concatenate([o.null, _null_f1(X, design, config, backend, rest)])
+        unsettled += members
+    rest = design.perm_labels[first:]
+    names = {outcomes[i].row["representation"]: i for i in unsettled}
+    extra = {}
+    for name in tqdm(rank_share(ctx, {n: np.shape(features[n])[-1] for n in names}), desc="permutations", unit="repr", disable=not progress):
+        X = check_feature_matrix(name, features[name], design.utt_ids, error=ProbeError, where="features")
+        extra[name] = _null_f1(X, design, config, backend, rest)
+    for part in ctx.gather(extra):
+        for name, null in part.items():
+            o = outcomes[names[name]]
+            o.null = np.concatenate([o.null, null])
             o.row.update(_null_summary(o.null))
     return notes

@@ -450,6 +450,7 @@ def render_report(
     figures: Optional[Mapping[str, str]] = None,
     versions: Optional[Mapping[str, str]] = None,
     probe_notes: Sequence[str] = (),
+    probe_design: str = "",
     stage2: Optional[Stage2Facts] = None,
     stage2_figures: Optional[Mapping[str, str]] = None,
 ) -> str:
@@ -460,6 +461,7 @@ def render_report(
     figures: key (see `layout.FIGURES`) -> link relative to report/; default: all four under ../artifacts/analysis.
     versions: package -> version; default `package_versions()`.
     probe_notes: protocol fallbacks the probes took (e.g. no inner CV possible), listed under the results.
+    probe_design: the outer folds and the speaker-ID probe as they ran (`DesignFacts.design_line`), one line.
     stage2: the Stage 2 handoff (summary, CKA); None (stage2 disabled) leaves the section out.
     stage2_figures: key (see `layout.STAGE2_FIGURES`) -> link relative to report/.
     """
@@ -472,6 +474,8 @@ def render_report(
     lines = header_section(decision, config, lang)
     lines += summary_section(metrics, decision, figures, lang)
     lines += results_section(metrics, decision, figures, layer_order, probe_notes, lang)
+    if probe_design:
+        lines += [text("report.probe_design", lang, design=_cell(probe_design)), ""]
     lines += _decision_section(decision, lang) + _gate_details(metrics, decision, layer_order, lang) + _figure(figures, "confusion", lang)
     if stage2 is not None:
         lines += render_stage2_section(metrics, decision, stage2, figures=stage2_figures, layer_order=layer_order, lang=lang)
