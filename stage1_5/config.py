@@ -214,7 +214,7 @@ class SourcesConfig(StrictModel):
         """Every configured backbone, named: `backbones`, or `backbone` named 'backbone'."""
         if self.backbones is not None:
             return list(self.backbones)
-        return [NamedBackboneConfig(name=DEFAULT_BACKBONE_NAME, **self.backbone.model_dump())]
+        return [NamedBackboneConfig(**{**self.backbone.model_dump(), "name": DEFAULT_BACKBONE_NAME})]  # `backbone` may hold a named copy
 
 
 class ProbeConfig(StrictModel):

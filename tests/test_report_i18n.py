@@ -204,7 +204,7 @@ def test_the_pipelines_report_stage_writes_report_html_and_figures_in_the_config
     decision = decide(metrics, ExperimentConfig())
     confusion = pd.read_csv(folder / "confusion_best.csv", index_col=0)
     matrices = {decision.best_representation: (list(confusion.index), confusion.to_numpy())}
-    probes = SimpleNamespace(metrics=metrics, confusion=matrices, label_map=list(confusion.index), notes=[])  # the probe stage's ProbeResults
+    probes = SimpleNamespace(metrics=metrics, confusion=matrices, label_map=list(confusion.index), notes=[], facts=SimpleNamespace(design_line=lambda: ""))  # the probe stage's ProbeResults
     paths = RunPaths(tmp_path / "run")
     for made in (paths.report_dir, paths.analysis_dir):
         made.mkdir(parents=True)
