@@ -104,8 +104,7 @@ def run_log(path: Path, main: bool = True) -> Iterator[None]:
     from stage1_5 import __version__
     from stage1_5.pipeline import machine_description
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(path, encoding="utf-8")  # mode "a": a resumed run appends
+    handler = _RunFolderLog(path)
     handler.setLevel(logging.DEBUG)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
     root, package = logging.getLogger(), logging.getLogger("stage1_5")
@@ -131,3 +130,32 @@ def run_log(path: Path, main: bool = True) -> Iterator[None]:
         if console is not None:
             root.removeHandler(console)
 
+
+class _RunFolderLog(logging.Handler):
+    """Appends to `path` (a resumed run appends) once its folder exists, holding the records until then:
+    the log never creates the run folder, so a run that fails before writing anything leaves none."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__()
+        self.path, self.held, self.file = path, [], None
+
+    def _open_when_the_folder_exists(self) -> None:
+        if self.file is None and self.path.parent.is_dir():
+            self.file = logging.FileHandler(self.path, encoding="utf-8")
+            self.file.setFormatter(self.formatter)
+            for held in self.held:
+                self.file.emit(held)
+            self.held = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self._open_when_the_folder_exists()
+        if self.file is not None:
+            self.file.emit(record)
+        else:
+            self.held.append(record)
+
+    def close(self) -> None:
+        self._open_when_the_folder_exists()
+        if self.file is not None:
+            self.file.close()
+        super().close()
