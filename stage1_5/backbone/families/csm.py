@@ -138,12 +138,15 @@ def save_tiny_checkpoint(folder, seed: int = 0) -> str:
 
 def alias_sites(n_layers: int) -> dict[str, LayerSite]:
     """Aliases -> sites for a backbone of `n_layers` blocks, in network depth order."""
-    sites = [LayerSite("text_encoder_out", "embed_text_tokens", "text"), LayerSite("audio_embeddings", "backbone_model.embed_tokens", "frames")]
-    sites += [LayerSite(block_alias(i), f"{BLOCKS}{i}", "backbone", i) for i in range(n_layers)]
+    sites = [
+        LayerSite("text_encoder_out", "embed_text_tokens", "text", module_classes=("Embedding",)),
+        LayerSite("audio_embeddings", "backbone_model.embed_tokens", "frames", module_classes=("CsmBackboneModelEmbeddings",)),
+    ]
+    sites += [LayerSite(block_alias(i), f"{BLOCKS}{i}", "backbone", i, module_classes=("CsmDecoderLayer",)) for i in range(n_layers)]
     sites += [
-        LayerSite("backbone_out", "backbone_model.norm", "backbone"),
-        LayerSite("depth_decoder_out", DEPTH_OUT, "frames"),
-        LayerSite("pre_vocoder", "codec_model.decoder_transformer", "codec"),
+        LayerSite("backbone_out", "backbone_model.norm", "backbone", module_classes=("CsmRMSNorm",)),
+        LayerSite("depth_decoder_out", DEPTH_OUT, "frames", module_classes=("CsmRMSNorm",)),
+        LayerSite("pre_vocoder", "codec_model.decoder_transformer", "codec", module_classes=("MimiTransformerModel",)),
     ]
     return {s.name: s for s in sites}
 

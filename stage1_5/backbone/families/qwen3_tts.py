@@ -57,9 +57,10 @@ def alias_sites(n_layers: int) -> dict[str, LayerSite]:
     transcript tokens through `text_projection`, context-free), decoder_block_NN (axis "talker": the
     talker sequence, pooled over `positions`), pre_vocoder (axis "frames": speech-tokenizer decoder
     frames, 12.5 Hz). Needs only the checkpoint's config, not its weights."""
-    sites = [LayerSite("text_encoder_out", "talker.text_projection", "text")]
-    sites += [LayerSite(block_alias(i), f"{TALKER_BLOCKS}{i}", "talker", i) for i in range(n_layers)]
-    sites.append(LayerSite("pre_vocoder", SPEECH_TOKENIZER_PREFIX + "decoder.pre_transformer", "frames"))
+    sites = [LayerSite("text_encoder_out", "talker.text_projection", "text", module_classes=("Qwen3TTSTalkerResizeMLP",))]
+    sites += [LayerSite(block_alias(i), f"{TALKER_BLOCKS}{i}", "talker", i, module_classes=("Qwen3TTSTalkerDecoderLayer",)) for i in range(n_layers)]
+    pre_transformer = SPEECH_TOKENIZER_PREFIX + "decoder.pre_transformer"
+    sites.append(LayerSite("pre_vocoder", pre_transformer, "frames", module_classes=("Qwen3TTSTokenizerV2DecoderTransformerModel",)))
     return {s.name: s for s in sites}
 
 
