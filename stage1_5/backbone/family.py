@@ -111,6 +111,12 @@ class BackboneFamily(abc.ABC):
     def check_options(self, cfg: "BackboneConfig", shape: CheckpointShape, option: str) -> None:
         """Options that depend on the checkpoint (speaker slot, language); default: none."""
 
+    def skeleton(self, config: Mapping[str, Any]) -> Any:
+        """A handle of the model built from config.json on the meta device (no weights, no memory), on
+        which `locate` checks the aliases' module classes before any weight loads; None (the default):
+        they are checked on the loaded model."""
+        return None
+
     def released_config(self, name: str) -> Optional[dict[str, Any]]:
         """The config.json of a released checkpoint shipped with the package (so that `stage1_5
         layers --checkpoint <hub id>` works offline), or None."""
