@@ -225,7 +225,7 @@ def test_each_listed_backbone_has_its_own_verdict_and_test_decision_is_the_recom
     assert result.ret == 0  # the recommended backbone (good) is GO: the run has a backbone worth Stage 2
     assert {"test_decision", "test_backbone_decision[good]"} <= _ids(result, "PASSED")
     assert _ids(result, "FAILED") == {"test_backbone_decision[weak]"}
-    result.stdout.fnmatch_lines(["*GateMiss: Backbone weak: Decision NOGO*"])
+    result.stdout.fnmatch_lines(["*GateMiss: Backbone weak: Decision NOGO*", "backbone good: GO (its own decision, accepting go)", "backbone weak: NOGO*"])
 
 
 def test_k_one_backbone_exits_with_that_backbones_verdict(two_backbones, run_gates):
