@@ -270,3 +270,23 @@ def test_a_block_is_found_by_position_in_the_one_list_of_its_class(toy_checkpoin
     with registered_family(Renamed):
         cfg = BackboneConfig(checkpoint=toy_checkpoint, family="toy_renamed", layers=["decoder_block_02"], num_workers=0, device="cpu", speaker_slot="zero")
         assert [s.module_path for s in HuggingFaceBackboneAdapter(cfg).sites] == ["blocks.2"]
+
+
+def test_qwen3_tts_aliases_are_class_checked_on_a_weightless_skeleton(tmp_path):
+    from stage1_5.backbone.families.qwen3_tts import Qwen3TTSFamily
+    from stage1_5.backbone.released import released_config
+
+    class Mislabelled(Qwen3TTSFamily):
+        name = "qwen3_tts_mislabelled"
+        model_types = ()
+
+        def alias_sites(self, n_layers: int) -> dict[str, LayerSite]:
+            sites = super().alias_sites(n_layers)
+            return {**sites, "text_encoder_out": replace(sites["text_encoder_out"], module_path="talker.model.layers.0")}
+
+    (tmp_path / "config.json").write_text(json.dumps(released_config("0.6B-Base")))  # the released layout, no weights
+    cfg = BackboneConfig(checkpoint=str(tmp_path), layers=["text_encoder_out", "decoder_block_08", "pre_vocoder"], device="cpu")
+    assert check_backbone(cfg).checkpoint.family == "qwen3_tts"
+    with registered_family(Mislabelled):
+        with pytest.raises(FeatureError, match=r"^sources.backbone.layers: backbone layer 'text_encoder_out': module 'talker.model.layers.0' is a Qwen3TTSTalkerDecoderLayer, expected Qwen3TTSTalkerResizeMLP"):
+            check_backbone(cfg.model_copy(update={"family": "qwen3_tts_mislabelled"}))

@@ -370,6 +370,27 @@ class Qwen3TTSFamily(BackboneFamily):
     def alias_sites(self, n_layers: int) -> dict[str, LayerSite]:
         return alias_sites(n_layers)
 
+    def skeleton(self, config: Mapping[str, Any]) -> Any:
+        """The model of this config.json and a 12 Hz speech tokenizer (the released layout, reduced
+        depth: only classes and structure matter) on the meta device, as a handle `named_modules` reads;
+        None when the config does not build (the classes are then checked on the loaded model)."""
+        from types import SimpleNamespace
+
+        from stage1_5.backbone.released import QUICK, released_speech_tokenizer_config
+
+        import_qwen_tts()
+        from qwen_tts.core import Qwen3TTSTokenizerV2Config, Qwen3TTSTokenizerV2Model
+        from qwen_tts.core.models import Qwen3TTSConfig, Qwen3TTSForConditionalGeneration
+
+        try:
+            with torch.device("meta"):
+                model = Qwen3TTSForConditionalGeneration(Qwen3TTSConfig(**config))
+                tokenizer = Qwen3TTSTokenizerV2Model(Qwen3TTSTokenizerV2Config(**released_speech_tokenizer_config(QUICK)))
+        except (TypeError, ValueError, KeyError, AttributeError):
+            return None
+        model.speech_tokenizer = SimpleNamespace(model=tokenizer)
+        return SimpleNamespace(model=model)
+
     def check_options(self, cfg: "BackboneConfig", shape: CheckpointShape, option: str) -> None:
         if cfg.speaker_slot == "xvector" and not shape.speaker_encoder:
             raise FeatureError(
