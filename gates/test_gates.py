@@ -8,8 +8,9 @@ Every backbone representation gets one test per gate and level, e.g.
 
 A layer reaches GO when its four `-go` tests pass (F1, leakage, text drop, family-wise significance)
 and conditional GO when its four `-conditional` tests pass (significance is required at both levels). Per-layer misses are evidence; `test_decision` is
-the verdict, and the exit status follows it (GO → 0, NOGO → 1; `--gate-accept conditional` lets a
-conditional GO pass). A crash anywhere (dataset, extraction, probing) is an error, never a NOGO.
+the verdict (the recommended backbone's, when several are listed), and the exit status follows it
+(GO → 0, NOGO → 1; `--gate-accept conditional` lets a conditional GO pass). Each listed backbone
+also gets its own verdict, `test_backbone_decision[csm1b]`: `-k csm1b` exits with that backbone's. A crash anywhere (dataset, extraction, probing) is an error, never a NOGO.
 """
 
 import pytest
@@ -53,6 +54,13 @@ def test_decision(stage1_5_verdict):
     """The best backbone level reaches --gate-accept: NOGO always fails, conditional GO fails unless
     --gate-accept conditional. The failure message is the decision's rationale and diagnosis."""
     stage1_5_verdict.assert_accepted()
+
+
+@pytest.mark.stage1_5_backbone
+def test_backbone_decision(stage1_5_backbone_verdict):
+    """This listed backbone's own decision (its layers, its family-wise p, `stage1_5.decision.backbones`)
+    reaches --gate-accept; `-k csm1b` judges that backbone alone (its id is the backbone's name)."""
+    stage1_5_backbone_verdict.assert_accepted()
 
 
 def test_report(stage1_5_report, stage1_5_decision):

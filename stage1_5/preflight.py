@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Callable, Mapping, Optional
 
 import numpy as np
 
-from stage1_5.config import Stage15Config
+from stage1_5.config import DEFAULT_BACKBONE_NAME, Stage15Config
 from stage1_5.errors import ProbeError
 
 if TYPE_CHECKING:
@@ -147,7 +147,7 @@ class PreflightPlan:
     n_accents: int
     audio_hours: float
     dataset_warnings: list[str]
-    backbone: Optional["BackboneCheck"]
+    backbones: dict[str, "BackboneCheck"]  # every listed backbone's check, in config order
     sources: list[SourcePlan]
     external_dims: dict[str, int]
     probe_device: str
@@ -186,13 +186,14 @@ class PreflightPlan:
             f"{self.audio_hours:.2f} h of audio"
         )
         out += [f"            warning: {w}" for w in self.dataset_warnings]
-        if self.backbone is not None:
-            rt = self.backbone.runtime
+        for name, check in self.backbones.items():
+            rt = check.runtime
             cc = f", compute capability {rt.compute_capability}" if rt.compute_capability else ""
-            out.append(f"backbone    {self.backbone.checkpoint.summary()}")
-            out.append(f"device      {rt.device} ({rt.device_name}{cc})")
-            out.append(f"dtype       {rt.dtype} ({rt.dtype_reason}); speech tokenizer {rt.speech_tokenizer_dtype}")
-            out.append(f"attention   {rt.attn_implementation} ({rt.attn_reason})")
+            whose = "" if name == DEFAULT_BACKBONE_NAME else f"{name}: "  # a single `sources.backbone` reads as before
+            out.append(f"backbone    {whose}{check.checkpoint.summary()}")
+            out.append(f"device      {whose}{rt.device} ({rt.device_name}{cc})")
+            out.append(f"dtype       {whose}{rt.dtype} ({rt.dtype_reason}); speech tokenizer {rt.speech_tokenizer_dtype}")
+            out.append(f"attention   {whose}{rt.attn_implementation} ({rt.attn_reason})")
         for s in self.sources:
             out.append(
                 f"throughput  {s.source:<9} {len(s.dims):>3} repr  {s.sample_utterances} utt / {s.sample_audio_seconds:.1f} audio-s "
@@ -318,7 +319,7 @@ def _probe_rank_shares(dims: dict[str, int]) -> tuple[int, ...]:
 
 def run_preflight(cfg: Stage15Config, *, config_name: str = "config", echo: Callable[[str], None] = print, progress: bool = False) -> PreflightPlan:
     """Check `cfg` end to end on a few batches and return the plan; the first problem raises. Every
-    listed backbone is checked and timed on its own batch (the plan's `backbone` is the first's check)."""
+    listed backbone is checked and timed on its own batch (the plan's `backbones` holds every check)."""
     from stage1_5.sources import configured_backbones
 
     with configured_backbones(cfg):
@@ -340,12 +341,11 @@ def _run_preflight(cfg: Stage15Config, *, config_name: str, echo: Callable[[str]
     if not dataset.has_audio and sources:
         notes.append(f"the dataset has no audio: {', '.join(sources)} skipped")
         sources = []
-    backbone = None
+    backbones = {}
     for listed in cfg.sources.backbone_list():
         if listed.name in sources:
             echo(f"[preflight] {listed.name}: checking {listed.checkpoint!r} against the options (no weights yet)")
-            check = check_backbone(listed)
-            backbone = backbone or check
+            backbones[listed.name] = check_backbone(listed)
     measured = _measurement_config(cfg)
     largest = max([_batch_size(cfg, s) or 1 for s in sources], default=1)
     plans, samples = [], {}
@@ -373,7 +373,7 @@ def _run_preflight(cfg: Stage15Config, *, config_name: str, echo: Callable[[str]
         n_accents=summary.n_accents,
         audio_hours=summary.total_hours,
         dataset_warnings=list(dataset.warnings),
-        backbone=backbone,
+        backbones=backbones,
         sources=plans,
         external_dims=external_dims,
         probe_device=probe_device.type,

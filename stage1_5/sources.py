@@ -207,10 +207,12 @@ def registered(*specs: SourceSpec) -> Iterator[tuple[SourceSpec, ...]]:
 @contextlib.contextmanager
 def configured_backbones(cfg: "Stage15Config") -> Iterator[list[str]]:
     """Register the backbones `cfg` names for the block (the built-in 'backbone' leaves it when the
-    config lists others); yields every configured backbone name, in config order."""
+    config lists others); yields every configured backbone name, in config order. Nested blocks over
+    the same config (the gate session's, then `run_experiment`'s) register nothing twice."""
     names = [b.name for b in cfg.sources.backbone_list()]
     specs = [backbone_spec(name, i) for i, name in enumerate(names) if name != DEFAULT_BACKBONE_NAME]
-    builtin = _registry.pop(DEFAULT_BACKBONE_NAME) if DEFAULT_BACKBONE_NAME not in names else None
+    specs = [spec for spec in specs if _registry.get(spec.name) != spec]
+    builtin = _registry.pop(DEFAULT_BACKBONE_NAME, None) if DEFAULT_BACKBONE_NAME not in names else None
     try:
         with registered(*specs):
             yield names

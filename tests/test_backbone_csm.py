@@ -5,6 +5,7 @@ Offline: nothing is downloaded."""
 
 from __future__ import annotations
 
+import json
 import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -137,3 +138,26 @@ def test_the_report_notes_name_only_the_backbones_set_to_a_language_they_were_no
         NamedBackboneConfig(name="csm_en", checkpoint="tiny-random", family="csm", language="english"),
     ])  # fmt: skip
     assert len(notes) == 1 and notes[0].startswith("backbone csm1b is CSM, trained on english only")
+
+
+def test_a_csm_alias_on_a_module_of_another_class_is_refused_before_any_weight_loads(tmp_path):
+    from dataclasses import replace
+
+    from stage1_5.backbone.families.csm import released_config
+    from stage1_5.backbone.family import registered_family
+
+    class Mislabelled(CsmFamily):
+        name = "csm_mislabelled"
+        model_types = ()
+
+        def alias_sites(self, n_layers):
+            sites = super().alias_sites(n_layers)
+            return {**sites, "decoder_block_03": replace(sites["decoder_block_03"], module_path="backbone_model.norm")}
+
+    (tmp_path / "config.json").write_text(json.dumps(released_config("sesame/csm-1b")))  # csm-1b's layout, no weights
+    cfg = BackboneConfig(checkpoint=str(tmp_path), layers=["decoder_block_03", "depth_decoder_out"], device="cpu")
+    assert check_backbone(cfg).checkpoint.n_layers == 16  # the real layout passes, on a weightless skeleton
+    with registered_family(Mislabelled):
+        bad = cfg.model_copy(update={"family": "csm_mislabelled"})
+        with pytest.raises(FeatureError, match=r"^sources.backbone.layers: backbone layer 'decoder_block_03': module 'backbone_model.norm' is a CsmRMSNorm, expected CsmDecoderLayer"):
+            check_backbone(bad)

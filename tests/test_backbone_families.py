@@ -10,6 +10,7 @@ import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence
 
@@ -195,3 +196,97 @@ def test_the_user_guides_hfattachconfig_snippet_lists_the_tiny_models_modules():
     names = list(dict(adapter.model.named_modules()).keys())[:20]
     assert "talker" in names and "talker.model.layers.0" in names
     assert [s.name for s in adapter.sites] == ["text_encoder_out"] and isinstance(HFAttachConfig(), BackboneConfig)
+
+
+# ------------------------------------------------------------------- sites by class and structure
+
+
+class WrappedToyModel(nn.Module):
+    """The toy model under another prefix (`inner.`), as a wrapping model or a native port lays it out."""
+
+    def __init__(self, inner: ToyModel):
+        super().__init__()
+        self.inner = inner
+
+
+class ClassCheckedToyFamily(ToyFamily):
+    """The toy family whose aliases name their module classes; the path stays the unwrapped one."""
+
+    name = "toy_classes"
+
+    def alias_sites(self, n_layers: int) -> dict[str, LayerSite]:
+        classes = {"embed": ("Embedding",), "norm": ("LayerNorm",)}
+        return {name: replace(site, module_classes=classes.get(site.module_path, ("Linear",))) for name, site in super().alias_sites(n_layers).items()}
+
+
+class WrappedToyFamily(ClassCheckedToyFamily):
+    name = "toy_wrapped"
+
+    def load(self, info, runtime, *, seed: int) -> WrappedToyModel:
+        return WrappedToyModel(super().load(info, runtime, seed=seed))
+
+    def n_layers(self, handle: WrappedToyModel) -> int:
+        return len(handle.inner.blocks)
+
+    def forward(self, handle, wavs, texts, sites, cfg, *, n_blocks, batch_speaker):
+        return super().forward(handle.inner, wavs, texts, sites, cfg, n_blocks=n_blocks, batch_speaker=batch_speaker)
+
+
+def test_a_family_finds_its_sites_by_class_under_another_prefix(toy_checkpoint, utterances):
+    layers = ["text_encoder_out", "decoder_block_01", "pre_vocoder"]
+    with registered_family(ClassCheckedToyFamily), registered_family(WrappedToyFamily):
+        cfg = BackboneConfig(checkpoint=toy_checkpoint, layers=layers, batch_size=3, num_workers=0, device="cpu", speaker_slot="zero")
+        plain = HuggingFaceBackboneAdapter(cfg.model_copy(update={"family": "toy_classes"}))
+        wrapped = HuggingFaceBackboneAdapter(cfg.model_copy(update={"family": "toy_wrapped"}))
+        want = list(plain.extract_batches(utterances))[0]
+        got = list(wrapped.extract_batches(utterances))[0]
+    assert [s.module_path for s in plain.sites] == ["embed", "blocks.1", "norm"]
+    assert [s.module_path for s in wrapped.sites] == ["inner.embed", "inner.blocks.1", "inner.norm"]
+    for name in layers:  # the hooks sit on the same modules: same seed, same vectors
+        np.testing.assert_array_equal(got.vectors[name], want.vectors[name])
+
+
+def test_a_site_whose_module_is_of_another_class_is_refused_naming_alias_path_and_class(toy_checkpoint):
+    class Mislabelled(ClassCheckedToyFamily):
+        name = "toy_mislabelled"
+
+        def alias_sites(self, n_layers: int) -> dict[str, LayerSite]:
+            sites = super().alias_sites(n_layers)
+            return {**sites, "pre_vocoder": replace(sites["pre_vocoder"], module_path="blocks.0")}  # a Linear, not the norm
+
+    with registered_family(Mislabelled):
+        cfg = BackboneConfig(checkpoint=toy_checkpoint, family="toy_mislabelled", layers=["pre_vocoder"], num_workers=0, device="cpu", speaker_slot="zero")
+        with pytest.raises(FeatureError, match=r"^backbone layer 'pre_vocoder': module 'blocks.0' is a Linear, expected LayerNorm \(this checkpoint's layout is not the Toy one"):
+            HuggingFaceBackboneAdapter(cfg)
+
+
+def test_a_block_is_found_by_position_in_the_one_list_of_its_class(toy_checkpoint):
+    class Renamed(ClassCheckedToyFamily):
+        name = "toy_renamed"
+
+        def alias_sites(self, n_layers: int) -> dict[str, LayerSite]:
+            return {name: replace(site, module_path=site.module_path.replace("blocks.", "layers.")) for name, site in super().alias_sites(n_layers).items()}
+
+    with registered_family(Renamed):
+        cfg = BackboneConfig(checkpoint=toy_checkpoint, family="toy_renamed", layers=["decoder_block_02"], num_workers=0, device="cpu", speaker_slot="zero")
+        assert [s.module_path for s in HuggingFaceBackboneAdapter(cfg).sites] == ["blocks.2"]
+
+
+def test_qwen3_tts_aliases_are_class_checked_on_a_weightless_skeleton(tmp_path):
+    from stage1_5.backbone.families.qwen3_tts import Qwen3TTSFamily
+    from stage1_5.backbone.released import released_config
+
+    class Mislabelled(Qwen3TTSFamily):
+        name = "qwen3_tts_mislabelled"
+        model_types = ()
+
+        def alias_sites(self, n_layers: int) -> dict[str, LayerSite]:
+            sites = super().alias_sites(n_layers)
+            return {**sites, "text_encoder_out": replace(sites["text_encoder_out"], module_path="talker.model.layers.0")}
+
+    (tmp_path / "config.json").write_text(json.dumps(released_config("0.6B-Base")))  # the released layout, no weights
+    cfg = BackboneConfig(checkpoint=str(tmp_path), layers=["text_encoder_out", "decoder_block_08", "pre_vocoder"], device="cpu")
+    assert check_backbone(cfg).checkpoint.family == "qwen3_tts"
+    with registered_family(Mislabelled):
+        with pytest.raises(FeatureError, match=r"^sources.backbone.layers: backbone layer 'text_encoder_out': module 'talker.model.layers.0' is a Qwen3TTSTalkerDecoderLayer, expected Qwen3TTSTalkerResizeMLP"):
+            check_backbone(cfg.model_copy(update={"family": "qwen3_tts_mislabelled"}))

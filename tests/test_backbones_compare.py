@@ -185,3 +185,10 @@ def test_extraction_holds_one_backbone_at_a_time_and_keys_each_by_its_checkpoint
     assert alive_at_load == [0, 0]  # the first backbone was let go before the second loaded
     keys = [json.loads(p.read_text())["key"] for p in (tmp_path / "cache" / "features").rglob("meta.json")]
     assert {(k["source"], k["config"]["checkpoint"], k["config"]["family"]) for k in keys} == {("qwen", "tiny-random", None), ("csm", "tiny-random", "csm")}
+
+
+def test_configured_backbones_nest_over_the_same_config():
+    cfg = Stage15Config.model_validate(TWO)
+    with configured_backbones(cfg), configured_backbones(cfg) as names:  # the gate session's, then run_experiment's
+        assert names == ["qwen17", "csm1b"] and decides("csm1b")
+    assert not decides("csm1b") and decides("backbone")

@@ -182,3 +182,26 @@ def test_kill_9_midway_then_rerun_resumes_and_equals_a_clean_run(tmp_path, datas
     assert resumed.stats["acoustic"].n_utterances == 6 - 2 * done
     clean = extract_features(_cfg(tmp_path / "clean", feature_chunk_size=2), dataset, progress=False)
     np.testing.assert_array_equal(resumed.vectors["acoustic:mfcc_stats"], clean.vectors["acoustic:mfcc_stats"])
+
+
+def test_each_source_s_extractor_is_freed_and_the_cuda_cache_emptied_before_the_next_loads(tmp_path, dataset, monkeypatch):
+    import weakref
+
+    from stage1_5.features import extract
+
+    built, alive_at_build, emptied = [], [], []
+    real_build = extract.build_extractor
+
+    def build(source, cfg, representations=None):
+        alive_at_build.append([ref() is not None for ref in built])
+        extractor = real_build(source, cfg, representations)
+        built.append(weakref.ref(extractor))
+        return extractor
+
+    monkeypatch.setattr(extract, "build_extractor", build)
+    monkeypatch.setattr(torch.cuda, "is_initialized", lambda: True)  # as on a GPU run
+    monkeypatch.setattr(torch.cuda, "empty_cache", lambda: emptied.append(len(built)))
+    sources = {**ONLY_ACOUSTIC, "ssl": {"enabled": True, "model": "tiny-random"}}
+    extract_features(_cfg(tmp_path, sources), dataset, progress=False)
+    assert len(built) == 2 and alive_at_build == [[], [False]]
+    assert emptied == [1, 2]  # after each source

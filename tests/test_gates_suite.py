@@ -1,4 +1,5 @@
-"""`pytest gates` on planted experiments, run in a subprocess (pytester): exit status = decision.
+"""`pytest gates` on planted experiments, run in a subprocess (pytester): exit status = decision;
+with several listed backbones, each backbone's own verdict test and `-k NAME`'s exit status.
 
 Each case is an external `.npz` whose arrays are named like backbone layers (see fixtures.testing):
 decoder_block_08 carries a strong planted accent direction, decoder_block_00 none.
@@ -9,6 +10,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+import yaml
 
 from fixtures.testing import write_config, write_planted_case
 
@@ -201,3 +203,37 @@ def test_an_invalid_dataset_is_its_one_line_message_and_exit_3(run_gates, tmp_pa
     assert result.ret == 3
     result.stdout.fnmatch_lines(["*Exit: --stage1-5-config: metadata.csv row 4: * holds the control character '\\x00'*"])
     assert "Traceback" not in result.stdout.str() and "ERROR gates" not in result.stdout.str()
+
+
+# ------------------------------------------------------------- several backbones: one verdict each
+
+
+@pytest.fixture(scope="module")
+def two_backbones(tmp_path_factory) -> Path:
+    """Planted features of two listed backbones: `good`'s decoder_block_08 carries the accent, `weak` none."""
+    root = tmp_path_factory.mktemp("two")
+    path = write_planted_case(root, {"good:decoder_block_00": 0.0, "good:decoder_block_08": 3.0, "weak:decoder_block_00": 0.0, "weak:decoder_block_08": 0.0})
+    cfg = yaml.safe_load(path.read_text())
+    del cfg["sources"]["backbone"]
+    cfg["sources"]["backbones"] = [{"name": "good", "enabled": False}, {"name": "weak", "enabled": False}]
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return path
+
+
+def test_each_listed_backbone_has_its_own_verdict_and_test_decision_is_the_recommended_one(two_backbones, run_gates):
+    result = run_gates(two_backbones, "-k", "decision")
+    assert result.ret == 0  # the recommended backbone (good) is GO: the run has a backbone worth Stage 2
+    assert {"test_decision", "test_backbone_decision[good]"} <= _ids(result, "PASSED")
+    assert _ids(result, "FAILED") == {"test_backbone_decision[weak]"}
+    result.stdout.fnmatch_lines(["*GateMiss: Backbone weak: Decision NOGO*", "backbone good: GO (its own decision, accepting go)", "backbone weak: NOGO*"])
+
+
+def test_k_one_backbone_exits_with_that_backbones_verdict(two_backbones, run_gates):
+    weak = run_gates(two_backbones, "-k", "weak")
+    assert weak.ret == 1
+    assert "test_backbone_decision[weak]" in _ids(weak, "FAILED")
+    assert not any("good" in test for test in _ids(weak, "PASSED") | _ids(weak, "FAILED"))
+
+    good = run_gates(two_backbones, "-k", "good and not decoder_block_00")
+    assert good.ret == 0
+    assert {"test_backbone_decision[good]", "test_accent_f1[good:decoder_block_08-go]"} <= _ids(good, "PASSED")

@@ -124,7 +124,7 @@ def test_probe_projection_times_each_source_and_width_once_and_counts_the_rest(m
 def _plan(**changes) -> PreflightPlan:
     source = SourcePlan("backbone", {"backbone:a": 1024, "backbone:b": 1024}, 8, 32.0, 2.0, 5.0, 2**30, "cuda")
     fields = dict(
-        config_name="x.yaml", n_utterances=720, n_speakers=24, n_accents=3, audio_hours=1.0, dataset_warnings=[], backbone=None,
+        config_name="x.yaml", n_utterances=720, n_speakers=24, n_accents=3, audio_hours=1.0, dataset_warnings=[], backbones={},
         sources=[source], external_dims={}, probe_device="cuda", probes=ProbeProjection(60.0, 60.0, 0, 0), feature_dtype="float16", cache_dir="cache",
     )
     return PreflightPlan(**{**fields, **changes})
@@ -174,3 +174,14 @@ def test_preflight_names_the_outer_folds_the_probes_will_use(tmp_path):
     result = CliRunner().invoke(cli, ["preflight", write_config(tmp_path)])
     assert result.exit_code == 0, result.output
     assert "outer folds holding out one speaker of every accent" in result.output
+
+
+def test_plan_summary_lists_every_listed_backbone_s_check():
+    from stage1_5.backbone.checkpoint import check_backbone
+    from stage1_5.config import NamedBackboneConfig
+
+    listed = [NamedBackboneConfig(name="qwen17", checkpoint="tiny-random"), NamedBackboneConfig(name="csm1b", checkpoint="tiny-random", family="csm")]
+    lines = _plan(backbones={b.name: check_backbone(b, layers=False) for b in listed}).lines()
+    summaries = [line for line in lines if line.startswith("backbone    ")]
+    assert [line.split()[1] for line in summaries] == ["qwen17:", "csm1b:"]
+    assert "CSM" in summaries[1] and sum(line.startswith("dtype       csm1b: ") for line in lines) == 1

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Mapping, Optional
 
@@ -41,6 +41,7 @@ class CheckpointInfo:
     location: str  # what `from_pretrained` is given: a folder, or the hub id (files not all cached yet)
     family: str  # the registered family that reads it
     shape: CheckpointShape
+    config: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)  # config.json as read
 
     @property
     def kind(self) -> str:
@@ -80,7 +81,7 @@ def _info(name: str, origin: Origin, location: str, config: Mapping[str, Any], f
         shape = reader.describe(config)
     except FeatureError as err:
         raise FeatureError(f"{OPTION}.checkpoint: {name!r} cannot be read as a {reader.title} checkpoint: {err}") from None
-    return CheckpointInfo(name=name, origin=origin, location=location, family=reader.name, shape=shape)
+    return CheckpointInfo(name=name, origin=origin, location=location, family=reader.name, shape=shape, config=dict(config))
 
 
 def _read_json(path: Path, name: str) -> dict[str, Any]:
@@ -202,10 +203,21 @@ def check_options(cfg: "BackboneConfig", info: CheckpointInfo, *, layers: bool =
 
 
 def check_layer_names(names, info: CheckpointInfo, family: BackboneFamily) -> None:
-    """Aliases must exist in this checkpoint; raw module paths are checked once the model is loaded."""
+    """Aliases must exist in this checkpoint, and, where the family builds a weightless skeleton of
+    the model (`BackboneFamily.skeleton`), sit on modules of their class (`BackboneFamily.locate`);
+    raw module paths are checked once the model is loaded."""
     aliases = family.alias_sites(info.n_layers)
+    requested = [name for name in names if name in aliases]
+    skeleton = family.skeleton(info.config) if requested and info.config else None
     for name in names:
-        if name in aliases or name.startswith(family.module_prefixes):
+        if name in aliases:
+            if skeleton is not None:
+                try:
+                    family.locate(skeleton, aliases[name])
+                except FeatureError as err:
+                    raise FeatureError(f"{OPTION}.layers: {err}") from None
+            continue
+        if name.startswith(family.module_prefixes):
             continue
         match = _ALIAS.match(name)
         if match:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import abc
 import contextlib
 import importlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, ClassVar, Iterator, Mapping, Optional, Sequence
 
 from stage1_5.errors import FeatureError
@@ -52,12 +52,15 @@ class LayerSite:
     The axis names a pooling mask the family's `forward` returns (Qwen3-TTS: "talker", "text",
     "frames"; CSM: "backbone", "text", "frames", "depth"). `block`: the decoder block index for a
     block's output or a module inside it (early exit stops after the deepest one); None elsewhere.
+    `module_classes`: the class names the module is (or derives from), e.g. the decoder layer class;
+    an alias's `module_path` is then only the first guess (`BackboneFamily.locate`).
     """
 
     name: str
     module_path: str
     axis: str
     block: Optional[int] = None
+    module_classes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -107,6 +110,12 @@ class BackboneFamily(abc.ABC):
 
     def check_options(self, cfg: "BackboneConfig", shape: CheckpointShape, option: str) -> None:
         """Options that depend on the checkpoint (speaker slot, language); default: none."""
+
+    def skeleton(self, config: Mapping[str, Any]) -> Any:
+        """A handle of the model built from config.json on the meta device (no weights, no memory), on
+        which `locate` checks the aliases' module classes before any weight loads; None (the default):
+        they are checked on the loaded model."""
+        return None
 
     def released_config(self, name: str) -> Optional[dict[str, Any]]:
         """The config.json of a released checkpoint shipped with the package (so that `stage1_5
@@ -176,14 +185,45 @@ class BackboneFamily(abc.ABC):
             raise FeatureError(f"backbone module {path!r} does not exist in this {self.title} model")
         return modules[path]
 
+    def locate(self, handle: Any, site: LayerSite) -> LayerSite:
+        """The alias `site` on this model's modules, found by class and structure with its path as the
+        first guess: the module at `module_path` when it is of `module_classes`; else the one module of
+        that class whose path ends with `module_path` (the same layout under another prefix, as a
+        wrapping model or a native transformers port has); else, for a decoder block, entry `block` of
+        the one `ModuleList` made of that class; else the one module of that class. A module of another
+        class at the guessed path, or none found, is a `FeatureError` naming the alias, path and class."""
+        if not site.module_classes:
+            return site
+        modules = self.named_modules(handle)
+        expected = " or ".join(site.module_classes)
+        guess = modules.get(site.module_path)
+        if guess is not None:
+            if _is_a(guess, site.module_classes):
+                return site
+            raise FeatureError(
+                f"backbone layer {site.name!r}: module {site.module_path!r} is a {type(guess).__name__}, expected {expected} "
+                f"(this checkpoint's layout is not the {self.title} one; list its modules with `stage1_5 layers --modules`)"
+            )
+        found = [path for path, module in modules.items() if path.endswith("." + site.module_path) and _is_a(module, site.module_classes)]
+        if not found and site.block is not None:
+            lists = [path for path, module in modules.items() if _is_module_list_of(module, site.module_classes)]
+            found = [f"{lists[0]}.{site.block}"] if len(lists) == 1 and site.block < len(modules[lists[0]]) else []
+        elif not found:
+            found = [path for path, module in modules.items() if _is_a(module, site.module_classes)]
+        if len(found) != 1:
+            how = "none" if not found else f"{len(found)} candidates ({', '.join(found[:3])})"
+            raise FeatureError(f"backbone layer {site.name!r}: no module {site.module_path!r} of class {expected} in this {self.title} model, and by class and structure {how}")
+        return replace(site, module_path=found[0])
+
     def resolve_layers(self, handle: Any, names: Sequence[str]) -> list[LayerSite]:
-        """Aliases or raw module paths -> sites; an unknown name is a `FeatureError` listing the valid aliases."""
+        """Aliases or raw module paths -> sites; an unknown name is a `FeatureError` listing the valid
+        aliases, an alias whose module is of the wrong class one naming it (`locate`)."""
         aliases = self.alias_sites(self.n_layers(handle))
         hookable = set(self.hookable_module_paths(handle))
         sites = []
         for name in dict.fromkeys(names):
             if name in aliases:
-                sites.append(aliases[name])
+                sites.append(self.locate(handle, aliases[name]))
             elif name in hookable:
                 sites.append(LayerSite(name, name, str(self.axis_of(name)), self.block_of(name)))
             else:
@@ -206,6 +246,17 @@ class BackboneFamily(abc.ABC):
                 return None
             deepest = max(deepest, site.block)
         return deepest + 1
+
+
+def _is_a(module: "nn.Module", classes: Sequence[str]) -> bool:
+    """Is `module` of one of the class names `classes` (its own class or a base class)?"""
+    return any(cls.__name__ in classes for cls in type(module).__mro__)
+
+
+def _is_module_list_of(module: "nn.Module", classes: Sequence[str]) -> bool:
+    from torch import nn
+
+    return isinstance(module, nn.ModuleList) and len(module) > 0 and all(_is_a(child, classes) for child in module)
 
 
 LANGUAGE_NAMES = {"en": "english", "zh": "chinese", "de": "german", "fr": "french", "es": "spanish", "it": "italian", "pt": "portuguese", "ja": "japanese", "ko": "korean", "ru": "russian"}

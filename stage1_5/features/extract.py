@@ -11,6 +11,7 @@ write them into the same entry; rank 0 consolidates (`_extract_distributed`).
 from __future__ import annotations
 
 import contextlib
+import gc
 import pkgutil
 import sys
 import time
@@ -474,7 +475,18 @@ def extract_features(
             progress=progress,
         )
         add(got)
+        del extractor  # its model goes before the next source's loads (one backbone at a time)
+        _release_accelerator_memory()
     return FeatureSet(utt_ids=list(ids), vectors=vectors, stats=stats)
+
+
+def _release_accelerator_memory() -> None:
+    """Collect the freed extractor and, when this process uses CUDA, hand its cached blocks back to
+    the GPU (`torch.cuda.empty_cache`), so that the next model loads into the whole memory."""
+    gc.collect()
+    torch = sys.modules.get("torch")  # a run without torch (acoustic, external) never imports it here
+    if torch is not None and torch.cuda.is_initialized():
+        torch.cuda.empty_cache()
 
 
 def export_features(features: FeatureSet, path: str | Path) -> Path:

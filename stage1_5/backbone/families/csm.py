@@ -115,11 +115,18 @@ def tiny_tokenizer():
     return PreTrainedTokenizerFast(tokenizer_object=tokenizer, bos_token=TINY_SPECIALS[0], eos_token=TINY_SPECIALS[1], pad_token=TINY_SPECIALS[2])
 
 
+def csm_config(config: Mapping[str, Any]):
+    """A `CsmConfig` from a config.json dict (its bookkeeping keys dropped)."""
+    from transformers import CsmConfig
+
+    return CsmConfig(**{k: v for k, v in config.items() if k not in ("architectures", "model_type", "transformers_version")})
+
+
 def build_tiny_csm(seed: int = 0, *, attn_implementation: str = "sdpa") -> CsmHandle:
     """The 'tiny-random' CSM: random weights of the real classes, seeded."""
-    from transformers import CsmConfig, CsmForConditionalGeneration
+    from transformers import CsmForConditionalGeneration
 
-    config = CsmConfig(**{k: v for k, v in tiny_config().items() if k not in ("architectures", "model_type", "transformers_version")})
+    config = csm_config(tiny_config())
     config._attn_implementation = attn_implementation
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -138,12 +145,15 @@ def save_tiny_checkpoint(folder, seed: int = 0) -> str:
 
 def alias_sites(n_layers: int) -> dict[str, LayerSite]:
     """Aliases -> sites for a backbone of `n_layers` blocks, in network depth order."""
-    sites = [LayerSite("text_encoder_out", "embed_text_tokens", "text"), LayerSite("audio_embeddings", "backbone_model.embed_tokens", "frames")]
-    sites += [LayerSite(block_alias(i), f"{BLOCKS}{i}", "backbone", i) for i in range(n_layers)]
+    sites = [
+        LayerSite("text_encoder_out", "embed_text_tokens", "text", module_classes=("Embedding",)),
+        LayerSite("audio_embeddings", "backbone_model.embed_tokens", "frames", module_classes=("CsmBackboneModelEmbeddings",)),
+    ]
+    sites += [LayerSite(block_alias(i), f"{BLOCKS}{i}", "backbone", i, module_classes=("CsmDecoderLayer",)) for i in range(n_layers)]
     sites += [
-        LayerSite("backbone_out", "backbone_model.norm", "backbone"),
-        LayerSite("depth_decoder_out", DEPTH_OUT, "frames"),
-        LayerSite("pre_vocoder", "codec_model.decoder_transformer", "codec"),
+        LayerSite("backbone_out", "backbone_model.norm", "backbone", module_classes=("CsmRMSNorm",)),
+        LayerSite("depth_decoder_out", DEPTH_OUT, "frames", module_classes=("CsmRMSNorm",)),
+        LayerSite("pre_vocoder", "codec_model.decoder_transformer", "codec", module_classes=("MimiTransformerModel",)),
     ]
     return {s.name: s for s in sites}
 
@@ -213,6 +223,13 @@ class CsmFamily(BackboneFamily):
 
     def alias_sites(self, n_layers: int) -> dict[str, LayerSite]:
         return alias_sites(n_layers)
+
+    def skeleton(self, config: Mapping[str, Any]) -> CsmHandle:
+        """`CsmForConditionalGeneration` of this config.json on the meta device (csm-1b: a fraction of a second)."""
+        from transformers import CsmForConditionalGeneration
+
+        with torch.device("meta"):
+            return CsmHandle(CsmForConditionalGeneration(csm_config(config)), tokenizer=None)
 
     def check_options(self, cfg: "BackboneConfig", shape: CheckpointShape, option: str) -> None:
         """CSM has no speaker slot (the `[0]` prefix names the speaker; `speaker_slot` does not apply)

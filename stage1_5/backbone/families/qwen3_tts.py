@@ -57,9 +57,10 @@ def alias_sites(n_layers: int) -> dict[str, LayerSite]:
     transcript tokens through `text_projection`, context-free), decoder_block_NN (axis "talker": the
     talker sequence, pooled over `positions`), pre_vocoder (axis "frames": speech-tokenizer decoder
     frames, 12.5 Hz). Needs only the checkpoint's config, not its weights."""
-    sites = [LayerSite("text_encoder_out", "talker.text_projection", "text")]
-    sites += [LayerSite(block_alias(i), f"{TALKER_BLOCKS}{i}", "talker", i) for i in range(n_layers)]
-    sites.append(LayerSite("pre_vocoder", SPEECH_TOKENIZER_PREFIX + "decoder.pre_transformer", "frames"))
+    sites = [LayerSite("text_encoder_out", "talker.text_projection", "text", module_classes=("Qwen3TTSTalkerResizeMLP",))]
+    sites += [LayerSite(block_alias(i), f"{TALKER_BLOCKS}{i}", "talker", i, module_classes=("Qwen3TTSTalkerDecoderLayer",)) for i in range(n_layers)]
+    pre_transformer = SPEECH_TOKENIZER_PREFIX + "decoder.pre_transformer"
+    sites.append(LayerSite("pre_vocoder", pre_transformer, "frames", module_classes=("Qwen3TTSTokenizerV2DecoderTransformerModel",)))
     return {s.name: s for s in sites}
 
 
@@ -368,6 +369,27 @@ class Qwen3TTSFamily(BackboneFamily):
 
     def alias_sites(self, n_layers: int) -> dict[str, LayerSite]:
         return alias_sites(n_layers)
+
+    def skeleton(self, config: Mapping[str, Any]) -> Any:
+        """The model of this config.json and a 12 Hz speech tokenizer (the released layout, reduced
+        depth: only classes and structure matter) on the meta device, as a handle `named_modules` reads;
+        None when the config does not build (the classes are then checked on the loaded model)."""
+        from types import SimpleNamespace
+
+        from stage1_5.backbone.released import QUICK, released_speech_tokenizer_config
+
+        import_qwen_tts()
+        from qwen_tts.core import Qwen3TTSTokenizerV2Config, Qwen3TTSTokenizerV2Model
+        from qwen_tts.core.models import Qwen3TTSConfig, Qwen3TTSForConditionalGeneration
+
+        try:
+            with torch.device("meta"):
+                model = Qwen3TTSForConditionalGeneration(Qwen3TTSConfig(**config))
+                tokenizer = Qwen3TTSTokenizerV2Model(Qwen3TTSTokenizerV2Config(**released_speech_tokenizer_config(QUICK)))
+        except (TypeError, ValueError, KeyError, AttributeError):
+            return None
+        model.speech_tokenizer = SimpleNamespace(model=tokenizer)
+        return SimpleNamespace(model=model)
 
     def check_options(self, cfg: "BackboneConfig", shape: CheckpointShape, option: str) -> None:
         if cfg.speaker_slot == "xvector" and not shape.speaker_encoder:
