@@ -151,13 +151,17 @@ def finish() -> None:
         dist.destroy_process_group()
 
 
-def length_balanced_shards(weights: Sequence[float], world_size: int) -> list[list[int]]:
+def length_balanced_shards(weights: Sequence[float], world_size: int, loads: Sequence[float] = ()) -> list[list[int]]:
     """Split items of cost `weights` (audio seconds) into `world_size` shards of nearly equal total:
-    longest first, each to the least loaded shard (LPT: within 4/3 of the best split). Returns the
-    item indices of each shard, ascending; deterministic, so every rank computes the same split."""
+    longest first, each to the least loaded shard (LPT: within 4/3 of the best split). `loads`: work
+    each shard already has (default none), counted when choosing the least loaded. Returns the item
+    indices of each shard, ascending; deterministic, so every rank computes the same split."""
     if world_size < 1:
         raise ValueError(f"world_size must be >= 1, got {world_size}")
-    heap = [(0.0, r) for r in range(world_size)]
+    if loads and len(loads) != world_size:
+        raise ValueError(f"loads has {len(loads)} entries for world_size {world_size}")
+    heap = [(float(loads[r]) if loads else 0.0, r) for r in range(world_size)]
+    heapq.heapify(heap)
     shards: list[list[int]] = [[] for _ in range(world_size)]
     for index in sorted(range(len(weights)), key=lambda i: (-float(weights[i]), i)):
         load, rank = heapq.heappop(heap)
