@@ -9,7 +9,9 @@ torchrun, `current()` is a single process of world size 1 and every collective i
 library code has one path. Extraction (`stage1_5.features.extract`) splits the store entry's missing
 chunks into length-balanced shards (`length_balanced_shards`), one per rank; every rank writes its
 chunks into the same content-addressed store, rank 0 consolidates, and `stage1_5 run` then goes on
-to the probes on rank 0 alone (`finish()` ends the group first, so later stages are single-process).
+to the probes, whose representations and permutation blocks the ranks share
+(`probes.protocol.rank_share`, `block_share`); `finish()` then ends the group, so the report and
+later stages are single-process.
 """
 
 from __future__ import annotations
