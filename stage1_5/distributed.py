@@ -9,7 +9,9 @@ torchrun, `current()` is a single process of world size 1 and every collective i
 library code has one path. Extraction (`stage1_5.features.extract`) splits the store entry's missing
 chunks into length-balanced shards (`length_balanced_shards`), one per rank; every rank writes its
 chunks into the same content-addressed store, rank 0 consolidates, and `stage1_5 run` then goes on
-to the probes on rank 0 alone (`finish()` ends the group first, so later stages are single-process).
+to the probes, whose representations and permutation blocks the ranks share
+(`probes.protocol.rank_share`, `block_share`); `finish()` then ends the group, so the report and
+later stages are single-process.
 """
 
 from __future__ import annotations
@@ -151,13 +153,17 @@ def finish() -> None:
         dist.destroy_process_group()
 
 
-def length_balanced_shards(weights: Sequence[float], world_size: int) -> list[list[int]]:
+def length_balanced_shards(weights: Sequence[float], world_size: int, loads: Sequence[float] = ()) -> list[list[int]]:
     """Split items of cost `weights` (audio seconds) into `world_size` shards of nearly equal total:
-    longest first, each to the least loaded shard (LPT: within 4/3 of the best split). Returns the
-    item indices of each shard, ascending; deterministic, so every rank computes the same split."""
+    longest first, each to the least loaded shard (LPT: within 4/3 of the best split). `loads`: work
+    each shard already has (default none), counted when choosing the least loaded. Returns the item
+    indices of each shard, ascending; deterministic, so every rank computes the same split."""
     if world_size < 1:
         raise ValueError(f"world_size must be >= 1, got {world_size}")
-    heap = [(0.0, r) for r in range(world_size)]
+    if loads and len(loads) != world_size:
+        raise ValueError(f"loads has {len(loads)} entries for world_size {world_size}")
+    heap = [(float(loads[r]) if loads else 0.0, r) for r in range(world_size)]
+    heapq.heapify(heap)
     shards: list[list[int]] = [[] for _ in range(world_size)]
     for index in sorted(range(len(weights)), key=lambda i: (-float(weights[i]), i)):
         load, rank = heapq.heappop(heap)

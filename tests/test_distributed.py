@@ -261,3 +261,107 @@ def test_two_gloo_ranks_probe_disjoint_shares_and_give_a_single_process_p_values
             np.testing.assert_array_equal(got[column].to_numpy(), single.metrics[column].to_numpy())
         assert logs[r]["notes"] == single.notes
         assert decide(got, ExperimentConfig()).decision == decide(single.metrics, ExperimentConfig()).decision
+
+
+BLOCK_CASES = {  # name → the representations probed: (name, planted accent strength)
+    "one representation": [("backbone:layer_00", 0.8)],
+    "a family of two": [("backbone:layer_00", 0.8), ("backbone:layer_01", 0.0)],
+    "one settled representation": [("ecapa:layer_00", 0.0)],
+}
+TEST_PERM_BLOCK = 10
+"""Blocks of 10 of the 59 permutations: the first look's 12 are two blocks, the remaining 47 five."""
+
+
+def _block_case_inputs(case: str):
+    from stage1_5.config import ProbeConfig
+    from stage1_5.probes.planted import planted_dataset
+
+    features, meta = {}, None
+    for i, (name, accent) in enumerate(BLOCK_CASES[case]):
+        data = planted_dataset(speakers_per_accent=4, n_texts=4, dim=8 + 4 * i, accent=accent, speaker=0.3, name=name, random_state=i)
+        features.update(data.features)
+        meta = data.meta
+    return features, meta, ProbeConfig(seeds=1, permutations=59, bootstrap=0, c_grid=[1.0], device="cpu")
+
+
+def _block_rank_main(rank: int, port: int, out_dir: str) -> None:
+    import contextlib
+    import io
+    import os
+
+    import torch
+
+    from stage1_5.probes import evaluate_representations, protocol
+
+    torch.set_num_threads(1)
+    protocol.PERM_BLOCK = TEST_PERM_BLOCK
+    os.environ.update({"RANK": str(rank), "WORLD_SIZE": str(WORLD), "LOCAL_RANK": str(rank), "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)})
+    with distributed.session(backend="gloo") as ctx:
+        for k, case in enumerate(BLOCK_CASES):
+            features, meta, cfg = _block_case_inputs(case)
+            log = io.StringIO()
+            with contextlib.redirect_stderr(log):
+                res = evaluate_representations(features, meta, cfg, alpha=0.05, progress=False, ranks=ctx)
+            res.metrics.to_csv(Path(out_dir) / f"case{k}_rank{rank}.csv", index=False)
+            (Path(out_dir) / f"case{k}_rank{rank}.json").write_text(json.dumps({"log": log.getvalue(), "notes": res.notes}))
+
+
+def test_perm_blocks_cover_the_permutations_in_order_with_a_size_independent_of_the_world():
+    from stage1_5.probes.protocol import PERM_BLOCK, perm_blocks
+
+    blocks = perm_blocks(12, 12 + 2 * PERM_BLOCK + 3)
+    assert blocks == [(12, 12 + PERM_BLOCK), (12 + PERM_BLOCK, 12 + 2 * PERM_BLOCK), (12 + 2 * PERM_BLOCK, 12 + 2 * PERM_BLOCK + 3)]
+    assert perm_blocks(5, 5) == []
+
+
+def test_block_share_gives_every_block_to_one_rank_and_uses_every_rank_for_one_representation():
+    from stage1_5.probes.protocol import block_share, perm_blocks
+
+    widths = {"backbone:layer_00": 1024}
+    shares = [block_share(distributed.DistContext(rank=r, world_size=WORLD), widths, 0, 199, probed=True) for r in range(WORLD)]
+    assert sorted(shares[0] + shares[1]) == [("backbone:layer_00", a, b) for a, b in perm_blocks(0, 199)]
+    assert all(shares)  # one representation still keeps both ranks busy
+    perms = [sum(b - a for _, a, b in share) for share in shares]
+    assert perms[1] > perms[0]  # rank 0 also probes the representation itself, so rank 1 takes more permutations
+    assert block_share(distributed.SINGLE, widths, 0, 199) == [("backbone:layer_00", a, b) for a, b in perm_blocks(0, 199)]
+
+
+def test_length_balanced_shards_count_the_work_a_shard_already_has():
+    assert distributed.length_balanced_shards([3.0, 1.0], 2, loads=[5.0, 0.0]) == [[], [0, 1]]
+    with pytest.raises(ValueError, match="loads has 1 entries for world_size 2"):
+        distributed.length_balanced_shards([1.0], 2, loads=[1.0])
+
+
+def test_two_gloo_ranks_split_one_representations_permutation_blocks_and_give_a_single_process_result(tmp_path, monkeypatch):
+    import pandas as pd
+    import torch
+
+    from stage1_5.config import ExperimentConfig
+    from stage1_5.decision import decide
+    from stage1_5.probes import evaluate_representations, protocol
+
+    monkeypatch.setattr(protocol, "PERM_BLOCK", TEST_PERM_BLOCK)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        singles = [evaluate_representations(*_block_case_inputs(case)[:3], alpha=0.05, progress=False) for case in BLOCK_CASES]
+    finally:
+        torch.set_num_threads(threads)
+    mp.spawn(_block_rank_main, args=(_free_port(), str(tmp_path)), nprocs=WORLD, join=True)
+    assert singles[0].metrics.n_permutations.tolist() == [59] and singles[1].metrics.n_permutations.tolist() == [59, 59]  # past the first look
+    assert singles[2].metrics.n_permutations.tolist() == [12] and any("settled after 12 of 59" in n for n in singles[2].notes)
+    for k, single in enumerate(singles):
+        for r in range(WORLD):
+            log = json.loads((tmp_path / f"case{k}_rank{r}.json").read_text())
+            got = pd.read_csv(tmp_path / f"case{k}_rank{r}.csv")
+            assert list(got.representation) == list(single.metrics.representation)
+            for column in ("p_value", "p_value_fwer", "accent_f1", "n_permutations", "null_f1_mean"):
+                np.testing.assert_array_equal(got[column].to_numpy(), single.metrics[column].to_numpy())
+            assert log["notes"] == single.notes
+            assert decide(got, ExperimentConfig()).decision == decide(single.metrics, ExperimentConfig()).decision
+    one = [json.loads((tmp_path / f"case0_rank{r}.json").read_text())["log"] for r in range(WORLD)]
+    assert "rank 1/2: 0 representations" in one[1]  # rank 1 has no representation of its own ...
+    first = [int(log.split("representations, ")[1].split()[0]) for log in one]
+    more = [int(log.split("rank ")[2].split(": ")[1].split()[0]) for log in one]
+    assert min(first) >= 1 and sum(first) == 2  # ... yet computes permutation blocks of the first look
+    assert min(more) >= 1 and sum(more) == 5  # and of the sequential stop's remaining permutations

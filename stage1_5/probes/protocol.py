@@ -16,7 +16,9 @@ Choices worth knowing when reading the numbers:
   permutations); the family is the representation's source (the backbone's layers, the SSL
   layers...). `p_below_chance` is the family-wise lower tail (min-T) of the same null. With the
   sequential stop (`probes.sequential` and an alpha), a family settled at family-wise p ≥ alpha
-  after the first looks runs no more permutations (`_finish_unsettled`).
+  after the first looks runs no more permutations (`_finish_unsettled`). The permuted labellings are
+  fitted apart from the real labels' probes, in fixed blocks of `PERM_BLOCK` (`_null_f1`), so the
+  null is the same whichever process (torchrun rank) computes a block.
 - The F1 interval refits seed 0's outer CV on every speaker-bootstrap draw (row weights = speaker
   multiplicities, C fixed at the value each fold chose on the real labels), so it carries the
   training-set variability that resampling fixed predictions leaves out; the draws are shrunk to the
@@ -536,7 +538,8 @@ def evaluate_representations(
     `backend` defaults to the batched torch engine on `config.device`; pass `SklearnBackend()` for
     the reference loop. A representation that fails is dropped (status "failed: ...") with a note.
     `ranks` (the torchrun job's `distributed.current()`; default a single process): every rank calls
-    this with the same arguments, probes its share (`rank_share`) and returns every result.
+    this with the same arguments, probes its share of the representations (`rank_share`) and of
+    their permutation blocks (`block_share`), and returns every result, the same as a single process's.
     """
     design = build_design(meta, config)
     if not features:
@@ -550,18 +553,33 @@ def evaluate_representations(
     h = settled_count(alpha, B) if (config.sequential and alpha is not None and B) else None
     first = B if h is None else min(B, FIRST_STAGE * h)
     ctx = ranks or distributed.SINGLE
-    mine = rank_share(ctx, {name: np.shape(X)[-1] for name, X in features.items()})
+    widths = {name: np.shape(X)[-1] for name, X in features.items()}
+    mine = rank_share(ctx, widths)
+    my_blocks = block_share(ctx, widths, 0, first, probed=True)
     if ctx.active:
-        tqdm.write(f"probes: {ctx.describe()}: {len(mine)} representations", file=sys.stderr)
+        tqdm.write(f"probes: {ctx.describe()}: {len(mine)} representations, {len(my_blocks)} permutation blocks", file=sys.stderr)
     done: dict[str, tuple[_RepOutcome, Optional[str]]] = {}
     for name in tqdm(mine, desc="probes", unit="repr", disable=not progress):
         try:
             X = check_feature_matrix(name, features[name], design.utt_ids, error=ProbeError, where="features")
-            done[name] = (_evaluate_one(name, X, design, config, backend, design.perm_labels[:first]), None)
-        except (ProbeError, ValueError, RuntimeError, FloatingPointError, np.linalg.LinAlgError) as exc:
-            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            done[name] = (_failed(name, design, reason, first), f"{name} dropped: {reason}")
+            done[name] = (_evaluate_one(name, X, design, config, backend, design.perm_labels[:0]), None)
+        except _PROBE_FAILURES as exc:
+            done[name] = (_failed(name, design, _reason(exc), first), f"{name} dropped: {_reason(exc)}")
+    blocks: dict[tuple[str, int], np.ndarray | str] = {}
+    for name, a, b in tqdm(my_blocks, desc="permutations", unit="block", disable=not progress):
+        try:
+            X = check_feature_matrix(name, features[name], design.utt_ids, error=ProbeError, where="features")
+            blocks[name, a] = _null_f1(X, design, config, backend, design.perm_labels[a:b])
+        except _PROBE_FAILURES as exc:
+            blocks[name, a] = _reason(exc)
     gathered = {name: pair for part in ctx.gather(done) for name, pair in part.items()}  # every rank's, on every rank
+    nulls = {key: null for part in ctx.gather(blocks) for key, null in part.items()}
+    for name in features:
+        failure = next((nulls[name, a] for a, _ in perm_blocks(0, first) if isinstance(nulls[name, a], str)), None)
+        if gathered[name][1] is None and failure is not None:
+            gathered[name] = (_failed(name, design, failure, first), f"{name} dropped: {failure}")
+        elif gathered[name][1] is None:
+            _extend_null(gathered[name][0], [nulls[name, a] for a, _ in perm_blocks(0, first)])
     outcomes = [gathered[name][0] for name in features]
     notes = list(design.notes) + [gathered[name][1] for name in features if gathered[name][1]]
     if all(o.confusion is None for o in outcomes):
@@ -595,12 +613,50 @@ def evaluate_representations(
 FIRST_STAGE = 4
 """The sequential stop's first look comes after FIRST_STAGE·h permutations (h = `settled_count`)."""
 
+PERM_BLOCK = 50
+"""Permutations per block: the unit of the permutation null that one backend call computes (and that
+torchrun ranks share). Fixed, not derived from the world size, so a single process computes the very
+same blocks and every rank's null equals a single process's."""
+
+_PROBE_FAILURES = (ProbeError, ValueError, RuntimeError, FloatingPointError, np.linalg.LinAlgError)
+"""The errors that drop one representation (status "failed: ...") rather than the run."""
+
+
+def _reason(exc: BaseException) -> str:
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
+def perm_blocks(start: int, stop: int) -> list[tuple[int, int]]:
+    """Permutations [start, stop) as consecutive blocks [a, b) of at most PERM_BLOCK."""
+    return [(a, min(a + PERM_BLOCK, stop)) for a in range(start, stop, PERM_BLOCK)]
+
+
+def block_share(ctx: "distributed.DistContext", widths: Mapping[str, int], start: int, stop: int, *, probed: bool = False) -> list[tuple[str, int, int]]:
+    """The permutation blocks (representation, a, b) of permutations [start, stop) that this rank
+    computes: width × block-length balanced shards of every representation's blocks (the same on
+    every rank), in the given order; all of them in a single process. `probed`: the ranks also probe
+    their `rank_share` of the representations in the same pass (each counted as one full block), so
+    a job with fewer representations than ranks still uses every rank. A block's permuted labellings
+    come from the design alone (`design.perm_labels[a:b]`) and its F1 from one `_null_f1` call, so
+    the null assembled by index is a single process's whatever the world size."""
+    units = [(name, a, b) for name in widths for a, b in perm_blocks(start, stop)]
+    loads = [sum(float(widths[n] * PERM_BLOCK) for n in rank_share(distributed.DistContext(r, ctx.world_size), widths)) for r in range(ctx.world_size)] if probed else ()
+    shard = distributed.length_balanced_shards([float(widths[n] * (b - a)) for n, a, b in units], ctx.world_size, loads)[ctx.rank]
+    return [units[i] for i in shard]
+
+
+def _extend_null(outcome: "_RepOutcome", parts: list[np.ndarray]) -> None:
+    """Append permutation blocks' F1 (in permutation order) to an outcome's null and summary."""
+    outcome.null = np.concatenate([outcome.null, *parts])
+    outcome.row.update(_null_summary(outcome.null))
+
 
 def rank_share(ctx: "distributed.DistContext", widths: Mapping[str, int]) -> list[str]:
     """The representations this rank probes, in their given order: width-balanced shards of the
     representations (`distributed.length_balanced_shards`, the same on every rank); all of them in a
-    single process. Every representation's outcome is computed by exactly one rank and is the same as
-    a single process's, so gathering them gives every p-value and decision a single process gives."""
+    single process. Every representation's outcome (its permutation null apart: `block_share`) is
+    computed by exactly one rank and is the same as a single process's, so gathering them gives every
+    p-value and decision a single process gives."""
     names = list(widths)
     shard = distributed.length_balanced_shards([float(widths[n]) for n in names], ctx.world_size)[ctx.rank]
     return [names[i] for i in shard]
@@ -614,7 +670,7 @@ def _finish_unsettled(
     F1 is settled (family-wise p ≥ alpha for every member: `stats.settled_count`); the others run
     the remaining permutations, every member on the same ones, so the max-T null stays that of the
     whole family. Extends outcomes' nulls in place; returns notes. Under torchrun the unsettled
-    members are shared among the ranks (`rank_share`) and their nulls gathered on every rank."""
+    members' permutation blocks are shared among the ranks (`block_share`) and gathered on every rank."""
     notes, unsettled = [], []
     for name in np.unique(family):
         members = [i for i in np.flatnonzero(family == name) if np.isfinite(outcomes[i].observed)]
@@ -627,15 +683,16 @@ def _finish_unsettled(
             notes.append(f"{name}: family-wise p ≥ alpha settled after {first} of {len(design.perm_labels)} permutations (sequential stop)")
             continue
         unsettled += members
-    rest = design.perm_labels[first:]
     names = {outcomes[i].row["representation"]: i for i in unsettled}
+    B = len(design.perm_labels)
+    mine = block_share(ctx, {n: np.shape(features[n])[-1] for n in names}, first, B)
+    if ctx.active:
+        tqdm.write(f"probes: {ctx.describe()}: {len(mine)} more permutation blocks (sequential stop)", file=sys.stderr)
     extra = {}
-    for name in tqdm(rank_share(ctx, {n: np.shape(features[n])[-1] for n in names}), desc="permutations", unit="repr", disable=not progress):
+    for name, a, b in tqdm(mine, desc="permutations", unit="block", disable=not progress):
         X = check_feature_matrix(name, features[name], design.utt_ids, error=ProbeError, where="features")
-        extra[name] = _null_f1(X, design, config, backend, rest)
-    for part in ctx.gather(extra):
-        for name, null in part.items():
-            o = outcomes[names[name]]
-            o.null = np.concatenate([o.null, null])
-            o.row.update(_null_summary(o.null))
+        extra[name, a] = _null_f1(X, design, config, backend, design.perm_labels[a:b])
+    gathered = {key: null for part in ctx.gather(extra) for key, null in part.items()}
+    for name, i in names.items():
+        _extend_null(outcomes[i], [gathered[name, a] for a, _ in perm_blocks(first, B)])
     return notes
