@@ -242,15 +242,14 @@ class _Jobs:
         self.jobs.append(job)
 
 
-def _phase_b(X, design: Design, config: ProbeConfig, backend, perm: np.ndarray) -> tuple[_Jobs, list[np.ndarray]]:
+def _phase_b(X, design: Design, config: ProbeConfig, backend) -> tuple[_Jobs, list[np.ndarray]]:
     K, N = len(design.accents), len(design.y)
     real = design.y[None, :]
-    labelsets0 = np.concatenate([real, perm])
     spk_labels, spk_rows, S = design.speaker_id.labels[None, :], design.speaker_id.rows, design.speaker_id.n_classes
 
     # phase A: inner CVs choose C
     sel = _CSelector(config)
-    main_keys = [[sel.add(X, inner, labelsets0, K) for inner in design.outer_inner[s]] for s in range(config.seeds)]
+    main_keys = [[sel.add(X, inner, real, K) for inner in design.outer_inner[s]] for s in range(config.seeds)]
     leak_keys = [[sel.add(X, inner, real, K) for inner in design.leak_inner[s]] for s in range(config.seeds)]
     spk_keys = [[sel.add(X, inner, spk_labels, S) for inner in design.spk_inner[s]] for s in range(config.seeds)]
     chosen = sel.run(backend)
@@ -260,7 +259,7 @@ def _phase_b(X, design: Design, config: ProbeConfig, backend, perm: np.ndarray) 
     for s in range(config.seeds):
         for f, (tr, te) in enumerate(design.outer[s]):
             c = chosen[main_keys[s][f]]
-            b.add(b.main, (s, f), FitJob(X, tr, te, labelsets0[:, tr], c[:, None], K))
+            b.add(b.main, (s, f), FitJob(X, tr, te, real[:, tr], c[:, None], K))
             if s == 0 and len(boot_w):
                 R = len(boot_w)
                 b.add(b.boot, f, FitJob(X, tr, te, np.repeat(real[:, tr], R, 0), np.full((R, 1), c[0]), K, weight=boot_w[:, tr]))
@@ -300,12 +299,12 @@ def _cv_predictions(design: Design, seed: int, fold_values: list[np.ndarray]) ->
     return pred, fold_of
 
 
-def _accent_f1(name: str, design: Design, config: ProbeConfig, b: _Jobs, values, perm: np.ndarray) -> tuple[np.ndarray, np.ndarray, torch.Tensor, list]:
-    """Per-seed F1 on held-out speakers, the permutation null of `perm` (each permuted labelling's F1
-    averaged over the same fold seeds, like the reported F1), per-speaker confusion, predictions."""
+def _accent_f1(name: str, design: Design, config: ProbeConfig, b: _Jobs, values) -> tuple[np.ndarray, torch.Tensor, list]:
+    """Per-seed F1 on held-out speakers, per-speaker confusion, predictions (the permutation null is
+    `_null_f1`'s, block by block)."""
     K, S, N = len(design.accents), len(design.speakers), len(design.y)
-    truth = torch.as_tensor(np.concatenate([design.y[None, :], perm]))
-    f1s = np.zeros((config.seeds, 1 + len(perm)))
+    truth = torch.as_tensor(design.y[None, :])
+    f1s = np.zeros((config.seeds, 1))
     spk_conf = torch.zeros(config.seeds, S, K, K, dtype=torch.float64)
     frames = []
     for s in range(config.seeds):
@@ -313,7 +312,7 @@ def _accent_f1(name: str, design: Design, config: ProbeConfig, b: _Jobs, values,
         f1s[s] = batched_macro_f1(truth, torch.as_tensor(pred), K).numpy()
         spk_conf[s] = _per_speaker_confusion(design, np.arange(N), pred[0])
         frames.append(_pred_frame(design, name, s, fold_of, -1, "speaker_cv", np.arange(N), pred[0]))
-    return f1s[:, 0], f1s[:, 1:].mean(0), spk_conf, frames
+    return f1s[:, 0], spk_conf, frames
 
 
 def _null_f1(X, design: Design, config: ProbeConfig, backend, perm: np.ndarray) -> np.ndarray:
@@ -423,9 +422,11 @@ def _leakage(design: Design, config: ProbeConfig, b: _Jobs, values) -> _Leakage:
     )
 
 
-def _evaluate_one(name: str, X: np.ndarray, design: Design, config: ProbeConfig, backend, perm: np.ndarray) -> _RepOutcome:
-    b, values = _phase_b(X, design, config, backend, perm)
-    f1_seed, null, spk_conf, frames = _accent_f1(name, design, config, b, values, perm)
+def _evaluate_one(name: str, X: np.ndarray, design: Design, config: ProbeConfig, backend) -> _RepOutcome:
+    """Every number of one representation but its permutation null, which `_null_f1` adds block by block."""
+    b, values = _phase_b(X, design, config, backend)
+    f1_seed, spk_conf, frames = _accent_f1(name, design, config, b, values)
+    null = np.empty(0)
     f1_seen, f1_unseen, drop_draws, text_frames = _text_drop(name, design, config, b, values)
     leak = _leakage(design, config, b, values)
     f1, drop = float(f1_seed.mean()), float(f1_seen.mean() - f1_unseen.mean())
@@ -562,7 +563,7 @@ def evaluate_representations(
     for name in tqdm(mine, desc="probes", unit="repr", disable=not progress):
         try:
             X = check_feature_matrix(name, features[name], design.utt_ids, error=ProbeError, where="features")
-            done[name] = (_evaluate_one(name, X, design, config, backend, design.perm_labels[:0]), None)
+            done[name] = (_evaluate_one(name, X, design, config, backend), None)
         except _PROBE_FAILURES as exc:
             done[name] = (_failed(name, design, _reason(exc), first), f"{name} dropped: {_reason(exc)}")
     blocks: dict[tuple[str, int], np.ndarray | str] = {}
