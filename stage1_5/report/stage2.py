@@ -20,7 +20,7 @@ from stage1_5.decision.levels import Decision, Level, is_missing
 from stage1_5.config import Language
 from stage1_5.decision.wording import fmt_f1
 from stage1_5.report.i18n import DEFAULT_LANGUAGE, LEVEL_KEYS, text
-from stage1_5.report.layout import STAGE2_FIGURES, ordered
+from stage1_5.report.layout import ordered
 from stage1_5.sources import decides, source_of
 
 AXES = ("talker", "text", "frames")
