@@ -4,7 +4,7 @@ leaky codes, and the cost of the refit interval. `make calibrate` runs every stu
 
     python benchmarks/calibrate.py false-go --replicates 40 --accents 2 3
     python benchmarks/calibrate.py nuisance --replicates 40
-    python benchmarks/calibrate.py leakage --replicates 40
+    python benchmarks/calibrate.py leakage --replicates 40 [--texts 30]
     python benchmarks/calibrate.py coverage --replicates 40
     python benchmarks/calibrate.py power | cost
 
@@ -136,19 +136,26 @@ def nuisance(replicates: int, seed: int = 0, seeds: int = 1) -> dict:
     return out
 
 
-def leakage(replicates: int, seed: int = 0) -> dict:
-    """Leakage excess (pp) on planted codes (3 accents × 8 speakers × 10 texts, strong accent): a clean
+def leakage(replicates: int, seed: int = 0, texts: int = 10) -> dict:
+    """Leakage excess (pp) on planted codes (3 accents × 8 speakers × `texts` texts, strong accent): a clean
     code (speakers orthogonal to the accent span) and a leaky one (speakers spread along their accent
-    axis); how often each crosses the GO / conditional margins (7 / 15 pp as written)."""
+    axis), each also seen through a random linear map (`mixed`: correlated coordinates, the code as clean
+    or as leaky as before); how often each crosses the GO / conditional margins (7 / 15 pp as written)."""
     cfg, exp = ProbeConfig(seeds=1, permutations=0, bootstrap=0, device="cpu"), ExperimentConfig()
+    codes = {
+        "clean": dict(speaker=2.0),
+        "leaky": dict(speaker=2.0, leak=2.0),
+        "clean, mixed coordinates": dict(speaker=2.0, mixed=True),
+        "leaky, mixed coordinates": dict(speaker=2.0, leak=2.0, mixed=True),
+    }
     out = {}
-    for name, kw in (("clean", dict(speaker=2.0)), ("leaky", dict(speaker=2.0, leak=2.0))):
+    for name, kw in codes.items():
         excess = []
         for r in range(replicates):
-            data = planted_dataset(n_accents=3, speakers_per_accent=8, n_texts=10, accent=1.0, random_state=seed * 10_000 + r, **kw)
+            data = planted_dataset(n_accents=3, speakers_per_accent=8, n_texts=texts, accent=1.0, random_state=seed * 10_000 + r, **kw)
             excess.append(float(evaluate_representations(data.features, data.meta, cfg, progress=False).metrics.leak_excess_pp.iloc[0]))
         e = np.array(excess)
-        out[name] = {"replicates": replicates, "mean_pp": float(e.mean()), "sd_pp": float(e.std(ddof=1)), "se_mean_pp": float(e.std(ddof=1) / np.sqrt(len(e))),
+        out[name] = {"replicates": replicates, "texts": texts, "mean_pp": float(e.mean()), "sd_pp": float(e.std(ddof=1)), "se_mean_pp": float(e.std(ddof=1) / np.sqrt(len(e))),
                      "q05_q50_q95": [float(q) for q in np.quantile(e, [0.05, 0.5, 0.95])],
                      "above_go_margin": int((e > exp.leakage_margin_pp).sum()), "above_conditional_margin": int((e > exp.leakage_margin_conditional_pp).sum())}
         print(name, out[name], flush=True)
@@ -177,6 +184,7 @@ def main() -> None:
     parser.add_argument("--accents", type=int, nargs="+", default=[2, 3, 5], help="false-go: the numbers of accents to study")
     parser.add_argument("--seeds", type=int, default=1, help="false-go, power, nuisance: fold seeds per run")
     parser.add_argument("--seed", type=int, default=0, help="the study's random seed (replicates drawn from it)")
+    parser.add_argument("--texts", type=int, default=10, help="leakage: texts per speaker (30 is the guide's design)")
     args = parser.parse_args()
     torch.set_num_threads(1)  # replicate loops on a shared machine: one core each
     names = list(STUDIES) + ["cost"] if args.study == "all" else [args.study]
@@ -188,6 +196,8 @@ def main() -> None:
             result = false_go(args.replicates, args.seed, accents=tuple(args.accents), seeds=args.seeds)
         elif name in ("power", "nuisance"):
             result = STUDIES[name](args.replicates, args.seed, seeds=args.seeds)
+        elif name == "leakage":
+            result = leakage(args.replicates, args.seed, texts=args.texts)
         else:
             result = STUDIES[name](args.replicates, args.seed)
         print(json.dumps({"study": name, **result, "seconds": round(time.perf_counter() - t0, 1)}), flush=True)

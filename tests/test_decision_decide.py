@@ -132,6 +132,16 @@ def test_diagnosis(rows, too_small, diagnosis):
     assert d.diagnosis_text and len(d.diagnosis_text) > 40
 
 
+def test_an_entanglement_found_by_leakage_points_to_the_speaker_erasure_check():
+    d = run(row("backbone:decoder_block_08", leak_excess_pp=25.0))
+    assert d.diagnosis == "accent_entangled" and "erase_speaker_accent_f1" in d.diagnosis_text
+
+
+def test_an_entanglement_found_by_text_drop_alone_carries_no_leakage_caveat():
+    d = run(row("backbone:decoder_block_08", text_drop=0.3))
+    assert d.diagnosis == "accent_entangled" and "erase_speaker_accent_f1" not in d.diagnosis_text
+
+
 def test_backbone_inadequate_sentence_names_the_reference():
     d = run(row("backbone:decoder_block_08", accent_f1=0.30), row("ssl:layer_06", accent_f1=0.80))
     assert "ssl:layer_06 F1=0.80" in d.diagnosis_text

@@ -45,6 +45,13 @@ DECISION_COLUMNS = (
 """Columns of the metrics table (metrics.csv contract) that the rules read."""
 
 
+LEAKAGE_CAVEAT = (
+    " The leakage excess is measured on the fitted ridge probe, which reads above zero even on a clean code (calibration: about "
+    "+2 pp in well-conditioned coordinates, +14 pp when the same clean code is seen through correlated coordinates): before "
+    "concluding, compare Stage 2's speaker-erasure F1 (erase_speaker_accent_f1), which asks whether a speaker-free readout keeps the accent."
+)
+"""Said with an accent_entangled diagnosis that leakage caused (docs/statistics.md, leakage calibration)."""
+
 def _int(row: Mapping[str, Any], key: str, default: int) -> int:
     v = row_float(row, key)
     return default if is_missing(v) else int(v)
@@ -286,6 +293,7 @@ def _diagnose(best, rows, roles, assessments, cfg: ExperimentConfig, facts: RunF
             return Diagnosis.ACCENT_ENTANGLED, (
                 f"{deciding_label().capitalize()} layers separate accents (best F1={fmt_f1(top.f1)} at {top.representation}) but fail on {what}: "
                 "the accent direction is tied to speaker identity or to the sentences, not a clean accent code."
+                + (LEAKAGE_CAVEAT if "leakage" in fails else "")
             )
     if strong_refs:
         return Diagnosis.BACKBONE_INADEQUATE, (

@@ -9,6 +9,11 @@ Each utterance (speaker s of accent a, text t) is the sum of independent parts:
   + accent_x_text · v_(a,t)                       accent cue that exists only per (accent, text) pair
   + noise · ε                                     utterance noise
 
+optionally seen through a fixed random linear map (`mixed=True`: a Gaussian matrix, so correlated,
+unequally scaled coordinates, as a network's hidden states are). The map is invertible, so a clean code
+stays clean (a speaker-free linear accent readout exists); what changes is which readout a penalised
+probe prefers.
+
 with u_a orthonormal, and o_s, q_t, v_(a,t), ε Gaussian with unit expected norm (per-dimension
 variance 1/dim), so every strength is relative to the utterance noise's norm. `random_speaker_accents=True` ignores the
 nominal accent structure and deals accent labels to speakers at random (the speaker-confound trap).
@@ -48,6 +53,7 @@ def planted_dataset(
     noise: float = 1.0,
     random_speaker_accents: bool = False,
     center_speakers: bool = True,
+    mixed: bool = False,
     name: str = "planted:layer_00",
     random_state: int = 0,
 ) -> PlantedData:
@@ -80,6 +86,8 @@ def planted_dataset(
         + accent_x_text * v[acc_idx, text_idx]
         + noise * rng.normal(size=(len(spk_idx), dim)) / np.sqrt(dim)
     )
+    if mixed:
+        X = X @ rng.normal(size=(dim, dim))
     labels = rng.permutation(spk_accent) if random_speaker_accents else spk_accent
     meta = pd.DataFrame(
         {
