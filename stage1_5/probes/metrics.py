@@ -74,19 +74,3 @@ def majority_f1(y_true) -> float:
     """Macro-F1 of always predicting the most frequent class (ties: first in sorted order)."""
     labels, counts = np.unique(np.asarray(y_true), return_counts=True)
     return macro_f1(y_true, np.full(len(y_true), labels[counts.argmax()]))
-
-
-def batched_true_class_margin(y_true: torch.Tensor, logits: torch.Tensor, n_classes: int) -> torch.Tensor:
-    """Mean true-class margin [...] for every leading index of y_true [..., n] and logits [..., n, K]:
-    each row's logit of its true class minus the mean of its K logits, averaged within every true
-    class and then over the classes present (class-balanced, as macro-F1). A continuous companion of
-    F1: a probe tilted against the true classes lowers it even where the argmax does not flip."""
-    y_true = torch.as_tensor(y_true).long()
-    z = torch.as_tensor(logits).to(torch.float64)
-    z = z - z.mean(-1, keepdim=True)
-    own = z.gather(-1, y_true.unsqueeze(-1)).squeeze(-1)
-    onehot = torch.nn.functional.one_hot(y_true, n_classes).to(torch.float64)
-    counts = onehot.sum(-2)
-    per_class = (own.unsqueeze(-1) * onehot).sum(-2) / counts.clamp_min(1.0)
-    present = (counts > 0).to(torch.float64)
-    return (per_class * present).sum(-1) / present.sum(-1).clamp_min(1.0)

@@ -14,12 +14,10 @@ Choices worth knowing when reading the numbers:
   (`stats.at_least_chance`), so a row at or below chance is never significant. The family-wise p
   compares a representation with the null of its family's maximum (max-T over the same
   permutations); the family is the representation's source (the backbone's layers, the SSL
-  layers...). `p_below_chance` is the family-wise lower tail (min-T) over the same permutations of
-  a continuous statistic from the same fits, the true-class margin (`metrics.batched_true_class_margin`,
-  mean over fold seeds): a fold tilt lowers it where F1's argmax barely moves. With the
+  layers...). `p_below_chance` is the family-wise lower tail (min-T) of the same null. With the
   sequential stop (`probes.sequential` and an alpha), a family settled at family-wise p ≥ alpha
   after the first looks runs no more permutations (`_finish_unsettled`). The permuted labellings are
-  fitted apart from the real labels' probes, in fixed blocks of `PERM_BLOCK` (`_null_stats`), so the
+  fitted apart from the real labels' probes, in fixed blocks of `PERM_BLOCK` (`_null_f1`), so the
   null is the same whichever process (torchrun rank) computes a block.
 - The F1 interval refits seed 0's outer CV on every speaker-bootstrap draw (row weights = speaker
   multiplicities, C fixed at the value each fold chose on the real labels), so it carries the
@@ -58,7 +56,6 @@ from stage1_5.probes.design import Design, Inner, Stream, build_design, fallback
 from stage1_5.probes.engine import FitJob, TorchBackend
 from stage1_5.probes.metrics import (
     batched_macro_f1,
-    batched_true_class_margin,
     confusion_counts,
     macro_f1_from_confusion,
     majority_f1,
@@ -207,29 +204,11 @@ class _CSelector:
 
 
 
-@dataclass(frozen=True)
-class NullStats:
-    """Permuted labellings' statistics in permutation order, each the mean over the fold seeds (one
-    `_null_stats` call, or blocks of them joined; NaN for permutations a settled family did not run)."""
-
-    f1: np.ndarray  # [L] accent F1: the upper-tail tests' null
-    margin: np.ndarray  # [L] true-class margin (`metrics.batched_true_class_margin`): the lower tail's null
-
-    @classmethod
-    def join(cls, parts: list["NullStats"]) -> "NullStats":
-        return cls(np.concatenate([p.f1 for p in parts]), np.concatenate([p.margin for p in parts]))
-
-    @classmethod
-    def missing(cls, n: int) -> "NullStats":
-        return cls(np.full(n, np.nan), np.full(n, np.nan))
-
-
 @dataclass
 class _RepOutcome:
     row: dict
-    null: NullStats
-    observed: float  # the reported F1, the mean over fold seeds (the upper-tail tests' statistic)
-    margin: float  # the true-class margin, mean over fold seeds (the lower-tail test's statistic)
+    null: np.ndarray  # [B]
+    observed: float  # the reported F1, the mean over fold seeds (the permutation test's statistic)
     predictions: pd.DataFrame
     confusion: Optional[np.ndarray]
 
@@ -309,56 +288,50 @@ def _resample(per_speaker: torch.Tensor, weights: np.ndarray) -> torch.Tensor:
     return torch.tensordot(w, per_speaker, dims=1)
 
 
-def _cv_logits(design: Design, seed: int, fold_values: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """Out-of-fold logits [L, N, K] and every row's fold [N] from one seed's per-fold logits [L, m, K]
-    (the predictions are their argmax)."""
+def _cv_predictions(design: Design, seed: int, fold_values: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Out-of-fold predictions [L, N] and every row's fold [N] from one seed's per-fold logits [L, m, K]."""
     N = len(design.y)
-    L, _, K = fold_values[0].shape
-    logits = np.zeros((L, N, K))
+    pred = np.zeros((len(fold_values[0]), N), dtype=np.int64)
     fold_of = np.zeros(N, dtype=np.int64)
     for f, ((_, te), z) in enumerate(zip(design.outer[seed], fold_values)):
-        logits[:, te] = z
+        pred[:, te] = z.argmax(-1)
         fold_of[te] = f
-    return logits, fold_of
+    return pred, fold_of
 
 
-def _accent_f1(name: str, design: Design, config: ProbeConfig, b: _Jobs, values) -> tuple[np.ndarray, np.ndarray, torch.Tensor, list]:
-    """Per-seed F1 and true-class margin on held-out speakers, per-speaker confusion, predictions (the
-    permutation null is `_null_stats`'s, block by block)."""
+def _accent_f1(name: str, design: Design, config: ProbeConfig, b: _Jobs, values) -> tuple[np.ndarray, torch.Tensor, list]:
+    """Per-seed F1 on held-out speakers, per-speaker confusion, predictions (the permutation null is
+    `_null_f1`'s, block by block)."""
     K, S, N = len(design.accents), len(design.speakers), len(design.y)
     truth = torch.as_tensor(design.y[None, :])
-    f1s, margins = np.zeros((config.seeds, 1)), np.zeros((config.seeds, 1))
+    f1s = np.zeros((config.seeds, 1))
     spk_conf = torch.zeros(config.seeds, S, K, K, dtype=torch.float64)
     frames = []
     for s in range(config.seeds):
-        logits, fold_of = _cv_logits(design, s, [values[b.main[s, f]] for f in range(len(design.outer[s]))])
-        pred = logits.argmax(-1)
+        pred, fold_of = _cv_predictions(design, s, [values[b.main[s, f]] for f in range(len(design.outer[s]))])
         f1s[s] = batched_macro_f1(truth, torch.as_tensor(pred), K).numpy()
-        margins[s] = batched_true_class_margin(truth, torch.as_tensor(logits), K).numpy()
         spk_conf[s] = _per_speaker_confusion(design, np.arange(N), pred[0])
         frames.append(_pred_frame(design, name, s, fold_of, -1, "speaker_cv", np.arange(N), pred[0]))
-    return f1s[:, 0], margins[:, 0], spk_conf, frames
+    return f1s[:, 0], spk_conf, frames
 
 
-def _null_stats(X, design: Design, config: ProbeConfig, backend, perm: np.ndarray) -> NullStats:
-    """The permuted labellings' F1 and true-class margin of `perm` [L, N], each averaged over the fold
-    seeds (inner C selection included) as the real labels' are: one block of the permutation null."""
+def _null_f1(X, design: Design, config: ProbeConfig, backend, perm: np.ndarray) -> np.ndarray:
+    """The permuted labellings' F1 of `perm` [L, N], averaged over the fold seeds (inner C selection
+    included): more of the permutation null, for a family whose sequential test is not settled yet."""
     K = len(design.accents)
     sel = _CSelector(config)
     keys = [[sel.add(X, inner, perm, K) for inner in design.outer_inner[s]] for s in range(config.seeds)]
     chosen = sel.run(backend)
     jobs = [FitJob(X, tr, te, perm[:, tr], chosen[k][:, None], K) for s in range(config.seeds) for k, (tr, te) in zip(keys[s], design.outer[s])]
     values = [v[:, 0] for v in backend.decision_function(jobs)]
-    f1, margin = np.zeros(len(perm)), np.zeros(len(perm))
-    truth = torch.as_tensor(perm)
+    f1 = np.zeros(len(perm))
     start = 0
     for s in range(config.seeds):
         n_folds = len(design.outer[s])
-        logits, _ = _cv_logits(design, s, values[start : start + n_folds])
-        f1 += batched_macro_f1(truth, torch.as_tensor(logits.argmax(-1)), K).numpy() / config.seeds
-        margin += batched_true_class_margin(truth, torch.as_tensor(logits), K).numpy() / config.seeds
+        pred, _ = _cv_predictions(design, s, values[start : start + n_folds])
+        f1 += batched_macro_f1(torch.as_tensor(perm), torch.as_tensor(pred), K).numpy() / config.seeds
         start += n_folds
-    return NullStats(f1, margin)
+    return f1
 
 
 def _bootstrap_f1(design: Design, b: _Jobs, values) -> np.ndarray:
@@ -450,10 +423,10 @@ def _leakage(design: Design, config: ProbeConfig, b: _Jobs, values) -> _Leakage:
 
 
 def _evaluate_one(name: str, X: np.ndarray, design: Design, config: ProbeConfig, backend) -> _RepOutcome:
-    """Every number of one representation but its permutation null, which `_null_stats` adds block by block."""
+    """Every number of one representation but its permutation null, which `_null_f1` adds block by block."""
     b, values = _phase_b(X, design, config, backend)
-    f1_seed, margin_seed, spk_conf, frames = _accent_f1(name, design, config, b, values)
-    null = NullStats.missing(0)
+    f1_seed, spk_conf, frames = _accent_f1(name, design, config, b, values)
+    null = np.empty(0)
     f1_seen, f1_unseen, drop_draws, text_frames = _text_drop(name, design, config, b, values)
     leak = _leakage(design, config, b, values)
     f1, drop = float(f1_seed.mean()), float(f1_seen.mean() - f1_unseen.mean())
@@ -470,7 +443,7 @@ def _evaluate_one(name: str, X: np.ndarray, design: Design, config: ProbeConfig,
         "accent_f1_seed_unstable": seeds_unstable(f1_seed, boot),
         "accent_f1_ci_low": f1_ci[0],
         "accent_f1_ci_high": f1_ci[1],
-        **_null_summary(null.f1),
+        **_null_summary(null),
         "text_f1_seen": float(f1_seen.mean()),
         "text_f1_unseen": float(f1_unseen.mean()),
         "text_drop": drop,
@@ -487,7 +460,6 @@ def _evaluate_one(name: str, X: np.ndarray, design: Design, config: ProbeConfig,
         row=row,
         null=null,
         observed=f1,
-        margin=float(margin_seed.mean()),
         predictions=pd.concat(frames + text_frames, ignore_index=True),
         confusion=spk_conf.sum((0, 1)).numpy().round().astype(np.int64),
     )
@@ -519,7 +491,7 @@ def _identity(name: str, design: Design) -> dict:
 def _failed(name: str, design: Design, reason: str, n_perm: int) -> _RepOutcome:
     row = {c: float("nan") for c in METRIC_COLUMNS}
     row.update(_identity(name, design), status=f"failed: {reason}")
-    return _RepOutcome(row=row, null=NullStats.missing(n_perm), observed=float("nan"), margin=float("nan"), predictions=pd.DataFrame(columns=PREDICTION_COLUMNS), confusion=None)
+    return _RepOutcome(row=row, null=np.full(n_perm, np.nan), observed=float("nan"), predictions=pd.DataFrame(columns=PREDICTION_COLUMNS), confusion=None)
 
 
 def _pred_frame(design: Design, name: str, seed: int, fold_of: np.ndarray, text_fold: int, split: str, rows: np.ndarray, pred: np.ndarray) -> pd.DataFrame:
@@ -594,11 +566,11 @@ def evaluate_representations(
             done[name] = (_evaluate_one(name, X, design, config, backend), None)
         except _PROBE_FAILURES as exc:
             done[name] = (_failed(name, design, _reason(exc), first), f"{name} dropped: {_reason(exc)}")
-    blocks: dict[tuple[str, int], NullStats | str] = {}
+    blocks: dict[tuple[str, int], np.ndarray | str] = {}
     for name, a, b in tqdm(my_blocks, desc="permutations", unit="block", disable=not progress):
         try:
             X = check_feature_matrix(name, features[name], design.utt_ids, error=ProbeError, where="features")
-            blocks[name, a] = _null_stats(X, design, config, backend, design.perm_labels[a:b])
+            blocks[name, a] = _null_f1(X, design, config, backend, design.perm_labels[a:b])
         except _PROBE_FAILURES as exc:
             blocks[name, a] = _reason(exc)
     gathered = {name: pair for part in ctx.gather(done) for name, pair in part.items()}  # every rank's, on every rank
@@ -618,16 +590,16 @@ def evaluate_representations(
         notes += _finish_unsettled(features, design, config, backend, outcomes, family, h, first, progress, ctx)
     metrics = pd.DataFrame([o.row for o in outcomes], columns=METRIC_COLUMNS)
     observed = np.array([o.observed for o in outcomes])
-    null, null_margin = np.full((len(outcomes), B), np.nan), np.full((len(outcomes), B), np.nan)
+    null = np.full((len(outcomes), B), np.nan)
     for i, o in enumerate(outcomes):
-        null[i, : len(o.null.f1)], null_margin[i, : len(o.null.margin)] = o.null.f1, o.null.margin
+        null[i, : len(o.null)] = o.null
     ok = metrics["status"].eq("ok").to_numpy()
     metrics["family"] = family
     metrics["family_size"] = [int(((family == f) & ok).sum()) for f in family]
     chance = 1.0 / len(design.accents)
     metrics["p_value"] = permutation_p_values(at_least_chance(observed, chance), at_least_chance(null, chance), h)
     metrics["p_value_fwer"] = family_p_values(at_least_chance(observed, chance), at_least_chance(null, chance), family, h)
-    metrics["p_below_chance"] = family_below_p_values(np.array([o.margin for o in outcomes]), null_margin, family)
+    metrics["p_below_chance"] = family_below_p_values(observed, null, family)
     frames = [o.predictions for o in outcomes if len(o.predictions)]
     return ProbeResults(
         metrics=metrics,
@@ -666,7 +638,7 @@ def block_share(ctx: "distributed.DistContext", widths: Mapping[str, int], start
     every rank), in the given order; all of them in a single process. `probed`: the ranks also probe
     their `rank_share` of the representations in the same pass (each counted as one full block), so
     a job with fewer representations than ranks still uses every rank. A block's permuted labellings
-    come from the design alone (`design.perm_labels[a:b]`) and its statistics from one `_null_stats` call, so
+    come from the design alone (`design.perm_labels[a:b]`) and its F1 from one `_null_f1` call, so
     the null assembled by index is a single process's whatever the world size."""
     units = [(name, a, b) for name in widths for a, b in perm_blocks(start, stop)]
     loads = [sum(float(widths[n] * PERM_BLOCK) for n in rank_share(distributed.DistContext(r, ctx.world_size), widths)) for r in range(ctx.world_size)] if probed else ()
@@ -674,10 +646,10 @@ def block_share(ctx: "distributed.DistContext", widths: Mapping[str, int], start
     return [units[i] for i in shard]
 
 
-def _extend_null(outcome: "_RepOutcome", parts: list[NullStats]) -> None:
-    """Append permutation blocks (in permutation order) to an outcome's null and summary."""
-    outcome.null = NullStats.join([outcome.null, *parts])
-    outcome.row.update(_null_summary(outcome.null.f1))
+def _extend_null(outcome: "_RepOutcome", parts: list[np.ndarray]) -> None:
+    """Append permutation blocks' F1 (in permutation order) to an outcome's null and summary."""
+    outcome.null = np.concatenate([outcome.null, *parts])
+    outcome.row.update(_null_summary(outcome.null))
 
 
 def rank_share(ctx: "distributed.DistContext", widths: Mapping[str, int]) -> list[str]:
@@ -707,7 +679,7 @@ def _finish_unsettled(
             continue
         chance = 1.0 / len(design.accents)
         best = at_least_chance(max(outcomes[i].observed for i in members), chance)
-        exceed = int((at_least_chance(np.max([outcomes[i].null.f1 for i in members], axis=0), chance) >= best - 1e-12).sum())
+        exceed = int((at_least_chance(np.max([outcomes[i].null for i in members], axis=0), chance) >= best - 1e-12).sum())
         if exceed >= h:
             notes.append(f"{name}: family-wise p ≥ alpha settled after {first} of {len(design.perm_labels)} permutations (sequential stop)")
             continue
@@ -720,7 +692,7 @@ def _finish_unsettled(
     extra = {}
     for name, a, b in tqdm(mine, desc="permutations", unit="block", disable=not progress):
         X = check_feature_matrix(name, features[name], design.utt_ids, error=ProbeError, where="features")
-        extra[name, a] = _null_stats(X, design, config, backend, design.perm_labels[a:b])
+        extra[name, a] = _null_f1(X, design, config, backend, design.perm_labels[a:b])
     gathered = {key: null for part in ctx.gather(extra) for key, null in part.items()}
     for name, i in names.items():
         _extend_null(outcomes[i], [gathered[name, a] for a, _ in perm_blocks(first, B)])
