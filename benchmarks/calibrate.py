@@ -37,12 +37,16 @@ sequential stop settles nulls after 40 (as in a real run) and the below-null p c
 ALPHA = ExperimentConfig().alpha
 
 
-def _decision(world: World, rng, layers: int, probe: ProbeConfig, drop_group: bool = False):
+def _decide_on(meta: pd.DataFrame, features: dict, probe: ProbeConfig) -> tuple[ProbeResults, Decision]:
+    res = evaluate_representations(features, meta, probe, alpha=ALPHA, progress=False)
+    return res, decide(res.metrics, ExperimentConfig())
+
+
+def _decision(world: World, rng, layers: int, probe: ProbeConfig, drop_group: bool = False) -> tuple[ProbeResults, Decision]:
     meta, features = world.draw(rng, layers)
     if drop_group and "group" in meta.columns:
         meta = meta.drop(columns="group")
-    res = evaluate_representations(features, meta, probe, alpha=ALPHA, progress=False)
-    return res, decide(res.metrics, ExperimentConfig())
+    return _decide_on(meta, features, probe)
 
 
 def _nuisance_run(world: World, rng, probe: ProbeConfig, drop_group: bool) -> tuple[ProbeResults, Decision, float]:
@@ -53,9 +57,8 @@ def _nuisance_run(world: World, rng, probe: ProbeConfig, drop_group: bool) -> tu
     factor = meta["group"].to_numpy()
     if drop_group:
         meta = meta.drop(columns="group")
-    res = evaluate_representations(features, meta, probe, alpha=ALPHA, progress=False)
     design = build_design(meta, probe)
-    return res, decide(res.metrics, ExperimentConfig()), min(1.0, ALPHA / balanced_share(design.perm_labels, design.y, factor))
+    return *_decide_on(meta, features, probe), min(1.0, ALPHA / balanced_share(design.perm_labels, design.y, factor))
 
 
 def _upper95(count: int, n: int) -> float:
