@@ -79,10 +79,11 @@ def balanced_share(perm_labels: np.ndarray, labels: np.ndarray, factor: np.ndarr
     """Share of the permuted labellings [B, N] under which every accent holds exactly the factor values it
     holds under the real `labels` [N] (the same accent × factor counts over the N utterances).
 
-    Why it matters: under a factor balanced across accents by design (a donor, a gender) and no accent,
-    the data's likelihood is the same under every such labelling, so the real one is exchangeable with
-    them and no exact test of label exchangeability on these permutations fires on more than
-    alpha / share of such draws (Neyman–Pearson), whatever its statistic."""
+    Why it matters: under a factor balanced across accents by design (a donor, a gender), no accent and
+    speakers otherwise exchangeable (as in `World`), the data's likelihood is the same under every such
+    labelling, so the real one is exchangeable with them and no exact test of label exchangeability on
+    these permutations fires on more than alpha / share of such draws (Neyman–Pearson), whatever its
+    statistic."""
     codes = np.unique(np.asarray(factor), return_inverse=True)[1]
     n_factor = int(codes.max()) + 1
     cells = (int(np.max(labels)) + 1) * n_factor
