@@ -23,9 +23,10 @@ import pandas as pd
 import torch
 
 from stage1_5.config import ExperimentConfig, ProbeConfig
-from stage1_5.decision import Level, decide
-from stage1_5.probes import evaluate_representations
-from stage1_5.probes.calibration import World
+from stage1_5.decision import Decision, Level, decide
+from stage1_5.probes import ProbeResults, evaluate_representations
+from stage1_5.probes.calibration import World, balanced_share
+from stage1_5.probes.design import build_design
 from stage1_5.probes.planted import planted_dataset
 
 FAST = dict(seeds=1, permutations=199, bootstrap=0, c_grid=[1.0], device="cpu")
@@ -36,12 +37,28 @@ sequential stop settles nulls after 40 (as in a real run) and the below-null p c
 ALPHA = ExperimentConfig().alpha
 
 
-def _decision(world: World, rng, layers: int, probe: ProbeConfig, drop_group: bool = False):
+def _decide_on(meta: pd.DataFrame, features: dict, probe: ProbeConfig) -> tuple[ProbeResults, Decision]:
+    res = evaluate_representations(features, meta, probe, alpha=ALPHA, progress=False)
+    return res, decide(res.metrics, ExperimentConfig())
+
+
+def _decision(world: World, rng, layers: int, probe: ProbeConfig, drop_group: bool = False) -> tuple[ProbeResults, Decision]:
     meta, features = world.draw(rng, layers)
     if drop_group and "group" in meta.columns:
         meta = meta.drop(columns="group")
-    res = evaluate_representations(features, meta, probe, alpha=ALPHA, progress=False)
-    return res, decide(res.metrics, ExperimentConfig())
+    return _decide_on(meta, features, probe)
+
+
+def _nuisance_run(world: World, rng, probe: ProbeConfig, drop_group: bool) -> tuple[ProbeResults, Decision, float]:
+    """`_decision` on one layer, and the most often any exact test of label exchangeability on the run's
+    permutations can fire on this draw: min(1, alpha / share of the permuted labellings as balanced in the
+    donor factor as the real one) (`calibration.balanced_share`)."""
+    meta, features = world.draw(rng, 1)
+    factor = meta["group"].to_numpy()
+    if drop_group:
+        meta = meta.drop(columns="group")
+    design = build_design(meta, probe)
+    return *_decide_on(meta, features, probe), min(1.0, ALPHA / balanced_share(design.perm_labels, design.y, factor))
 
 
 def _upper95(count: int, n: int) -> float:
@@ -120,18 +137,20 @@ def coverage(replicates: int, seed: int = 0, bootstrap: int = 200, seeds: int = 
 def nuisance(replicates: int, seed: int = 0, seeds: int = 1) -> dict:
     """A voice donor shared by one speaker of every accent (2 accents × 8 donors), with and without
     the group column, with no accent and with a weak one: balanced_nuisance should fire without groups.
-    Then a gender-like factor (2 voices, 4 speakers of each in every accent), no accent, no group column."""
+    Then a gender-like factor (2 voices, 4 speakers of each in every accent), no accent, no group column.
+    `ceiling`: the sum over replicates of the most often any exact test could fire (`_nuisance_run`): where
+    it is low, no statistic of the permutation test can make balanced_nuisance fire in most runs."""
     probe = ProbeConfig(**{**FAST, "seeds": seeds})
     out = {}
     for accent, with_group, donors in ((0.0, False, 0), (0.0, True, 0), (0.6, False, 0), (0.6, True, 0), (0.0, False, 2)):
         rng = np.random.default_rng([seed, int(accent * 10), with_group] + ([donors] if donors else []))
         world = World(n_accents=2, speakers_per_accent=8, n_texts=6, accent=accent, speaker=0.3, donor=2.0, donors=donors)
-        runs = [_decision(world, rng, 1, probe, drop_group=not with_group) for _ in range(replicates)]
-        levels = [d.decision.value for _, d in runs]
-        fired = sum(d.diagnosis == "balanced_nuisance" for _, d in runs)
+        runs = [_nuisance_run(world, rng, probe, drop_group=not with_group) for _ in range(replicates)]
+        levels = [d.decision.value for _, d, _ in runs]
+        fired = sum(d.diagnosis == "balanced_nuisance" for _, d, _ in runs)
         key = f"accent={accent} group={'yes' if with_group else 'no'}" + (f" donors={donors}" if donors else "")
-        out[key] = {"seeds": seeds, "mean_f1": float(np.mean([r.metrics.accent_f1.iloc[0] for r, _ in runs])), "go": levels.count("GO"),
-                    "balanced_nuisance": fired, "replicates": replicates}
+        out[key] = {"seeds": seeds, "mean_f1": float(np.mean([r.metrics.accent_f1.iloc[0] for r, _, _ in runs])), "go": levels.count("GO"),
+                    "balanced_nuisance": fired, "ceiling": round(sum(c for _, _, c in runs), 1), "replicates": replicates}
         print(key, out[key], flush=True)
     return out
 

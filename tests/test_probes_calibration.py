@@ -8,7 +8,8 @@ import pytest
 from stage1_5.config import ExperimentConfig, ProbeConfig
 from stage1_5.decision import Level, decide
 from stage1_5.probes import evaluate_representations
-from stage1_5.probes.calibration import World
+from stage1_5.probes.calibration import World, balanced_share
+from stage1_5.probes.design import build_design
 
 FAST = ProbeConfig(seeds=1, permutations=99, bootstrap=0, c_grid=[1.0], device="cpu")
 ALPHA = ExperimentConfig().alpha
@@ -60,6 +61,30 @@ def test_a_balanced_nuisance_without_groups_is_flagged_and_with_groups_is_not():
     assert grouped.accent_f1 > without.accent_f1.iloc[0] and grouped.p_below_chance >= ALPHA
     d = decide(without, ExperimentConfig())
     assert d.diagnosis == "balanced_nuisance" and "group column" in d.diagnosis_text
+
+
+def test_balanced_share_counts_the_permuted_labellings_with_the_real_accent_by_factor_counts():
+    labels, factor = np.array([0, 0, 1, 1]), np.array(["a", "b", "a", "b"])
+    perms = np.array([[0, 0, 1, 1], [1, 0, 0, 1], [0, 1, 0, 1]])  # the last puts both "a" in accent 0
+    assert balanced_share(perms, labels, factor) == pytest.approx(2 / 3)
+
+
+def test_grouped_folds_keep_every_permuted_labelling_as_balanced_as_the_real_one():
+    # with the group column the folds hold out whole donors, so no test can tell the real labelling
+    # from a permuted one by the donor: balanced_nuisance cannot fire beyond alpha (docs/statistics.md)
+    meta, _ = World(n_accents=2, speakers_per_accent=8, donor=2.0).draw(np.random.default_rng(0), 1)
+    design = build_design(meta, FAST)
+    assert balanced_share(design.perm_labels, design.y, meta["group"].to_numpy()) == 1.0
+
+
+def test_a_gender_like_factor_leaves_too_many_permuted_labellings_balanced_for_most_runs_to_fire():
+    # every accent keeps 4 + 4 voices under a large share of the within-fold relabellings (at least
+    # C(8,4)/4^4 = 0.27 of them for 8 speakers per accent), so an exact test fires at most alpha/share
+    world = World(n_accents=2, speakers_per_accent=8, donor=2.0, donors=2)
+    for seed in range(5):
+        meta, _ = world.draw(np.random.default_rng(seed), 1)
+        design = build_design(meta.drop(columns="group"), FAST)
+        assert ALPHA / balanced_share(design.perm_labels, design.y, meta["group"].to_numpy()) < 0.25
 
 
 @pytest.mark.slow

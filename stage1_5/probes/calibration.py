@@ -73,3 +73,23 @@ class World:
             )
             features[f"backbone:layer_{layer:02d}"] = parts.astype(np.float32)
         return meta, features
+
+
+def balanced_share(perm_labels: np.ndarray, labels: np.ndarray, factor: np.ndarray) -> float:
+    """Share of the permuted labellings [B, N] under which every accent holds exactly the factor values it
+    holds under the real `labels` [N] (the same accent × factor counts over the N utterances).
+
+    Why it matters: under a factor balanced across accents by design (a donor, a gender), no accent and
+    speakers otherwise exchangeable (as in `World`), the data's likelihood is the same under every such
+    labelling, so the real one is exchangeable with them and no exact test of label exchangeability on
+    these permutations fires on more than alpha / share of such draws (Neyman–Pearson), whatever its
+    statistic."""
+    codes = np.unique(np.asarray(factor), return_inverse=True)[1]
+    n_factor = int(codes.max()) + 1
+    cells = (int(np.max(labels)) + 1) * n_factor
+
+    def counts(lab: np.ndarray) -> np.ndarray:
+        return np.bincount(np.asarray(lab) * n_factor + codes, minlength=cells)
+
+    real = counts(labels)
+    return float(np.mean([np.array_equal(counts(p), real) for p in perm_labels]))
