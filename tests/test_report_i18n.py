@@ -165,6 +165,14 @@ def test_the_pt_br_diagnosis_gives_the_enums_meaning_with_the_numbers_of_the_eng
     assert diagnosis_sentence(nogo, "en") == nogo.diagnosis_text
 
 
+def test_the_pt_br_entanglement_found_by_leakage_points_to_the_speaker_erasure_check_too():
+    leaky = decide(dummy_metrics([row("backbone:decoder_block_08", leak_excess_pp=25.0)]), ExperimentConfig())
+    by_text = decide(dummy_metrics([row("backbone:decoder_block_08", text_drop=0.3)]), ExperimentConfig())
+    assert leaky.diagnosis == by_text.diagnosis == Diagnosis.ACCENT_ENTANGLED
+    assert "erase_speaker_accent_f1" in diagnosis_sentence(leaky, "pt-BR")
+    assert "erase_speaker_accent_f1" not in diagnosis_sentence(by_text, "pt-BR")
+
+
 def test_the_pt_br_html_page_says_its_language_and_keeps_the_summary_box_style(tmp_path):
     page = render_html(demo_report("demo", "pt-BR"), tmp_path, lang="pt-BR")
     assert page.startswith('<!DOCTYPE html>\n<html lang="pt-BR">')

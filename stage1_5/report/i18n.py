@@ -529,6 +529,9 @@ PT_BR_DECISION: Dict[str, str] = {
     "details.best": "melhor camada do {deciding}: `{rep}`, F1 {f1}",
     "details.reference": "`{rep}` F1 {f1} (p {p})",
     "details.references": "referências que separam os sotaques: {references}",
+    "details.leakage_caveat": "o vazamento é medido na sonda ajustada, que passa de zero mesmo num código limpo (calibração: cerca de "
+    "+2 pp em coordenadas bem condicionadas, +14 pp nas mesmas vistas por coordenadas correlacionadas): antes de concluir, compare o F1 "
+    "com os falantes apagados do Stage 2 (erase_speaker_accent_f1)",
     "diagnosis.no_backbone": "nenhuma representação do backbone foi avaliada",
     "diagnosis.random_weights": "o backbone que decide tem pesos inicializados aleatoriamente",
     "diagnosis.significance_unreachable": "o desenho não consegue produzir p < alfa (poucas permutações ou rotulações de falantes)",

@@ -12,7 +12,7 @@ from typing import List
 
 from stage1_5.config import Language
 from stage1_5.data.confounds import RecordingProbe
-from stage1_5.decision.levels import Decision, GateCheck, Level, LevelAssessment, is_missing
+from stage1_5.decision.levels import Decision, Diagnosis, GateCheck, Level, LevelAssessment, is_missing
 from stage1_5.decision.wording import fmt_f1, fmt_p, fmt_pair
 from stage1_5.report.i18n import DEFAULT_LANGUAGE, diagnosis_gloss, level_label, pt
 from stage1_5.sources import deciding_label
@@ -98,6 +98,8 @@ def diagnosis_sentence(decision: Decision, lang: Language = DEFAULT_LANGUAGE) ->
     best = decision.assessments.get(decision.best_representation or "")
     if best is not None:
         details.append(pt("details.best", deciding=deciding_label(decision.assessments), rep=best.representation, f1=fmt_f1(best.f1)))
+    if best is not None and decision.diagnosis == Diagnosis.ACCENT_ENTANGLED and any(c.metric == "leakage" for c in best.failed("conditional")):
+        details.append(pt("details.leakage_caveat"))
     refs = separating_references(decision)
     if refs:
         items = ", ".join(pt("details.reference", rep=a.representation, f1=fmt_f1(a.f1), p=fmt_p(a.check("p_value", "conditional").value)) for a in refs)
