@@ -190,6 +190,11 @@ class Design:
         return self.boot_speaker_weights[:, self.spk]
 
     @property
+    def jackknife_row_weights(self) -> np.ndarray:
+        """[S, N] row weights of the delete-one-speaker jackknife: replicate i drops speaker i's rows."""
+        return (self.spk[None, :] != np.arange(len(self.speakers))[:, None]).astype(np.float64)
+
+    @property
     def smallest_reachable_p(self) -> float:
         """The smallest permutation p the design can give: 1/(1+B), and never below 1/#labellings."""
         B = len(self.perm_labels)
