@@ -244,7 +244,12 @@ class ProbeConfig(StrictModel):
         199, ge=0, description="Speaker-level label permutations for p-values (0 = skip; the smallest p is 1/(1+B), so GO needs 1/(1+B) < alpha)."
     )
     bootstrap: int = Field(
-        200, ge=0, description="Speaker-bootstrap resamples of the text-drop and leakage intervals; with interval_method normal or percentile each one also refits the seed-0 CV for the F1 interval (0 = no intervals)."
+        200, ge=0, description=(
+            "Speaker-bootstrap resamples of the text-drop and leakage intervals (0 = no intervals). The F1 interval's refits: with "
+            "interval_method jackknife, speakers of a large accent are deleted in groups so that fold seeds × units stays within this "
+            "number; with "
+            "normal or percentile, one refit of the seed-0 CV per resample."
+        ),
     )
     interval_level: float = Field(0.95, gt=0, lt=1, description="Confidence level of the F1, text-drop and leakage intervals.")
     interval_method: Literal["jackknife", "normal", "percentile"] = Field(

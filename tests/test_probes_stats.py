@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from stage1_5.config import ProbeConfig
-from stage1_5.probes.design import build_design, count_within_fold_labellings
+from stage1_5.probes.design import build_design, count_within_fold_labellings, jackknife_units
 from stage1_5.probes.stats import (
     at_least_chance,
     bootstrap_interval,
@@ -152,6 +152,21 @@ def test_jackknife_se_of_a_stratified_mean_is_its_textbook_standard_error():
     textbook = np.sqrt(sum(x[strata == h].var(ddof=1) / (strata == h).sum() for h in range(3)) / 9)
     assert jackknife_se(replicates, strata) == pytest.approx(textbook)
     assert means.mean() == pytest.approx(replicates.mean())  # a linear statistic: the replicates average to it
+
+
+def test_jackknife_deletes_single_speakers_at_the_guides_design_and_groups_of_a_large_accent():
+    guide = np.repeat([0, 1, 2], 8)
+    units = jackknife_units(guide, ProbeConfig(seeds=5, bootstrap=200))  # up to 200 // (5 · 3) = 13 units per accent
+    assert sorted(units) == list(range(24))
+    large = np.repeat([0, 1, 2], 40)
+    units = jackknife_units(large, ProbeConfig(seeds=5, bootstrap=200))
+    assert len(np.unique(units)) == 3 * 13
+    for a in range(3):
+        sizes = np.unique(units[large == a], return_counts=True)[1]
+        assert len(sizes) == 13 and set(sizes) <= {3, 4}  # near-equal groups, never across accents
+    design = build_design(_meta(2, 3), ProbeConfig(seeds=1, permutations=0, bootstrap=200))
+    assert design.jackknife_row_weights.shape == (6, len(design.y))
+    assert (design.jackknife_row_weights.sum(0) == 5).all()  # every row is deleted by exactly one replicate
 
 
 def test_jackknife_interval_is_the_point_plus_minus_z_se_clipped_and_nan_without_replicates():

@@ -22,8 +22,8 @@ Choices worth knowing when reading the numbers:
 - The F1 interval refits the outer CVs with C fixed at the value each fold chose on the real labels,
   so it carries the training-set variability that resampling fixed predictions leaves out. By
   default (`interval_method: jackknife`) every fold seed's CV is rerun once per speaker with that
-  speaker deleted, and the stratified jackknife of the mean over seeds gives the interval of the
-  reported F1 itself; `normal` / `percentile` refit seed 0's CV on every speaker-bootstrap draw (row
+  speaker deleted (per group of speakers in a large accent: `design.jackknife_units`), and the
+  stratified jackknife of the mean over seeds gives the interval of the reported F1 itself; `normal` / `percentile` refit seed 0's CV on every speaker-bootstrap draw (row
   weights = multiplicities) and shrink the draws to the spread of a mean over seeds
   (`stats.seed_mean_draws`). Seeds that disagree more than one seed's standard error over the
   speakers allows set `accent_f1_seed_unstable`. Text drop and leakage excess intervals resample
@@ -375,7 +375,7 @@ def _f1_interval(design: Design, config: ProbeConfig, f1_seed: np.ndarray, refit
     percentile: seed 0's bootstrap draws shrunk to the spread of a mean over seeds."""
     f1 = float(f1_seed.mean())
     if config.interval_method == "jackknife":
-        strata = design.speaker_accent
+        strata = design.jackknife_strata
         return jackknife_interval(f1, refits.mean(0), strata, level=config.interval_level), jackknife_se(refits[0], strata)
     draws = refits[0]
     one_seed_sd = float(draws.std(ddof=1)) if len(draws) >= 2 else float("nan")
