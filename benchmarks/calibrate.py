@@ -161,15 +161,16 @@ def leakage(replicates: int, seed: int = 0) -> dict:
 
 
 def cost(bootstrap: int = 200) -> dict:
-    """Seconds the refit interval adds on the guide's design (3 × 8 × 30), one layer at d = 1024."""
+    """Seconds each F1 interval method adds on the guide's design (3 × 8 × 30), one layer at d = 1024."""
     world = World(n_accents=3, speakers_per_accent=8, n_texts=30, dim=1024, accent=0.5)
     meta, features = world.draw(np.random.default_rng(0), 1)
     times = {}
-    for b in (0, bootstrap):
+    for b, method in ((0, "jackknife"), (bootstrap, "jackknife"), (bootstrap, "normal")):
         t0 = time.perf_counter()
-        evaluate_representations(features, meta, ProbeConfig(seeds=5, permutations=0, bootstrap=b, device="cpu"), progress=False)
-        times[b] = time.perf_counter() - t0
-    return {"design": "3x8x30, d=1024, 1 layer, seeds 5, c_grid 4", "seconds_without": times[0], f"seconds_with_{bootstrap}": times[bootstrap], "interval_seconds_per_layer": times[bootstrap] - times[0]}
+        evaluate_representations(features, meta, ProbeConfig(seeds=5, permutations=0, bootstrap=b, interval_method=method, device="cpu"), progress=False)
+        times[b, method] = time.perf_counter() - t0
+    return {"design": "3x8x30, d=1024, 1 layer, seeds 5, c_grid 4", "seconds_without": times[0, "jackknife"],
+            **{f"interval_seconds_per_layer_{m}": times[bootstrap, m] - times[0, "jackknife"] for m in ("jackknife", "normal")}}
 
 
 STUDIES = {"false-go": false_go, "power": power, "coverage": coverage, "nuisance": nuisance, "leakage": leakage}

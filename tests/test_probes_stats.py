@@ -158,6 +158,7 @@ def test_jackknife_deletes_single_speakers_at_the_guides_design_and_groups_of_a_
     guide = np.repeat([0, 1, 2], 8)
     units = jackknife_units(guide, ProbeConfig(seeds=5, bootstrap=200))  # up to 200 // (5 · 3) = 13 units per accent
     assert sorted(units) == list(range(24))
+    assert sorted(jackknife_units(guide, ProbeConfig(seeds=5, bootstrap=20))) == list(range(24))  # never under 8 per accent
     large = np.repeat([0, 1, 2], 40)
     units = jackknife_units(large, ProbeConfig(seeds=5, bootstrap=200))
     assert len(np.unique(units)) == 3 * 13

@@ -284,13 +284,13 @@ def _inner_by_text(rows, text, inner_folds: int, random_state) -> Inner:
 
 def jackknife_units(speaker_accent: np.ndarray, config: ProbeConfig) -> np.ndarray:
     """[S] jackknife unit of every speaker, numbered 0..U−1 accent by accent. One speaker per unit
-    (delete-one-speaker) while an accent has at most G = max(2, ⌊probes.bootstrap / (seeds · K)⌋)
-    speakers; a larger accent's speakers are dealt at random into G near-equal groups, deleted together
-    (the delete-a-group jackknife, same variance formula over groups). So the jackknife refits at most
-    `probes.bootstrap` problems per fold, as many as the bootstrap refits of one seed: its cost stops
-    growing with the corpus. The guide's design (3 × 8) stays delete-one for up to 8 fold seeds."""
+    (delete-one-speaker) while an accent has at most G = max(JACKKNIFE_MIN_UNITS, ⌊probes.bootstrap /
+    (seeds · K)⌋) speakers; a larger accent's speakers are dealt at random into G near-equal groups,
+    deleted together (the delete-a-group jackknife: the same variance formula over groups). So the
+    jackknife refits about as many problems per fold as the bootstrap refits of one seed, and its cost
+    stops growing with the corpus."""
     accents = np.unique(speaker_accent)
-    groups = max(2, config.bootstrap // (config.seeds * len(accents)))
+    groups = max(JACKKNIFE_MIN_UNITS, config.bootstrap // (config.seeds * len(accents)))
     rng = stream_rng(config, Stream.JACKKNIFE)
     units, start = np.empty(len(speaker_accent), dtype=np.int64), 0
     for accent in accents:
@@ -299,6 +299,12 @@ def jackknife_units(speaker_accent: np.ndarray, config: ProbeConfig) -> np.ndarr
         units[members] = start + rng.permutation(len(members)) % g
         start += g
     return units
+
+
+JACKKNIFE_MIN_UNITS = 8
+"""Jackknife units per accent never drop below this: the guide's design (8 speakers per accent) stays
+delete-one-speaker, the design the interval was calibrated on (docs/statistics.md), whatever
+probes.bootstrap and probes.seeds are; fewer units would leave the SE few degrees of freedom."""
 
 
 def _outer_folds(config: ProbeConfig, folds: FoldDesign, seed_index: int, y, spk, nuisance) -> list[tuple[np.ndarray, np.ndarray]]:
