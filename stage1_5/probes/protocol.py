@@ -23,9 +23,9 @@ Choices worth knowing when reading the numbers:
   so it carries the training-set variability that resampling fixed predictions leaves out. By
   default (`interval_method: jackknife`) every fold seed's CV is rerun once per speaker with that
   speaker deleted (per group of speakers in a large accent: `design.jackknife_units`), and the
-  stratified jackknife of the mean over seeds gives the interval of the reported F1 itself; `normal` / `percentile` refit seed 0's CV on every speaker-bootstrap draw (row
-  weights = multiplicities) and shrink the draws to the spread of a mean over seeds
-  (`stats.seed_mean_draws`). Seeds that disagree more than one seed's standard error over the
+  stratified jackknife of the mean over seeds gives the interval of the reported F1 itself;
+  `normal` / `percentile` refit seed 0's CV on every speaker-bootstrap draw (row weights =
+  multiplicities) and shrink the draws to the spread of a mean over seeds (`stats.seed_mean_draws`). Seeds that disagree more than one seed's standard error over the
   speakers allows set `accent_f1_seed_unstable`. Text drop and leakage excess intervals resample
   speakers' out-of-fold counts (no refit): both are differences of two quantities from the same
   fitted probes, where the training variability largely cancels.

@@ -39,7 +39,8 @@ def bootstrap_interval(
 
 def jackknife_se(replicates: np.ndarray, strata: np.ndarray) -> float:
     """Stratified delete-one jackknife standard error (JKn): sqrt(Σ_h (n_h − 1)/n_h · Σ_{i∈h} (θ_(i) − θ̄_h)²),
-    θ_(i) the statistic recomputed without unit i (a speaker), h its stratum (its accent), θ̄_h the
+    θ_(i) the statistic recomputed without unit i (a speaker, or a group of speakers of one accent),
+    h its stratum (its accent), θ̄_h the
     mean over the stratum. NaN when a replicate is not finite or no stratum has two units.
 
     Why it suits a cross-validated F1: every replicate reruns the CV on a real set of speakers (one
@@ -64,7 +65,8 @@ def jackknife_interval(
 ) -> tuple[float, float]:
     """point ± z·SE (`jackknife_se`), clipped to `bounds`; (nan, nan) without replicates. z, not a t
     quantile: the jackknife's upward bias on a refitted CV F1 already outweighs what t would add
-    (coverage 97–100 % with z in docs/statistics.md's calibration), and t would only widen it."""
+    (coverage ≥ 95 % with z on every design of docs/statistics.md's calibration), and t would only
+    widen it."""
     from scipy.stats import norm
 
     se = jackknife_se(replicates, strata)
