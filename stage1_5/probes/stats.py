@@ -40,8 +40,8 @@ def bootstrap_interval(
 def jackknife_se(replicates: np.ndarray, strata: np.ndarray) -> float:
     """Stratified delete-one jackknife standard error (JKn): sqrt(Σ_h (n_h − 1)/n_h · Σ_{i∈h} (θ_(i) − θ̄_h)²),
     θ_(i) the statistic recomputed without unit i (a speaker, or a group of speakers of one accent),
-    h its stratum (its accent), θ̄_h the
-    mean over the stratum. NaN when a replicate is not finite or no stratum has two units.
+    h its stratum (its accent), θ̄_h the mean over the stratum. NaN when a replicate is not finite
+    or no stratum has two units.
 
     Why it suits a cross-validated F1: every replicate reruns the CV on a real set of speakers (one
     fewer, none duplicated), so the probes' training variability enters at its real size, where a
