@@ -5,7 +5,7 @@ leaky codes, and the cost of the refit interval. `make calibrate` runs every stu
     python benchmarks/calibrate.py false-go --replicates 40 --accents 2 3
     python benchmarks/calibrate.py nuisance --replicates 40
     python benchmarks/calibrate.py leakage --replicates 40 [--texts 30]
-    python benchmarks/calibrate.py coverage --replicates 40
+    python benchmarks/calibrate.py coverage --replicates 80 --methods jackknife normal --design 3x8x30
     python benchmarks/calibrate.py power | cost
 
 Each study prints one table and a JSON line (for the closing notes). Every run goes through the
@@ -105,32 +105,37 @@ def power(replicates: int, seed: int = 0, seeds: int = 1) -> dict:
     return {"replicates": replicates, "seeds": seeds, "go": sum(lv == Level.GO for lv in levels), "mean_best_f1": float(np.mean(best))}
 
 
-def coverage(replicates: int, seed: int = 0, bootstrap: int = 200, seeds: int = 3, n_texts: int = 30, methods=("normal",)) -> dict:
-    """Coverage and width of the F1 interval at the guide's design (3 accents × 8 speakers × 30 texts)
-    for the expected CV F1 of the design, estimated as the mean point estimate over the replicates
-    (the interval's target: F1 on new speakers of a probe trained on this many). The SD of the point
-    estimates over replicates is the width a well-sized normal interval implies (2·1.96·SD)."""
-    world = World(n_accents=3, speakers_per_accent=8, n_texts=n_texts, accent=0.45)
+def coverage(replicates: int, seed: int = 0, bootstrap: int = 200, seeds: int = 3, design: str = "3x8x30", accent: float = 0.45, methods=("jackknife", "normal")) -> dict:
+    """Coverage and width of the F1 interval (each of `methods`, on the same replicates) at a design
+    (accents × speakers per accent × texts; the guide's is 3 × 8 × 30) for the expected CV F1 of the
+    design, estimated as the mean point estimate over the replicates (the interval's target: F1 on new
+    speakers of a probe trained on this many). The SD of the point estimates over replicates is the
+    width a well-sized normal interval implies (2·1.96·SD)."""
+    K, P, T = (int(v) for v in design.split("x"))
+    world = World(n_accents=K, speakers_per_accent=P, n_texts=T, accent=accent)
     rng = np.random.default_rng([seed, 7])
-    rows = []
+    rows, seconds = [], dict.fromkeys(methods, 0.0)
     for r in range(replicates):
         meta, features = world.draw(rng, 1)
         row = {}
         for method in methods:
             cfg = ProbeConfig(seeds=seeds, permutations=0, bootstrap=bootstrap, interval_method=method, c_grid=[0.1, 1.0], device="cpu")
+            t0 = time.perf_counter()
             m = evaluate_representations(features, meta, cfg, progress=False).metrics.iloc[0]
-            row.update(f1=m.accent_f1, unstable=bool(m.accent_f1_seed_unstable), **{f"{method}_low": m.accent_f1_ci_low, f"{method}_high": m.accent_f1_ci_high})
+            seconds[method] += time.perf_counter() - t0
+            row.update(f1=m.accent_f1, **{f"{method}_unstable": bool(m.accent_f1_seed_unstable), f"{method}_low": m.accent_f1_ci_low, f"{method}_high": m.accent_f1_ci_high})
         rows.append(row)
-        print(f"replicate {r}: F1 {row['f1']:.3f} {methods[0]} [{row[f'{methods[0]}_low']:.3f}, {row[f'{methods[0]}_high']:.3f}]", flush=True)
+        print(f"replicate {r}: F1 {row['f1']:.3f} " + " ".join(f"{m} [{row[f'{m}_low']:.3f}, {row[f'{m}_high']:.3f}]" for m in methods), flush=True)
     frame = pd.DataFrame(rows)
     truth = float(frame.f1.mean())
-    out = {"replicates": replicates, "design": f"3x8x{n_texts}, seeds {seeds}, bootstrap {bootstrap}", "truth_f1": truth,
-           "sd_f1_over_replicates": float(frame.f1.std(ddof=1)), "implied_width": float(2 * 1.96 * frame.f1.std(ddof=1)),
-           "seed_unstable": int(frame.unstable.sum())}
+    out = {"replicates": replicates, "design": f"{design}, accent {accent}, seeds {seeds}, bootstrap {bootstrap}", "truth_f1": truth,
+           "sd_f1_over_replicates": float(frame.f1.std(ddof=1)), "implied_width": float(2 * 1.96 * frame.f1.std(ddof=1))}
     for method in methods:
         lo, hi = frame[f"{method}_low"], frame[f"{method}_high"]
         out[f"coverage_{method}"] = float(((lo <= truth) & (truth <= hi)).mean())
         out[f"mean_width_{method}"] = float((hi - lo).mean())
+        out[f"seed_unstable_{method}"] = int(frame[f"{method}_unstable"].sum())
+        out[f"seconds_{method}"] = round(seconds[method], 1)
     return out
 
 
@@ -182,15 +187,16 @@ def leakage(replicates: int, seed: int = 0, texts: int = 10) -> dict:
 
 
 def cost(bootstrap: int = 200) -> dict:
-    """Seconds the refit interval adds on the guide's design (3 × 8 × 30), one layer at d = 1024."""
+    """Seconds each F1 interval method adds on the guide's design (3 × 8 × 30), one layer at d = 1024."""
     world = World(n_accents=3, speakers_per_accent=8, n_texts=30, dim=1024, accent=0.5)
     meta, features = world.draw(np.random.default_rng(0), 1)
     times = {}
-    for b in (0, bootstrap):
+    for b, method in ((0, "jackknife"), (bootstrap, "jackknife"), (bootstrap, "normal")):
         t0 = time.perf_counter()
-        evaluate_representations(features, meta, ProbeConfig(seeds=5, permutations=0, bootstrap=b, device="cpu"), progress=False)
-        times[b] = time.perf_counter() - t0
-    return {"design": "3x8x30, d=1024, 1 layer, seeds 5, c_grid 4", "seconds_without": times[0], f"seconds_with_{bootstrap}": times[bootstrap], "interval_seconds_per_layer": times[bootstrap] - times[0]}
+        evaluate_representations(features, meta, ProbeConfig(seeds=5, permutations=0, bootstrap=b, interval_method=method, device="cpu"), progress=False)
+        times[b, method] = time.perf_counter() - t0
+    return {"design": "3x8x30, d=1024, 1 layer, seeds 5, c_grid 4", "seconds_without": times[0, "jackknife"],
+            **{f"interval_seconds_per_layer_{m}": times[bootstrap, m] - times[0, "jackknife"] for m in ("jackknife", "normal")}}
 
 
 STUDIES = {"false-go": false_go, "power": power, "coverage": coverage, "nuisance": nuisance, "leakage": leakage}
@@ -204,6 +210,9 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=1, help="false-go, power, nuisance: fold seeds per run")
     parser.add_argument("--seed", type=int, default=0, help="the study's random seed (replicates drawn from it)")
     parser.add_argument("--texts", type=int, default=10, help="leakage: texts per speaker (30 is the guide's design)")
+    parser.add_argument("--methods", nargs="+", default=["jackknife", "normal"], choices=["jackknife", "normal", "percentile"], help="coverage: the F1 interval methods to compare")
+    parser.add_argument("--design", default="3x8x30", help="coverage: accents x speakers per accent x texts")
+    parser.add_argument("--strength", type=float, default=0.45, help="coverage: the planted accent's strength (0: a null)")
     args = parser.parse_args()
     torch.set_num_threads(1)  # replicate loops on a shared machine: one core each
     names = list(STUDIES) + ["cost"] if args.study == "all" else [args.study]
@@ -213,12 +222,12 @@ def main() -> None:
             result = cost()
         elif name == "false-go":
             result = false_go(args.replicates, args.seed, accents=tuple(args.accents), seeds=args.seeds)
+        elif name == "coverage":
+            result = coverage(args.replicates, args.seed, design=args.design, accent=args.strength, methods=tuple(args.methods))
         elif name in ("power", "nuisance"):
             result = STUDIES[name](args.replicates, args.seed, seeds=args.seeds)
-        elif name == "leakage":
-            result = leakage(args.replicates, args.seed, texts=args.texts)
         else:
-            result = STUDIES[name](args.replicates, args.seed)
+            result = leakage(args.replicates, args.seed, texts=args.texts)
         print(json.dumps({"study": name, **result, "seconds": round(time.perf_counter() - t0, 1)}), flush=True)
 
 

@@ -12,7 +12,7 @@ METRIC_COLUMNS = [
     "chance_f1",  # 1/K: macro-F1 of guessing
     "accent_f1",
     "accent_f1_sd",  # SD of the F1 over the fold seeds
-    "accent_f1_seed_unstable",  # fold seeds disagree beyond the bootstrap's spread (a fold-pairing nuisance)
+    "accent_f1_seed_unstable",  # fold seeds disagree beyond one seed's standard error over the speakers (a fold-pairing nuisance)
     "accent_f1_ci_low",
     "accent_f1_ci_high",
     "p_value",  # this representation's own permutation p

@@ -244,12 +244,21 @@ class ProbeConfig(StrictModel):
         199, ge=0, description="Speaker-level label permutations for p-values (0 = skip; the smallest p is 1/(1+B), so GO needs 1/(1+B) < alpha)."
     )
     bootstrap: int = Field(
-        200, ge=0, description="Speaker-bootstrap resamples; each one refits the seed-0 CV on the resampled speakers (0 = no intervals)."
+        200, ge=0, description=(
+            "Speaker-bootstrap resamples of the text-drop and leakage intervals (0 = no intervals). The F1 interval's refits: with "
+            "interval_method jackknife, speakers of a large accent are deleted in groups so that fold seeds × units stays within this "
+            "number; with "
+            "normal or percentile, one refit of the seed-0 CV per resample."
+        ),
     )
     interval_level: float = Field(0.95, gt=0, lt=1, description="Confidence level of the F1, text-drop and leakage intervals.")
-    interval_method: Literal["normal", "percentile"] = Field(
-        "normal",
-        description="normal: point estimate ± z·SD of the refit bootstrap (calibrated, see benchmarks/calibrate.py); percentile: the bootstrap's quantiles.",
+    interval_method: Literal["jackknife", "normal", "percentile"] = Field(
+        "jackknife",
+        description=(
+            "F1 interval: jackknife = point ± z·SE of the delete-one-speaker jackknife refitting every fold seed's CV (calibrated and "
+            "narrowest, see docs/statistics.md); normal = point ± z·SD of the seed-0 refit bootstrap; percentile = that bootstrap's "
+            "quantiles. Text drop and leakage: normal or percentile over their speaker bootstrap (normal under jackknife)."
+        ),
     )
     sequential: bool = Field(
         True,

@@ -112,6 +112,28 @@ def test_predictions_are_out_of_fold_for_every_seed_and_split(results):
     assert results.label_map == {"acc0": 0, "acc1": 1, "acc2": 2}
 
 
+def test_the_jackknife_replicate_without_a_misplaced_speaker_is_the_only_one_free_of_its_errors():
+    # replicate i reruns every fold seed's CV without speaker i (neither trained on nor scored): a
+    # speaker labelled accent 0 with an accent-1 voice costs every replicate F1 but its own
+    from stage1_5.probes.design import build_design
+    from stage1_5.probes.engine import TorchBackend
+    from stage1_5.probes.protocol import _phase_b, _refit_f1
+
+    data = planted_dataset(n_accents=3, speakers_per_accent=4, n_texts=6, accent=1.5, random_state=2)
+    X = data.features["planted:layer_00"].copy()
+    speaker = data.meta.speaker.to_numpy()
+    X[speaker == "s00"] = X[speaker == "s04"]  # s00 (accent 0) speaks with s04's (accent 1) voice
+    cfg = ProbeConfig(seeds=2, permutations=0, bootstrap=200, c_grid=[1.0], device="cpu")  # 12 speakers: one per unit
+    design = build_design(data.meta, cfg)
+    replicates = _refit_f1(design, cfg, *_phase_b(X, design, cfg, TorchBackend("cpu")))
+    misplaced = design.jackknife_units[design.speakers.index("s00")]
+    assert replicates.shape == (2, 12)
+    assert (replicates[:, misplaced] == 1.0).all()  # nor scored: every remaining speaker is right
+    assert (np.delete(replicates, misplaced, 1) < 0.95).all()
+    m = evaluate_representations({"planted:layer_00": X}, data.meta, cfg, progress=False).metrics.iloc[0]
+    assert m.accent_f1_ci_low < m.accent_f1 < m.accent_f1_ci_high
+
+
 def test_permutations_zero_gives_nan_p_values():
     data = planted_dataset(accent=1.0, speakers_per_accent=3, n_texts=4, dim=8)
     cfg = ProbeConfig(seeds=1, permutations=0, bootstrap=0, c_grid=[1.0], device="cpu")

@@ -5,12 +5,14 @@ import pandas as pd
 import pytest
 
 from stage1_5.config import ProbeConfig
-from stage1_5.probes.design import build_design, count_within_fold_labellings
+from stage1_5.probes.design import build_design, count_within_fold_labellings, jackknife_units
 from stage1_5.probes.stats import (
     at_least_chance,
     bootstrap_interval,
     family_below_p_values,
     family_p_values,
+    jackknife_interval,
+    jackknife_se,
     permutation_p_values,
     seed_mean_draws,
     seeds_unstable,
@@ -133,11 +135,48 @@ def test_seed_mean_draws_never_shrink_below_independent_seeds():
     assert shrunk.var(ddof=1) == pytest.approx(draws.var(ddof=1) / 3, rel=0.02)
 
 
-def test_seeds_unstable_when_their_spread_exceeds_the_bootstrap():
-    draws = np.random.default_rng(0).normal(0.5, 0.05, 500)
-    assert seeds_unstable(np.array([0.645, 0.33, 0.37, 0.35, 0.36]), draws)
-    assert not seeds_unstable(np.array([0.48, 0.50, 0.52]), draws)
-    assert not seeds_unstable(np.array([0.2, 0.8]), np.array([]))
+def test_seeds_unstable_when_their_spread_exceeds_one_seeds_standard_error():
+    assert seeds_unstable(np.array([0.645, 0.33, 0.37, 0.35, 0.36]), 0.05)
+    assert not seeds_unstable(np.array([0.48, 0.50, 0.52]), 0.05)
+    assert not seeds_unstable(np.array([0.2, 0.8]), float("nan"))
+
+
+def test_jackknife_se_of_a_stratified_mean_is_its_textbook_standard_error():
+    # θ = mean of the strata's means; deleting unit i moves only its stratum's mean, and the
+    # stratified jackknife (JKn) then equals sqrt(Σ_h W_h² s_h² / n_h) exactly (W_h = 1/H)
+    rng = np.random.default_rng(0)
+    strata = np.repeat([0, 1, 2], [5, 8, 6])
+    x = rng.normal(size=len(strata)) + strata
+    means = np.array([x[strata == h].mean() for h in range(3)])
+    replicates = np.array([np.mean([np.delete(x, i)[np.delete(strata, i) == h].mean() for h in range(3)]) for i in range(len(x))])
+    textbook = np.sqrt(sum(x[strata == h].var(ddof=1) / (strata == h).sum() for h in range(3)) / 9)
+    assert jackknife_se(replicates, strata) == pytest.approx(textbook)
+    assert means.mean() == pytest.approx(replicates.mean())  # a linear statistic: the replicates average to it
+
+
+def test_jackknife_deletes_single_speakers_at_the_guides_design_and_groups_of_a_large_accent():
+    guide = np.repeat([0, 1, 2], 8)
+    units = jackknife_units(guide, ProbeConfig(seeds=5, bootstrap=200))  # up to 200 // (5 · 3) = 13 units per accent
+    assert sorted(units) == list(range(24))
+    assert sorted(jackknife_units(guide, ProbeConfig(seeds=5, bootstrap=20))) == list(range(24))  # never under 8 per accent
+    large = np.repeat([0, 1, 2], 40)
+    units = jackknife_units(large, ProbeConfig(seeds=5, bootstrap=200))
+    assert len(np.unique(units)) == 3 * 13
+    for a in range(3):
+        sizes = np.unique(units[large == a], return_counts=True)[1]
+        assert len(sizes) == 13 and set(sizes) <= {3, 4}  # near-equal groups, never across accents
+    design = build_design(_meta(2, 3), ProbeConfig(seeds=1, permutations=0, bootstrap=200))
+    assert design.jackknife_row_weights.shape == (6, len(design.y))
+    assert (design.jackknife_row_weights.sum(0) == 5).all()  # every row is deleted by exactly one replicate
+
+
+def test_jackknife_interval_is_the_point_plus_minus_z_se_clipped_and_nan_without_replicates():
+    strata = np.repeat([0, 1], 4)
+    replicates = np.array([0.90, 0.92, 0.94, 0.96, 0.91, 0.93, 0.95, 0.97])
+    se = jackknife_se(replicates, strata)
+    low, high = jackknife_interval(0.95, replicates, strata, level=0.95)
+    assert low == pytest.approx(0.95 - 1.959964 * se) and high == pytest.approx(min(1.0, 0.95 + 1.959964 * se))
+    assert all(np.isnan(jackknife_interval(0.5, np.array([]), np.array([]), level=0.95)))
 
 
 def test_normal_interval_is_centred_on_the_point_and_clipped():

@@ -19,13 +19,16 @@ Choices worth knowing when reading the numbers:
   after the first looks runs no more permutations (`_finish_unsettled`). The permuted labellings are
   fitted apart from the real labels' probes, in fixed blocks of `PERM_BLOCK` (`_null_f1`), so the
   null is the same whichever process (torchrun rank) computes a block.
-- The F1 interval refits seed 0's outer CV on every speaker-bootstrap draw (row weights = speaker
-  multiplicities, C fixed at the value each fold chose on the real labels), so it carries the
-  training-set variability that resampling fixed predictions leaves out; the draws are shrunk to the
-  spread of the mean over seeds (`stats.seed_mean_draws`), so the interval is one for the reported
-  F1. Seeds that disagree more than the draws allow set `accent_f1_seed_unstable`. Text drop and
-  leakage excess intervals resample speakers' out-of-fold counts (no refit): both are differences
-  of two quantities from the same fitted probes, where the training variability largely cancels.
+- The F1 interval refits the outer CVs with C fixed at the value each fold chose on the real labels,
+  so it carries the training-set variability that resampling fixed predictions leaves out. By
+  default (`interval_method: jackknife`) every fold seed's CV is rerun once per speaker with that
+  speaker deleted (per group of speakers in a large accent: `design.jackknife_units`), and the
+  stratified jackknife of the mean over seeds gives the interval of the reported F1 itself;
+  `normal` / `percentile` refit seed 0's CV on every speaker-bootstrap draw (row weights =
+  multiplicities) and shrink the draws to the spread of a mean over seeds (`stats.seed_mean_draws`). Seeds that disagree more than one seed's standard error over the
+  speakers allows set `accent_f1_seed_unstable`. Text drop and leakage excess intervals resample
+  speakers' out-of-fold counts (no refit): both are differences of two quantities from the same
+  fitted probes, where the training variability largely cancels.
 - Text drop reuses the C chosen by the accent CV's inner CV for the same speaker fold. Leakage and
   speaker-ID choose C by their own inner CVs, grouped by speaker and by text respectively.
 - When an inner CV is impossible (a training set with < 2 speakers in some accent) the middle of the
@@ -65,6 +68,8 @@ from stage1_5.probes.stats import (
     bootstrap_interval,
     family_below_p_values,
     family_p_values,
+    jackknife_interval,
+    jackknife_se,
     permutation_p_values,
     seed_mean_draws,
     seeds_unstable,
@@ -235,7 +240,7 @@ class _Jobs:
     text: dict = field(default_factory=dict)  # (seed, fold, text fold)
     leak: dict = field(default_factory=dict)  # (seed, text fold)
     speaker: dict = field(default_factory=dict)  # (seed, text fold)
-    boot: dict = field(default_factory=dict)  # fold (seed 0)
+    refit: dict = field(default_factory=dict)  # (seed, fold): the F1 interval's refits (`_refit_weights`)
 
     def add(self, where: dict, key, job: FitJob) -> None:
         where[key] = len(self.jobs)
@@ -255,14 +260,14 @@ def _phase_b(X, design: Design, config: ProbeConfig, backend) -> tuple[_Jobs, li
     chosen = sel.run(backend)
 
     b = _Jobs()
-    boot_w = design.boot_row_weights
+    refit_w = _refit_weights(design, config)
+    R = len(refit_w)
     for s in range(config.seeds):
         for f, (tr, te) in enumerate(design.outer[s]):
             c = chosen[main_keys[s][f]]
             b.add(b.main, (s, f), FitJob(X, tr, te, real[:, tr], c[:, None], K))
-            if s == 0 and len(boot_w):
-                R = len(boot_w)
-                b.add(b.boot, f, FitJob(X, tr, te, np.repeat(real[:, tr], R, 0), np.full((R, 1), c[0]), K, weight=boot_w[:, tr]))
+            if s < _refit_seeds(config) and R:
+                b.add(b.refit, (s, f), FitJob(X, tr, te, np.repeat(real[:, tr], R, 0), np.full((R, 1), c[0]), K, weight=refit_w[:, tr]))
         for f, g, tr, seen, unseen in design.crossed[s]:
             ev = np.concatenate([seen, unseen])
             b.add(b.text, (s, f, g), FitJob(X, tr, ev, real[:, tr], chosen[main_keys[s][f]][:1, None], K))
@@ -334,16 +339,47 @@ def _null_f1(X, design: Design, config: ProbeConfig, backend, perm: np.ndarray) 
     return f1
 
 
-def _bootstrap_f1(design: Design, b: _Jobs, values) -> np.ndarray:
-    """F1 of every refit bootstrap draw of the seed-0 CV (held-out rows weighted by multiplicity)."""
-    if not b.boot:
-        return np.array([])
-    W = design.boot_row_weights  # [R, N]
-    pred = np.zeros(W.shape, dtype=np.int64)
-    for f, (_, te) in enumerate(design.outer[0]):
-        pred[:, te] = values[b.boot[f]].argmax(-1)
+def _refit_weights(design: Design, config: ProbeConfig) -> np.ndarray:
+    """[R, N] row weights of the F1 interval's refits: the jackknife's deletions (`interval_method:
+    jackknife`) or the bootstrap's multiplicities; none without intervals (`probes.bootstrap` 0)."""
+    if not config.bootstrap:
+        return np.empty((0, len(design.y)))
+    return design.jackknife_row_weights if config.interval_method == "jackknife" else design.boot_row_weights
+
+
+def _refit_seeds(config: ProbeConfig) -> int:
+    """Fold seeds whose CV the interval refits: every seed for the jackknife (its replicates are the
+    reported statistic, the mean over seeds, recomputed), seed 0 for the bootstrap (`seed_mean_draws`)."""
+    return config.seeds if config.interval_method == "jackknife" else 1
+
+
+def _refit_f1(design: Design, config: ProbeConfig, b: _Jobs, values) -> np.ndarray:
+    """[refit seeds, R] F1 of every refit replicate of each refitted seed's CV (held-out rows weighted
+    as in training: multiplicity, or 0 for the deleted speaker); [.., 0] without intervals."""
+    W = _refit_weights(design, config)  # [R, N]
+    out = np.zeros((_refit_seeds(config), len(W)))
+    if not len(W):
+        return out
     truth = torch.as_tensor(design.y[None, :]).expand(W.shape)
-    return batched_macro_f1(truth, torch.as_tensor(pred), len(design.accents), torch.as_tensor(W)).numpy()
+    for s in range(len(out)):
+        pred = np.zeros(W.shape, dtype=np.int64)
+        for f, (_, te) in enumerate(design.outer[s]):
+            pred[:, te] = values[b.refit[s, f]].argmax(-1)
+        out[s] = batched_macro_f1(truth, torch.as_tensor(pred), len(design.accents), torch.as_tensor(W)).numpy()
+    return out
+
+
+def _f1_interval(design: Design, config: ProbeConfig, f1_seed: np.ndarray, refits: np.ndarray) -> tuple[tuple[float, float], float]:
+    """The reported F1's (mean over seeds) interval, and one seed's standard error over the speakers
+    (the unstable-seeds flag's yardstick). jackknife: the jackknife of the mean over seeds; normal /
+    percentile: seed 0's bootstrap draws shrunk to the spread of a mean over seeds."""
+    f1 = float(f1_seed.mean())
+    if config.interval_method == "jackknife":
+        strata = design.jackknife_strata
+        return jackknife_interval(f1, refits.mean(0), strata, level=config.interval_level), jackknife_se(refits[0], strata)
+    draws = refits[0]
+    one_seed_sd = float(draws.std(ddof=1)) if len(draws) >= 2 else float("nan")
+    return bootstrap_interval(f1, seed_mean_draws(draws, f1_seed), level=config.interval_level, method=config.interval_method), one_seed_sd
 
 
 def _text_drop(name: str, design: Design, config: ProbeConfig, b: _Jobs, values) -> tuple[np.ndarray, np.ndarray, np.ndarray, list]:
@@ -430,9 +466,8 @@ def _evaluate_one(name: str, X: np.ndarray, design: Design, config: ProbeConfig,
     f1_seen, f1_unseen, drop_draws, text_frames = _text_drop(name, design, config, b, values)
     leak = _leakage(design, config, b, values)
     f1, drop = float(f1_seed.mean()), float(f1_seen.mean() - f1_unseen.mean())
-    ci = dict(level=config.interval_level, method=config.interval_method)
-    boot = _bootstrap_f1(design, b, values)
-    f1_ci = bootstrap_interval(f1, seed_mean_draws(boot, f1_seed), **ci)
+    f1_ci, one_seed_sd = _f1_interval(design, config, f1_seed, _refit_f1(design, config, b, values))
+    ci = dict(level=config.interval_level, method="normal" if config.interval_method == "jackknife" else config.interval_method)
     drop_ci = bootstrap_interval(drop, drop_draws, bounds=(-1.0, 1.0), **ci)
     excess_ci = bootstrap_interval(leak.excess_pp, leak.excess_draws, bounds=(-100.0, 100.0), **ci)
     row = {
@@ -440,7 +475,7 @@ def _evaluate_one(name: str, X: np.ndarray, design: Design, config: ProbeConfig,
         "status": "ok",
         "accent_f1": f1,
         "accent_f1_sd": float(f1_seed.std(ddof=1)) if config.seeds > 1 else float("nan"),
-        "accent_f1_seed_unstable": seeds_unstable(f1_seed, boot),
+        "accent_f1_seed_unstable": seeds_unstable(f1_seed, one_seed_sd),
         "accent_f1_ci_low": f1_ci[0],
         "accent_f1_ci_high": f1_ci[1],
         **_null_summary(null),

@@ -37,6 +37,45 @@ def bootstrap_interval(
     return float(np.clip(low, *bounds)), float(np.clip(high, *bounds))
 
 
+def jackknife_se(replicates: np.ndarray, strata: np.ndarray) -> float:
+    """Stratified delete-one jackknife standard error (JKn): sqrt(Σ_h (n_h − 1)/n_h · Σ_{i∈h} (θ_(i) − θ̄_h)²),
+    θ_(i) the statistic recomputed without unit i (a speaker, or a group of speakers of one accent),
+    h its stratum (its accent), θ̄_h the mean over the stratum. NaN when a replicate is not finite
+    or no stratum has two units.
+
+    Why it suits a cross-validated F1: every replicate reruns the CV on a real set of speakers (one
+    fewer, none duplicated), so the probes' training variability enters at its real size, where a
+    refit bootstrap trains on ~63 % distinct speakers and inflates it; and by the Efron–Stein
+    inequality the jackknife variance is, in expectation, never below the statistic's variance (on
+    n − 1 units), so what it errs by is width, not coverage."""
+    replicates, strata = np.asarray(replicates, dtype=float), np.asarray(strata)
+    if len(replicates) != len(strata) or not np.isfinite(replicates).all():
+        return float("nan")
+    var, usable = 0.0, False
+    for h in np.unique(strata):
+        x = replicates[strata == h]
+        if len(x) >= 2:
+            var += (len(x) - 1) / len(x) * float(((x - x.mean()) ** 2).sum())
+            usable = True
+    return float(np.sqrt(var)) if usable else float("nan")
+
+
+def jackknife_interval(
+    point: float, replicates: np.ndarray, strata: np.ndarray, *, level: float, bounds: tuple[float, float] = (0.0, 1.0)
+) -> tuple[float, float]:
+    """point ± z·SE (`jackknife_se`), clipped to `bounds`; (nan, nan) without replicates. z, not a t
+    quantile: the jackknife's upward bias on a refitted CV F1 already outweighs what t would add
+    (coverage ≥ 95 % with z on every design of docs/statistics.md's calibration), and t would only
+    widen it."""
+    from scipy.stats import norm
+
+    se = jackknife_se(replicates, strata)
+    if not (np.isfinite(se) and np.isfinite(point)):
+        return float("nan"), float("nan")
+    half = float(norm.ppf(0.5 + level / 2)) * se
+    return float(np.clip(point - half, *bounds)), float(np.clip(point + half, *bounds))
+
+
 def speaker_resamples(speaker_accent: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:
     """Cluster-bootstrap weights [n_boot, S]: within every accent, as many speakers as it has, drawn
     with replacement (a speaker's weight is how often it was drawn)."""
@@ -136,15 +175,15 @@ def seed_mean_draws(draws: np.ndarray, seed_values: np.ndarray) -> np.ndarray:
     return centre + (draws - centre) * np.sqrt(var_mean / var_draws)
 
 
-def seeds_unstable(seed_values: np.ndarray, draws: np.ndarray) -> bool:
-    """Fold seeds disagree beyond what the bootstrap allows: their SD exceeds the SD of one seed's F1
-    over the speaker-bootstrap draws (which holds the speakers' and the folds' variability together).
-    False when it cannot be told (one seed, no draws)."""
-    seed_values, draws = np.asarray(seed_values, dtype=float), np.asarray(draws, dtype=float)
-    draws = draws[np.isfinite(draws)]
-    if len(seed_values) < 2 or len(draws) < 2:
+def seeds_unstable(seed_values: np.ndarray, one_seed_sd: float) -> bool:
+    """Fold seeds disagree beyond what the speakers allow: their SD exceeds `one_seed_sd`, the
+    standard error of one seed's F1 over the speakers (the SD of its refit bootstrap draws, which holds
+    the speakers' and the folds' variability together, or its jackknife SE). False when it cannot be
+    told (one seed, no standard error)."""
+    seed_values = np.asarray(seed_values, dtype=float)
+    if len(seed_values) < 2 or not np.isfinite(one_seed_sd):
         return False
-    return bool(seed_values.std(ddof=1) > draws.std(ddof=1))
+    return bool(seed_values.std(ddof=1) > one_seed_sd)
 
 
 def family_p_values(observed: np.ndarray, null: np.ndarray, family: np.ndarray, h: Optional[int] = None) -> np.ndarray:

@@ -113,7 +113,7 @@ EN: Dict[str, str] = {
     "context.legend": "Leak acc: speaker identified within each accent from the accent probe's output; chance ≈ 1/speakers per "
     "accent. Speaker acc: speaker ID from the full representation.",
     "report.probe_design": "Probe design: {design}.",
-    "context.unstable": "**Unstable fold seeds:** {layers}: the fold seeds disagree more than the speaker bootstrap allows, so the "
+    "context.unstable": "**Unstable fold seeds:** {layers}: the fold seeds disagree more than one seed's standard error over the speakers allows, so the "
     "pairing of held-out speakers decides the number. Likely cause: a factor shared across accents (a voice donor, a device, a "
     "session) held out with some pairings and not others; name it in metadata.csv's group column.",
     # reproducibility
@@ -354,8 +354,8 @@ PT_BR: Dict[str, str] = {
     "context.legend": "Acurácia do vazamento: falante identificado dentro de cada sotaque a partir da saída da sonda de sotaque; acaso ≈ "
     "1/falantes por sotaque. Acurácia de falante: identificação do falante a partir da representação completa.",
     "report.probe_design": "Desenho das sondas: {design}.",
-    "context.unstable": "**Sementes de partição instáveis:** {layers}: as sementes de partição discordam mais do que o bootstrap de "
-    "falantes permite, então o pareamento dos falantes retidos decide o número. Causa provável: um fator comum aos sotaques (um "
+    "context.unstable": "**Sementes de partição instáveis:** {layers}: as sementes de partição discordam mais do que o erro-padrão de "
+    "uma semente sobre os falantes permite, então o pareamento dos falantes retidos decide o número. Causa provável: um fator comum aos sotaques (um "
     "doador de voz, um dispositivo, uma sessão) retido em alguns pareamentos e não em outros; nomeie-o na coluna group do metadata.csv.",
     "repro.heading": "## Reprodutibilidade",
     "repro.config_hash": "| Hash da configuração | `{hash}` (configuração resolvida em `../config/`) |",
