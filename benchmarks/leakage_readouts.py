@@ -24,6 +24,7 @@ from sklearn.linear_model import LogisticRegression
 from stage1_5.config import Stage2Config
 from stage1_5.probes.planted import planted_dataset
 from stage1_5.probes.protocol import _nearest_centroid_hits
+from stage1_5.probes.stats import shuffled_within
 
 CODES = {
     "clean": dict(speaker=2.0),
@@ -51,13 +52,7 @@ def _coordinates(X: np.ndarray, accent: np.ndarray, train: np.ndarray, readout: 
 def _excess(z: np.ndarray, speaker: np.ndarray, accent: np.ndarray, train, test, rng, shuffles: int = 20) -> float:
     n = speaker.max() + 1
     hits = _nearest_centroid_hits(z, speaker, accent, train, test, n).mean()
-    chance = []
-    for _ in range(shuffles):
-        shuffled = speaker.copy()
-        for a in np.unique(accent):
-            members = np.flatnonzero(accent == a)
-            shuffled[members] = speaker[rng.permutation(members)]
-        chance.append(_nearest_centroid_hits(z, shuffled, accent, train, test, n).mean())
+    chance = [_nearest_centroid_hits(z, shuffled_within(speaker, accent, rng), accent, train, test, n).mean() for _ in range(shuffles)]
     return 100 * (hits - np.mean(chance))
 
 

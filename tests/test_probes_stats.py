@@ -17,6 +17,7 @@ from stage1_5.probes.stats import (
     seed_mean_draws,
     seeds_unstable,
     settled_count,
+    shuffled_within,
     speaker_resamples,
 )
 
@@ -243,3 +244,11 @@ def test_group_column_keeps_whole_groups_out_together():
     assert len(design.outer[0]) == 2
     for tr, te in design.outer[0]:
         assert not set(meta["group"].iloc[tr]) & set(meta["group"].iloc[te])
+
+
+def test_a_within_group_shuffle_keeps_every_groups_labels_and_moves_them():
+    labels, groups = np.arange(40), np.repeat([0, 1], 20)
+    out = shuffled_within(labels, groups, np.random.default_rng(0))
+    for g in (0, 1):
+        assert sorted(out[groups == g]) == sorted(labels[groups == g])
+    assert (out != labels).any()

@@ -73,6 +73,7 @@ from stage1_5.probes.stats import (
     permutation_p_values,
     seed_mean_draws,
     seeds_unstable,
+    shuffled_within,
     settled_count,
 )
 
@@ -421,13 +422,12 @@ class _Leakage:
 def _leakage(design: Design, config: ProbeConfig, b: _Jobs, values) -> _Leakage:
     """Accent→speaker leakage (nearest speaker centroid in the accent probe's logit space, within accent,
     on held-out texts) against its within-accent shuffle chance, and text-grouped speaker-ID."""
-    K, S = len(design.accents), len(design.speakers)
+    S = len(design.speakers)
     y, spk = design.y, design.spk
     rng = stream_rng(config, Stream.LEAK_CHANCE)
     B_leak = config.leak_chance_permutations
     hits, chance_hits, tested = np.zeros((config.seeds, S)), np.zeros((config.seeds, S)), np.zeros((config.seeds, S))
     spk_acc = np.zeros(config.seeds)
-    accent_members = [np.flatnonzero(y == a) for a in range(K)]
     for s in range(config.seeds):
         spk_hit = spk_tot = 0
         for g, (tr, te) in enumerate(design.text_folds[s]):
@@ -437,9 +437,7 @@ def _leakage(design: Design, config: ProbeConfig, b: _Jobs, values) -> _Leakage:
             hits[s] += np.bincount(spk[te], weights=_nearest_centroid_hits(proj, spk, y, tr, te, S), minlength=S)
             tested[s] += np.bincount(spk[te], minlength=S)
             for _ in range(B_leak):
-                shuffled = spk.copy()
-                for members in accent_members:
-                    shuffled[members] = spk[rng.permutation(members)]
+                shuffled = shuffled_within(spk, y, rng)
                 chance_hits[s] += np.bincount(spk[te], weights=_nearest_centroid_hits(proj, shuffled, y, tr, te, S), minlength=S) / B_leak
             spk_pred = values[b.speaker[s, g]][0].argmax(-1)  # on the speaker-ID probe's speakers (design.speaker_id)
             spk_hit += int((spk_pred == design.speaker_id.labels[np.intersect1d(te, design.speaker_id.rows)]).sum())

@@ -88,6 +88,17 @@ def speaker_resamples(speaker_accent: np.ndarray, n_boot: int, rng: np.random.Ge
     return weights
 
 
+def shuffled_within(labels: np.ndarray, groups: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """`labels` with their rows shuffled within each group (groups in ascending order): the within-accent
+    speaker shuffle whose identification accuracy is the leakage's chance."""
+    labels, groups = np.asarray(labels), np.asarray(groups)
+    out = labels.copy()
+    for group in np.unique(groups):
+        rows = np.flatnonzero(groups == group)
+        out[rows] = labels[rng.permutation(rows)]
+    return out
+
+
 def within_fold_permutations(
     speaker_accent: np.ndarray, speaker_fold: np.ndarray, n_perm: int, rng: np.random.Generator
 ) -> np.ndarray:

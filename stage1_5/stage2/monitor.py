@@ -40,6 +40,7 @@ from transformers import TrainerCallback
 from stage1_5.backbone.base import ActivationCache, attached_hooks, build_capture_hooks, single_capture
 from stage1_5.errors import Stage2Error
 from stage1_5.probes.splits import TextFold
+from stage1_5.probes.stats import shuffled_within
 from stage1_5.stage2.directions import LayerDirections, accent_direction_norm, load_directions
 from stage1_5.torch_utils import masked_pool
 
@@ -103,11 +104,7 @@ def within_accent_leakage(
         return float("nan"), float("nan")
     chance = []
     for _ in range(LEAK_CHANCE_PERMUTATIONS):
-        shuffled = speakers.copy()
-        for accent in np.unique(accents):
-            rows = np.flatnonzero(accents == accent)
-            shuffled[rows] = speakers[rng.permutation(rows)]
-        chance.append(hits(shuffled)[0] / total)
+        chance.append(hits(shuffled_within(speakers, accents, rng))[0] / total)
     return correct / total, float(np.mean(chance))
 
 
