@@ -25,10 +25,11 @@ Choices worth knowing when reading the numbers:
   speaker deleted (per group of speakers in a large accent: `design.jackknife_units`), and the
   stratified jackknife of the mean over seeds gives the interval of the reported F1 itself;
   `normal` / `percentile` refit seed 0's CV on every speaker-bootstrap draw (row weights =
-  multiplicities) and shrink the draws to the spread of a mean over seeds (`stats.seed_mean_draws`). Seeds that disagree more than one seed's standard error over the
-  speakers allows set `accent_f1_seed_unstable`. Text drop and leakage excess intervals resample
-  speakers' out-of-fold counts (no refit): both are differences of two quantities from the same
-  fitted probes, where the training variability largely cancels.
+  multiplicities) and shrink the draws to the spread of a mean over seeds (`stats.seed_mean_draws`).
+  Seeds that disagree more than one seed's standard error over the speakers allows set
+  `accent_f1_seed_unstable`. Text drop and leakage excess intervals resample speakers' out-of-fold
+  counts (no refit): both are differences of two quantities from the same fitted probes, where the
+  training variability largely cancels.
 - Text drop reuses the C chosen by the accent CV's inner CV for the same speaker fold. Leakage and
   speaker-ID choose C by their own inner CVs, grouped by speaker and by text respectively.
 - When an inner CV is impossible (a training set with < 2 speakers in some accent) the middle of the
